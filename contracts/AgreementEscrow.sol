@@ -1,0 +1,333 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+
+import {IAgreementEscrow} from "./interfaces/IAgreementEscrow.sol";
+import {IInfraFeeCollector} from "./interfaces/IInfraFeeCollector.sol";
+import {ISanctionsList} from "./interfaces/ISanctionsList.sol";
+import {ReceiveAuthorization, PermitSignature} from "./interfaces/ITokenAuthorizations.sol";
+import {TokenPull} from "./libraries/TokenPull.sol";
+
+/// @title AgreementEscrow
+/// @notice See {IAgreementEscrow}. Immutable, ownerless: no function moves escrowed funds except the
+///         parties' own settlement calls (or their signed authorizations of them).
+contract AgreementEscrow is IAgreementEscrow, EIP712, ReentrancyGuardTransient {
+    using SafeERC20 for IERC20;
+
+    /// @notice EIP-712 type of the agreement terms; the agreement id is their typed-data digest.
+    bytes32 public constant AGREEMENT_TYPEHASH = keccak256(
+        "Agreement(address buyer,address seller,address token,uint256 maxAmount,uint256 infraFee,uint64 expiry,uint32 closeWindow,bytes32 salt)"
+    );
+    /// @notice Buyer's consent to activation, used with permits (an EIP-3009 authorization needs none).
+    bytes32 public constant ACTIVATION_TYPEHASH = keccak256("Activation(bytes32 agreementId,uint256 deadline)");
+    /// @notice Buyer's cumulative usage voucher.
+    bytes32 public constant VOUCHER_TYPEHASH = keccak256("Voucher(bytes32 agreementId,uint256 cumulativeAmount)");
+    /// @notice A party's authorization to start the close window.
+    bytes32 public constant INITIATE_CLOSE_TYPEHASH =
+        keccak256("InitiateClose(bytes32 agreementId,address party,uint256 deadline)");
+    /// @notice The seller's authorization to be paid `amount` at `recipient`.
+    bytes32 public constant SELLER_CLAIM_TYPEHASH =
+        keccak256("SellerClaim(bytes32 agreementId,uint256 amount,address recipient,uint256 deadline)");
+    /// @notice The buyer's authorization to be paid its remainder at `recipient`.
+    bytes32 public constant BUYER_WITHDRAW_TYPEHASH =
+        keccak256("BuyerWithdraw(bytes32 agreementId,address recipient,uint256 deadline)");
+
+    /// @notice Shortest close window: the seller must have a real chance to present its voucher.
+    uint256 public constant MIN_CLOSE_WINDOW = 1 hours;
+    /// @notice Longest close window: bounds how long a buyer's remainder can be held after a close.
+    uint256 public constant MAX_CLOSE_WINDOW = 30 days;
+
+    /// @inheritdoc IAgreementEscrow
+    address public immutable SANCTIONS_ORACLE;
+    /// @inheritdoc IAgreementEscrow
+    address public immutable FEE_COLLECTOR;
+
+    mapping(bytes32 agreementId => AgreementState) private _states;
+
+    /// @param sanctionsOracle The Chainalysis-interface oracle screened on activation and payouts.
+    /// @param feeCollector An {IInfraFeeCollector} whose `ESCROW()` is this contract's address
+    ///        (deploy it first, with this contract's predicted address).
+    constructor(address sanctionsOracle, address feeCollector) EIP712("Pactum Agreement Escrow", "1") {
+        if (sanctionsOracle.code.length == 0) revert InvalidSanctionsOracle(sanctionsOracle);
+        address bound = feeCollector.code.length == 0 ? address(0) : IInfraFeeCollector(feeCollector).ESCROW();
+        if (bound != address(this)) revert FeeCollectorNotBound(feeCollector, bound);
+        SANCTIONS_ORACLE = sanctionsOracle;
+        FEE_COLLECTOR = feeCollector;
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Activation
+    // ---------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IAgreementEscrow
+    function activateWithAuthorization(
+        Agreement calldata agreement,
+        ReceiveAuthorization calldata deposit,
+        ReceiveAuthorization calldata fee
+    ) external nonReentrant returns (bytes32 id) {
+        id = _agreementId(agreement);
+        _checkActivation(id, agreement);
+        _recordActivation(id, agreement);
+
+        // The token verifies the buyer's signature over (buyer -> this, maxAmount, nonce = id).
+        uint256 balanceBefore = IERC20(agreement.token).balanceOf(address(this));
+        TokenPull.pullWithAuthorization(agreement.token, agreement.buyer, agreement.maxAmount, id, deposit);
+        TokenPull.checkReceived(agreement.token, balanceBefore, agreement.maxAmount);
+        if (agreement.infraFee != 0) {
+            IInfraFeeCollector(FEE_COLLECTOR).collectWithAuthorization(
+                id, agreement.buyer, agreement.token, agreement.infraFee, fee
+            );
+        }
+    }
+
+    /// @inheritdoc IAgreementEscrow
+    function activateWithPermit(
+        Agreement calldata agreement,
+        uint256 deadline,
+        bytes calldata buyerSignature,
+        PermitSignature calldata deposit,
+        PermitSignature calldata fee
+    ) external nonReentrant returns (bytes32 id) {
+        id = _agreementId(agreement);
+        _checkActivation(id, agreement);
+        _checkDeadline(deadline);
+        _checkSignature(agreement.buyer, keccak256(abi.encode(ACTIVATION_TYPEHASH, id, deadline)), buyerSignature);
+        _recordActivation(id, agreement);
+
+        uint256 balanceBefore = IERC20(agreement.token).balanceOf(address(this));
+        TokenPull.pullWithPermit(agreement.token, agreement.buyer, agreement.maxAmount, deposit);
+        TokenPull.checkReceived(agreement.token, balanceBefore, agreement.maxAmount);
+        if (agreement.infraFee != 0) {
+            IInfraFeeCollector(FEE_COLLECTOR).collectWithPermit(
+                id, agreement.buyer, agreement.token, agreement.infraFee, fee
+            );
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Settlement
+    // ---------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IAgreementEscrow
+    function initiateClose(Agreement calldata agreement) external nonReentrant {
+        if (msg.sender != agreement.buyer && msg.sender != agreement.seller) revert NotBuyerOrSeller(msg.sender);
+        _initiateClose(_agreementId(agreement), agreement, msg.sender);
+    }
+
+    /// @inheritdoc IAgreementEscrow
+    function initiateCloseWithSig(
+        Agreement calldata agreement,
+        address party,
+        uint256 deadline,
+        bytes calldata signature
+    ) external nonReentrant {
+        if (party != agreement.buyer && party != agreement.seller) revert NotBuyerOrSeller(party);
+        bytes32 id = _agreementId(agreement);
+        _checkDeadline(deadline);
+        _checkSignature(party, keccak256(abi.encode(INITIATE_CLOSE_TYPEHASH, id, party, deadline)), signature);
+        _initiateClose(id, agreement, party);
+    }
+
+    /// @inheritdoc IAgreementEscrow
+    function sellerClaim(
+        Agreement calldata agreement,
+        uint256 amount,
+        bytes calldata voucherSignature,
+        address recipient
+    ) external nonReentrant {
+        if (msg.sender != agreement.seller) revert NotParty(msg.sender, agreement.seller);
+        _sellerClaim(_agreementId(agreement), agreement, amount, voucherSignature, recipient);
+    }
+
+    /// @inheritdoc IAgreementEscrow
+    function sellerClaimWithSig(
+        Agreement calldata agreement,
+        uint256 amount,
+        bytes calldata voucherSignature,
+        address recipient,
+        uint256 deadline,
+        bytes calldata sellerSignature
+    ) external nonReentrant {
+        bytes32 id = _agreementId(agreement);
+        _checkDeadline(deadline);
+        _checkSignature(
+            agreement.seller,
+            keccak256(abi.encode(SELLER_CLAIM_TYPEHASH, id, amount, recipient, deadline)),
+            sellerSignature
+        );
+        _sellerClaim(id, agreement, amount, voucherSignature, recipient);
+    }
+
+    /// @inheritdoc IAgreementEscrow
+    function buyerWithdraw(Agreement calldata agreement, address recipient) external nonReentrant {
+        if (msg.sender != agreement.buyer) revert NotParty(msg.sender, agreement.buyer);
+        _buyerWithdraw(_agreementId(agreement), agreement, recipient);
+    }
+
+    /// @inheritdoc IAgreementEscrow
+    function buyerWithdrawWithSig(
+        Agreement calldata agreement,
+        address recipient,
+        uint256 deadline,
+        bytes calldata buyerSignature
+    ) external nonReentrant {
+        bytes32 id = _agreementId(agreement);
+        _checkDeadline(deadline);
+        _checkSignature(
+            agreement.buyer, keccak256(abi.encode(BUYER_WITHDRAW_TYPEHASH, id, recipient, deadline)), buyerSignature
+        );
+        _buyerWithdraw(id, agreement, recipient);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Views
+    // ---------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IAgreementEscrow
+    function agreementId(Agreement calldata agreement) external view returns (bytes32) {
+        return _agreementId(agreement);
+    }
+
+    /// @inheritdoc IAgreementEscrow
+    function agreementState(bytes32 id) external view returns (AgreementState memory) {
+        return _states[id];
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Internals
+    // ---------------------------------------------------------------------------------------------
+
+    function _agreementId(Agreement calldata a) private view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    AGREEMENT_TYPEHASH,
+                    a.buyer,
+                    a.seller,
+                    a.token,
+                    a.maxAmount,
+                    a.infraFee,
+                    a.expiry,
+                    a.closeWindow,
+                    a.salt
+                )
+            )
+        );
+    }
+
+    /// @dev Every check of an activation that does not depend on how the tokens are authorized.
+    function _checkActivation(bytes32 id, Agreement calldata a) private view {
+        Status status = _states[id].status;
+        if (status != Status.None) revert UnexpectedStatus(id, Status.None, status);
+        if (
+            a.buyer == address(0) || a.seller == address(0) || a.buyer == a.seller || a.buyer == address(this)
+                || a.seller == address(this)
+        ) revert InvalidParties(a.buyer, a.seller);
+        if (a.token.code.length == 0) revert InvalidToken(a.token);
+        if (a.maxAmount == 0 || a.maxAmount > type(uint128).max) revert InvalidAmount(a.maxAmount);
+        if (a.closeWindow < MIN_CLOSE_WINDOW || a.closeWindow > MAX_CLOSE_WINDOW) {
+            revert InvalidCloseWindow(a.closeWindow, MIN_CLOSE_WINDOW, MAX_CLOSE_WINDOW);
+        }
+        if (block.timestamp >= a.expiry) revert AgreementExpired(a.expiry, block.timestamp);
+        _screen(a.buyer);
+        _screen(a.seller);
+    }
+
+    function _recordActivation(bytes32 id, Agreement calldata a) private {
+        _states[id] = AgreementState({status: Status.Active, closeDeadline: 0, settledAmount: 0});
+        emit AgreementActivated(
+            id, a.buyer, a.seller, a.token, a.maxAmount, a.infraFee, a.expiry, a.closeWindow, a.salt
+        );
+    }
+
+    function _initiateClose(bytes32 id, Agreement calldata a, address initiator) private {
+        Status status = _states[id].status;
+        if (status != Status.Active) revert UnexpectedStatus(id, Status.Active, status);
+        // Cannot overflow uint40 before the year 36812: closeWindow <= 30 days.
+        uint40 closeDeadline = uint40(block.timestamp + a.closeWindow);
+        _states[id] = AgreementState({status: Status.Closing, closeDeadline: closeDeadline, settledAmount: 0});
+        emit CloseInitiated(id, initiator, closeDeadline);
+    }
+
+    function _sellerClaim(
+        bytes32 id,
+        Agreement calldata a,
+        uint256 amount,
+        bytes calldata voucherSignature,
+        address recipient
+    ) private {
+        AgreementState memory state = _states[id];
+        if (state.status != Status.Closing) revert UnexpectedStatus(id, Status.Closing, state.status);
+        if (block.timestamp >= state.closeDeadline) {
+            revert CloseWindowElapsed(id, state.closeDeadline, block.timestamp);
+        }
+        if (amount == 0 || amount > a.maxAmount) revert InvalidVoucherAmount(amount, a.maxAmount);
+        bytes32 voucherDigest = _hashTypedDataV4(keccak256(abi.encode(VOUCHER_TYPEHASH, id, amount)));
+        if (!SignatureChecker.isValidSignatureNowCalldata(a.buyer, voucherDigest, voucherSignature)) {
+            revert InvalidVoucher(id, amount);
+        }
+        _checkPayout(a.seller, recipient);
+
+        uint256 remainder = a.maxAmount - amount;
+        _states[id] = AgreementState({
+            status: remainder == 0 ? Status.Settled : Status.SellerClaimed,
+            closeDeadline: state.closeDeadline,
+            // casting to uint128 is safe: amount <= maxAmount <= type(uint128).max (checked at activation).
+            // forge-lint: disable-next-line(unsafe-typecast)
+            settledAmount: uint128(amount)
+        });
+        emit SellerClaimed(id, recipient, amount, remainder);
+
+        IERC20(a.token).safeTransfer(recipient, amount);
+    }
+
+    function _buyerWithdraw(bytes32 id, Agreement calldata a, address recipient) private {
+        AgreementState memory state = _states[id];
+        if (state.status == Status.Closing) {
+            if (block.timestamp < state.closeDeadline) {
+                revert CloseWindowOpen(id, state.closeDeadline, block.timestamp);
+            }
+        } else if (state.status != Status.SellerClaimed) {
+            revert UnexpectedStatus(id, Status.Closing, state.status);
+        }
+        _checkPayout(a.buyer, recipient);
+
+        // settledAmount <= maxAmount, so this cannot underflow.
+        uint256 amount = a.maxAmount - state.settledAmount;
+        _states[id] = AgreementState({
+            status: Status.Settled,
+            closeDeadline: state.closeDeadline,
+            settledAmount: state.settledAmount
+        });
+        emit BuyerWithdrew(id, recipient, amount);
+
+        IERC20(a.token).safeTransfer(recipient, amount);
+    }
+
+    /// @dev A payout goes to `party` or the recipient it chose, and never to a sanctioned address:
+    ///      the party is screened too, so a sanctioned party cannot route its funds elsewhere.
+    function _checkPayout(address party, address recipient) private view {
+        if (recipient == address(0) || recipient == address(this)) revert InvalidRecipient(recipient);
+        _screen(party);
+        if (recipient != party) _screen(recipient);
+    }
+
+    function _screen(address account) private view {
+        if (ISanctionsList(SANCTIONS_ORACLE).isSanctioned(account)) revert SanctionedAddress(account);
+    }
+
+    function _checkDeadline(uint256 deadline) private view {
+        if (block.timestamp > deadline) revert AuthorizationExpired(deadline, block.timestamp);
+    }
+
+    function _checkSignature(address signer, bytes32 structHash, bytes calldata signature) private view {
+        if (!SignatureChecker.isValidSignatureNowCalldata(signer, _hashTypedDataV4(structHash), signature)) {
+            revert InvalidSignature(signer);
+        }
+    }
+}
