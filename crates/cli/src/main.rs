@@ -1,1 +1,34 @@
-fn main(){}
+//! `pactum`: the project's command line.
+
+use clap::{Parser, Subcommand};
+
+mod demo;
+
+/// pactum: usage agreements between AI agents, settled through an on-chain escrow.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Deploy the contracts to a local chain and drive two demo agreements through their whole
+    /// lifecycle: once with each party sending its own transactions, once with the parties only
+    /// signing and a gas-sponsoring relayer account submitting everything.
+    Demo(demo::Args),
+}
+
+#[tokio::main]
+async fn main() -> eyre::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_target(true)
+        .init();
+    match Cli::parse().command {
+        Command::Demo(args) => demo::run(args).await,
+    }
+}

@@ -1,1 +1,14 @@
-//! placeholder
+//! A local chain to develop and test against: finds the project-local Anvil, spawns it (through
+//! alloy-node-bindings) or connects to a running one, deploys pactum's full contract set, and
+//! drives agreements through their lifecycle.
+//!
+//! Used by the `pactum demo` command and by the end-to-end tests; never by production services.
+
+mod anvil;
+mod deploy;
+mod error;
+pub mod scenario;
+
+pub use anvil::{DEV_PRIVATE_KEYS, anvil_binary, dev_signer, spawn_anvil};
+pub use deploy::{DeployedContract, Deployment, deploy};
+pub use error::{Error, Result};

@@ -1,0 +1,178 @@
+//! `pactum demo`: the whole lifecycle on a local chain, printed step by step.
+
+use alloy::{
+    network::EthereumWallet,
+    primitives::{Address, U256, keccak256},
+    providers::{Provider, ProviderBuilder},
+    signers::local::PrivateKeySigner,
+};
+use eyre::WrapErr;
+use pactum_bindings::{Agreement, InfraFeeCollector, LocalUSDC};
+use pactum_devnet::{
+    Deployment, dev_signer,
+    scenario::{self, SettlementPath, Step, usdc},
+};
+
+/// Arguments of `pactum demo`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// JSON-RPC endpoint of a running development chain (Anvil). Without it, a throw-away Anvil
+    /// is spawned for the run.
+    #[arg(long, env = "PACTUM_RPC_URL")]
+    rpc_url: Option<String>,
+}
+
+const USDC: u64 = 1_000_000;
+
+pub(crate) async fn run(args: Args) -> eyre::Result<()> {
+    // Keep a spawned Anvil alive for the whole run.
+    let (_anvil, endpoint) = match args.rpc_url {
+        Some(url) => (None, url),
+        None => {
+            let anvil = pactum_devnet::spawn_anvil()?;
+            let endpoint = anvil.endpoint();
+            (Some(anvil), endpoint)
+        }
+    };
+
+    let deployer = dev_signer(0);
+    let relayer = dev_signer(3);
+    let treasury = dev_signer(4).address();
+    let (direct_buyer, direct_seller) = (dev_signer(1), dev_signer(2));
+    // The relayed agreement's parties are fresh accounts holding no ETH at all.
+    let (relayed_buyer, relayed_seller) = (PrivateKeySigner::random(), PrivateKeySigner::random());
+
+    let mut wallet = EthereumWallet::new(deployer.clone());
+    for signer in [&direct_buyer, &direct_seller, &relayer] {
+        wallet.register_signer(signer.clone());
+    }
+    let provider = ProviderBuilder::new()
+        .wallet(wallet)
+        .connect(&endpoint)
+        .await
+        .wrap_err_with(|| format!("cannot reach the chain at {endpoint}"))?;
+
+    println!("pactum demo on {endpoint} (chain id {})", provider.get_chain_id().await?);
+    println!("\n== deploy ==");
+    let deployment =
+        pactum_devnet::deploy(&provider, deployer.address(), deployer.address(), treasury).await?;
+    for c in &deployment.contracts {
+        println!("  {:<22} {}  tx {}  gas {}", c.name, c.address, c.tx_hash, c.gas_used);
+    }
+
+    let token = LocalUSDC::new(deployment.token, &provider);
+    for buyer in [&direct_buyer, &relayed_buyer] {
+        let receipt = token
+            .mint(buyer.address(), U256::from(1_000 * USDC))
+            .from(deployer.address())
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        println!("  minted 1000 USDC to buyer {}  tx {}", buyer.address(), receipt.transaction_hash);
+    }
+
+    let usage = [U256::from(10 * USDC), U256::from(25 * USDC), U256::from(40 * USDC)];
+
+    println!("\n== agreement 1: direct wallet calls (each party sends and pays for its own transactions) ==");
+    println!("  buyer {}  seller {}", direct_buyer.address(), direct_seller.address());
+    let agreement = demo_agreement(&provider, &deployment, &direct_buyer, &direct_seller, "direct").await?;
+    let direct = scenario::run(
+        &provider,
+        &deployment,
+        &agreement,
+        &direct_buyer,
+        &direct_seller,
+        SettlementPath::Direct,
+        &usage,
+        print_step,
+    )
+    .await?;
+    println!("  agreement id {}", direct.agreement_id);
+
+    println!(
+        "\n== agreement 2: sponsored relay (parties only sign; relayer {} submits and pays gas) ==",
+        relayer.address()
+    );
+    println!("  buyer {}  seller {}  (neither holds any ETH)", relayed_buyer.address(), relayed_seller.address());
+    let relayer_eth_before = provider.get_balance(relayer.address()).await?;
+    let agreement = demo_agreement(&provider, &deployment, &relayed_buyer, &relayed_seller, "relayed").await?;
+    let relayed = scenario::run(
+        &provider,
+        &deployment,
+        &agreement,
+        &relayed_buyer,
+        &relayed_seller,
+        SettlementPath::Relayed { relayer: relayer.address() },
+        &usage,
+        print_step,
+    )
+    .await?;
+    println!("  agreement id {}", relayed.agreement_id);
+    let relayer_spent = relayer_eth_before - provider.get_balance(relayer.address()).await?;
+    println!("  relayer paid {relayer_spent} wei of gas; buyer and seller paid none");
+
+    println!("\n== fees ==");
+    let collector = InfraFeeCollector::new(deployment.fee_collector, &provider);
+    let receipt = collector.sweep(deployment.token).from(deployer.address()).send().await?.get_receipt().await?;
+    println!("  swept collected fees to treasury {treasury}  tx {}", receipt.transaction_hash);
+
+    println!("\n== final balances ==");
+    for (label, account) in [
+        ("buyer 1", direct_buyer.address()),
+        ("seller 1", direct_seller.address()),
+        ("buyer 2", relayed_buyer.address()),
+        ("seller 2", relayed_seller.address()),
+        ("treasury", treasury),
+        ("escrow", deployment.escrow),
+    ] {
+        println!("  {label:<9} {account}  {}", usdc(token.balanceOf(account).call().await?));
+    }
+    for (label, account) in [("buyer 2", relayed_buyer.address()), ("seller 2", relayed_seller.address())] {
+        println!("  {label:<9} ETH balance {} wei", provider.get_balance(account).await?);
+    }
+    println!("\ndemo complete: both agreements settled; the escrow holds nothing.");
+    Ok(())
+}
+
+/// Terms for a demo agreement: 100 USDC escrowed, 1 USDC infra fee, one-week term, one-hour close window.
+async fn demo_agreement<P: Provider>(
+    provider: &P,
+    deployment: &Deployment,
+    buyer: &PrivateKeySigner,
+    seller: &PrivateKeySigner,
+    label: &str,
+) -> eyre::Result<Agreement> {
+    let now = scenario::latest_timestamp(provider).await?;
+    Ok(Agreement {
+        buyer: buyer.address(),
+        seller: seller.address(),
+        token: deployment.token,
+        maxAmount: U256::from(100 * USDC),
+        infraFee: U256::from(USDC),
+        expiry: now + 7 * 24 * 3600,
+        closeWindow: 3600,
+        // Stands in for the off-chain agreement id this on-chain agreement belongs to.
+        salt: keccak256(format!("pactum-demo/{label}/{now}")),
+    })
+}
+
+fn print_step(step: &Step) {
+    match &step.tx {
+        Some(tx) => println!(
+            "  [{:<13}] {}\n                  tx {}  from {}  gas {}  block {}",
+            step.action,
+            step.detail,
+            tx.hash,
+            short(tx.from),
+            tx.gas_used,
+            tx.block_number
+        ),
+        None => println!("  [{:<13}] {} (off-chain signature)", step.action, step.detail),
+    }
+}
+
+fn short(address: Address) -> String {
+    let s = address.to_string();
+    format!("{}…{}", &s[..6], &s[s.len() - 4..])
+}

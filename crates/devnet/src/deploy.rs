@@ -1,0 +1,116 @@
+use alloy::{
+    contract::{CallBuilder, CallDecoder},
+    primitives::{Address, TxHash},
+    providers::Provider,
+    rpc::types::TransactionReceipt,
+};
+use pactum_bindings::{AgreementEscrow, InfraFeeCollector, LocalSanctionsOracle, LocalUSDC};
+
+use crate::{Error, Result};
+
+/// One deployed contract, with the transaction that created it.
+#[derive(Debug, Clone)]
+pub struct DeployedContract {
+    /// Contract name.
+    pub name: &'static str,
+    /// Where it lives.
+    pub address: Address,
+    /// The creating transaction.
+    pub tx_hash: TxHash,
+    /// Gas the creation used.
+    pub gas_used: u64,
+}
+
+/// pactum's contract set on one chain.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// The chain id.
+    pub chain_id: u64,
+    /// The USDC stand-in.
+    pub token: Address,
+    /// The sanctions-oracle stand-in.
+    pub sanctions_oracle: Address,
+    /// The infra-fee collector.
+    pub fee_collector: Address,
+    /// The escrow.
+    pub escrow: Address,
+    /// The block of the first deployment transaction (where an indexer starts).
+    pub start_block: u64,
+    /// Every contract created, in order.
+    pub contracts: Vec<DeployedContract>,
+}
+
+/// Deploys the local token and oracle stand-ins, the fee collector, and the escrow bound to it.
+///
+/// The fee collector must know the escrow's address and the escrow verifies, in its constructor,
+/// that the collector is bound to it: the escrow's address is predicted from `deployer`'s nonce
+/// (the collector is created at nonce `n`, the escrow at `n + 1`); should anything else send from
+/// `deployer` in between, the escrow's constructor reverts with `FeeCollectorNotBound`. `deployer` owns the stand-ins
+/// (it can mint and manage the block/sanctions lists); `fee_admin` owns the fee collector.
+pub async fn deploy<P: Provider>(
+    provider: &P,
+    deployer: Address,
+    fee_admin: Address,
+    treasury: Address,
+) -> Result<Deployment> {
+    let chain_id = provider.get_chain_id().await?;
+    let mut contracts = Vec::with_capacity(4);
+
+    let token = created("LocalUSDC", LocalUSDC::deploy_builder(provider, deployer).from(deployer)).await?;
+    let start_block = token.1;
+    contracts.push(token.0);
+    let oracle =
+        created("LocalSanctionsOracle", LocalSanctionsOracle::deploy_builder(provider, deployer).from(deployer))
+            .await?;
+    contracts.push(oracle.0);
+
+    let nonce = provider.get_transaction_count(deployer).await?;
+    let predicted_escrow = deployer.create(nonce + 1);
+    let collector = created(
+        "InfraFeeCollector",
+        InfraFeeCollector::deploy_builder(provider, predicted_escrow, fee_admin, treasury)
+            .from(deployer),
+    )
+    .await?;
+    contracts.push(collector.0);
+    let escrow = created(
+        "AgreementEscrow",
+        AgreementEscrow::deploy_builder(provider, contracts[1].address, contracts[2].address)
+            .from(deployer),
+    )
+    .await?;
+    contracts.push(escrow.0);
+
+    Ok(Deployment {
+        chain_id,
+        token: contracts[0].address,
+        sanctions_oracle: contracts[1].address,
+        fee_collector: contracts[2].address,
+        escrow: contracts[3].address,
+        start_block,
+        contracts,
+    })
+}
+
+/// Sends a creation transaction and returns the contract and the block it landed in.
+async fn created<P: Provider, D: CallDecoder>(
+    name: &'static str,
+    builder: CallBuilder<P, D>,
+) -> Result<(DeployedContract, u64)> {
+    let receipt = confirm(builder).await?;
+    let address = receipt.contract_address.ok_or(Error::NoContractAddress(name))?;
+    tracing::debug!(contract = name, %address, tx = %receipt.transaction_hash, "deployed");
+    Ok((
+        DeployedContract { name, address, tx_hash: receipt.transaction_hash, gas_used: receipt.gas_used },
+        receipt.block_number.unwrap_or_default(),
+    ))
+}
+
+/// Sends a transaction and waits for a successful receipt.
+pub(crate) async fn confirm<P: Provider, D: CallDecoder>(call: CallBuilder<P, D>) -> Result<TransactionReceipt> {
+    let receipt = call.send().await?.get_receipt().await?;
+    if !receipt.status() {
+        return Err(Error::Reverted(receipt.transaction_hash));
+    }
+    Ok(receipt)
+}
