@@ -52,9 +52,11 @@ contract AgreementEscrow is IAgreementEscrow, EIP712, ReentrancyGuardTransient {
     /// @param sanctionsOracle The Chainalysis-interface oracle screened on activation and payouts.
     /// @param feeCollector An {IInfraFeeCollector} whose `ESCROW()` is this contract's address
     ///        (deploy it first, with this contract's predicted address).
+    // A zero fee collector has no code and is refused with FeeCollectorNotBound(0, 0).
+    // slither-disable-next-line missing-zero-check
     constructor(address sanctionsOracle, address feeCollector) EIP712("Pactum Agreement Escrow", "1") {
         if (sanctionsOracle.code.length == 0) revert InvalidSanctionsOracle(sanctionsOracle);
-        address bound = feeCollector.code.length == 0 ? address(0) : IInfraFeeCollector(feeCollector).ESCROW();
+        address bound = _boundEscrowOf(feeCollector);
         if (bound != address(this)) revert FeeCollectorNotBound(feeCollector, bound);
         SANCTIONS_ORACLE = sanctionsOracle;
         FEE_COLLECTOR = feeCollector;
@@ -79,9 +81,8 @@ contract AgreementEscrow is IAgreementEscrow, EIP712, ReentrancyGuardTransient {
         TokenPull.pullWithAuthorization(agreement.token, agreement.buyer, agreement.maxAmount, id, deposit);
         TokenPull.checkReceived(agreement.token, balanceBefore, agreement.maxAmount);
         if (agreement.infraFee != 0) {
-            IInfraFeeCollector(FEE_COLLECTOR).collectWithAuthorization(
-                id, agreement.buyer, agreement.token, agreement.infraFee, fee
-            );
+            IInfraFeeCollector(FEE_COLLECTOR)
+                .collectWithAuthorization(id, agreement.buyer, agreement.token, agreement.infraFee, fee);
         }
     }
 
@@ -103,9 +104,8 @@ contract AgreementEscrow is IAgreementEscrow, EIP712, ReentrancyGuardTransient {
         TokenPull.pullWithPermit(agreement.token, agreement.buyer, agreement.maxAmount, deposit);
         TokenPull.checkReceived(agreement.token, balanceBefore, agreement.maxAmount);
         if (agreement.infraFee != 0) {
-            IInfraFeeCollector(FEE_COLLECTOR).collectWithPermit(
-                id, agreement.buyer, agreement.token, agreement.infraFee, fee
-            );
+            IInfraFeeCollector(FEE_COLLECTOR)
+                .collectWithPermit(id, agreement.buyer, agreement.token, agreement.infraFee, fee);
         }
     }
 
@@ -140,7 +140,9 @@ contract AgreementEscrow is IAgreementEscrow, EIP712, ReentrancyGuardTransient {
         bytes calldata voucherSignature,
         address recipient
     ) external nonReentrant {
-        if (msg.sender != agreement.seller) revert NotParty(msg.sender, agreement.seller);
+        if (msg.sender != agreement.seller) {
+            revert NotParty(msg.sender, agreement.seller);
+        }
         _sellerClaim(_agreementId(agreement), agreement, amount, voucherSignature, recipient);
     }
 
@@ -201,6 +203,16 @@ contract AgreementEscrow is IAgreementEscrow, EIP712, ReentrancyGuardTransient {
     // ---------------------------------------------------------------------------------------------
     // Internals
     // ---------------------------------------------------------------------------------------------
+
+    /// @dev The escrow `feeCollector` is bound to, or zero if it is not a contract answering `ESCROW()`.
+    function _boundEscrowOf(address feeCollector) private view returns (address) {
+        if (feeCollector.code.length == 0) return address(0);
+        // A static call, so that a contract without ESCROW() yields a clear error instead of an empty revert.
+        // slither-disable-next-line low-level-calls
+        (bool ok, bytes memory data) = feeCollector.staticcall(abi.encodeCall(IInfraFeeCollector.ESCROW, ()));
+        if (!ok || data.length != 32) return address(0);
+        return abi.decode(data, (address));
+    }
 
     function _agreementId(Agreement calldata a) private view returns (bytes32) {
         return _hashTypedDataV4(
@@ -300,9 +312,7 @@ contract AgreementEscrow is IAgreementEscrow, EIP712, ReentrancyGuardTransient {
         // settledAmount <= maxAmount, so this cannot underflow.
         uint256 amount = a.maxAmount - state.settledAmount;
         _states[id] = AgreementState({
-            status: Status.Settled,
-            closeDeadline: state.closeDeadline,
-            settledAmount: state.settledAmount
+            status: Status.Settled, closeDeadline: state.closeDeadline, settledAmount: state.settledAmount
         });
         emit BuyerWithdrew(id, recipient, amount);
 

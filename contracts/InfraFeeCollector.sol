@@ -57,6 +57,8 @@ contract InfraFeeCollector is IInfraFeeCollector, EIP712, Ownable2Step {
         ReceiveAuthorization calldata authorization
     ) external onlyEscrow {
         TokenPull.pullWithAuthorization(token, buyer, amount, feeAuthorizationNonce(agreementId, amount), authorization);
+        // Only the escrow calls this, under its reentrancy guard; nothing here can be re-entered.
+        // slither-disable-next-line reentrancy-events
         emit InfraFeeCollected(agreementId, buyer, token, amount);
     }
 
@@ -69,12 +71,16 @@ contract InfraFeeCollector is IInfraFeeCollector, EIP712, Ownable2Step {
         PermitSignature calldata permit
     ) external onlyEscrow {
         TokenPull.pullWithPermit(token, buyer, amount, permit);
+        // Only the escrow calls this, under its reentrancy guard; nothing here can be re-entered.
+        // slither-disable-next-line reentrancy-events
         emit InfraFeeCollected(agreementId, buyer, token, amount);
     }
 
     /// @inheritdoc IInfraFeeCollector
     function sweep(address token) external returns (uint256 amount) {
         amount = IERC20(token).balanceOf(address(this));
+        // A guard against an empty sweep, not a security decision: dust sent here is simply swept.
+        // slither-disable-next-line incorrect-equality
         if (amount == 0) revert NothingToSweep(token);
         address to = treasury;
         emit FeesSwept(token, to, amount);

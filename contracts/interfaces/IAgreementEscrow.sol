@@ -172,12 +172,12 @@ interface IAgreementEscrow is ITokenAuthorizations {
     /// @param agreement The terms.
     /// @param deposit The buyer's authorization for `maxAmount` to this contract.
     /// @param fee The buyer's authorization for `infraFee` to the fee collector (ignored when zero).
-    /// @return agreementId The activated agreement's id.
+    /// @return id The activated agreement's id.
     function activateWithAuthorization(
         Agreement calldata agreement,
         ReceiveAuthorization calldata deposit,
         ReceiveAuthorization calldata fee
-    ) external returns (bytes32 agreementId);
+    ) external returns (bytes32 id);
 
     /// @notice Activates an agreement with EIP-2612 permits (or existing allowances). Anyone may submit.
     /// @dev A permit does not commit to the terms, so the buyer also signs `Activation(agreementId,
@@ -188,14 +188,14 @@ interface IAgreementEscrow is ITokenAuthorizations {
     /// @param buyerSignature The buyer's `Activation` signature (ECDSA or ERC-1271).
     /// @param deposit The buyer's permit for `maxAmount` to this contract.
     /// @param fee The buyer's permit for `infraFee` to the fee collector (ignored when the fee is zero).
-    /// @return agreementId The activated agreement's id.
+    /// @return id The activated agreement's id.
     function activateWithPermit(
         Agreement calldata agreement,
         uint256 deadline,
         bytes calldata buyerSignature,
         PermitSignature calldata deposit,
         PermitSignature calldata fee
-    ) external returns (bytes32 agreementId);
+    ) external returns (bytes32 id);
 
     // ---------------------------------------------------------------------------------------------
     // Settlement
@@ -263,7 +263,7 @@ interface IAgreementEscrow is ITokenAuthorizations {
     function agreementId(Agreement calldata agreement) external view returns (bytes32);
 
     /// @notice The stored state of an agreement (all zero for one never activated).
-    function agreementState(bytes32 agreementId) external view returns (AgreementState memory);
+    function agreementState(bytes32 id) external view returns (AgreementState memory);
 
     /// @notice The sanctions oracle screened on activation and on every payout.
     function SANCTIONS_ORACLE() external view returns (address);

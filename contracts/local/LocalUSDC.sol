@@ -7,6 +7,8 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {IERC3009} from "../interfaces/IERC3009.sol";
+import {IERC20PermitBytes} from "../interfaces/IERC20PermitBytes.sol";
 
 /// @title LocalUSDC
 /// @notice A local stand-in for Circle's USDC (FiatToken v2.2), for development chains and tests only.
@@ -21,7 +23,7 @@ import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/Signa
 ///           balance slot, so screening costs no extra storage read and gas figures measured
 ///           against this token carry over to USDC.
 ///         The owner mints and manages the blocklist (USDC splits these across several roles).
-contract LocalUSDC is IERC20, IERC20Errors, EIP712, Nonces, Ownable {
+contract LocalUSDC is IERC20, IERC20Errors, IERC3009, IERC20PermitBytes, EIP712, Nonces, Ownable {
     uint256 private constant BLOCKLIST_FLAG = 1 << 255;
     uint256 private constant BALANCE_MASK = BLOCKLIST_FLAG - 1;
 
@@ -98,13 +100,12 @@ contract LocalUSDC is IERC20, IERC20Errors, EIP712, Nonces, Ownable {
 
     function transferFrom(address from, address to, uint256 value) external returns (bool) {
         _requireNotBlocklisted(msg.sender);
+        // As in FiatToken, every allowance is spent, an unlimited one included.
         uint256 allowed = _allowances[from][msg.sender];
-        if (allowed != type(uint256).max) {
-            if (allowed < value) revert ERC20InsufficientAllowance(msg.sender, allowed, value);
-            unchecked {
-                // allowed >= value, checked above.
-                _allowances[from][msg.sender] = allowed - value;
-            }
+        if (allowed < value) revert ERC20InsufficientAllowance(msg.sender, allowed, value);
+        unchecked {
+            // allowed >= value, checked above.
+            _allowances[from][msg.sender] = allowed - value;
         }
         _transfer(from, to, value);
         return true;
@@ -180,7 +181,14 @@ contract LocalUSDC is IERC20, IERC20Errors, EIP712, Nonces, Ownable {
         bytes32 s
     ) external {
         _transferWithAuthorization(
-            TRANSFER_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce, abi.encodePacked(r, s, v)
+            TRANSFER_WITH_AUTHORIZATION_TYPEHASH,
+            from,
+            to,
+            value,
+            validAfter,
+            validBefore,
+            nonce,
+            abi.encodePacked(r, s, v)
         );
     }
 
@@ -211,7 +219,14 @@ contract LocalUSDC is IERC20, IERC20Errors, EIP712, Nonces, Ownable {
     ) external {
         if (to != msg.sender) revert CallerMustBePayee(msg.sender, to);
         _transferWithAuthorization(
-            RECEIVE_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce, abi.encodePacked(r, s, v)
+            RECEIVE_WITH_AUTHORIZATION_TYPEHASH,
+            from,
+            to,
+            value,
+            validAfter,
+            validBefore,
+            nonce,
+            abi.encodePacked(r, s, v)
         );
     }
 
@@ -240,9 +255,7 @@ contract LocalUSDC is IERC20, IERC20Errors, EIP712, Nonces, Ownable {
 
     // ----- internals -----
 
-    function _permit(address owner, address spender, uint256 value, uint256 deadline, bytes memory signature)
-        private
-    {
+    function _permit(address owner, address spender, uint256 value, uint256 deadline, bytes memory signature) private {
         if (block.timestamp > deadline) revert PermitExpired(deadline);
         bytes32 structHash = keccak256(abi.encode(PERMIT_TYPEHASH, owner, spender, value, _useNonce(owner), deadline));
         _requireValidSignature(owner, structHash, signature);
@@ -272,7 +285,9 @@ contract LocalUSDC is IERC20, IERC20Errors, EIP712, Nonces, Ownable {
 
     function _cancelAuthorization(address authorizer, bytes32 nonce, bytes memory signature) private {
         _requireUnusedAuthorization(authorizer, nonce);
-        _requireValidSignature(authorizer, keccak256(abi.encode(CANCEL_AUTHORIZATION_TYPEHASH, authorizer, nonce)), signature);
+        _requireValidSignature(
+            authorizer, keccak256(abi.encode(CANCEL_AUTHORIZATION_TYPEHASH, authorizer, nonce)), signature
+        );
         _authorizationStates[authorizer][nonce] = true;
         emit AuthorizationCanceled(authorizer, nonce);
     }
@@ -309,6 +324,8 @@ contract LocalUSDC is IERC20, IERC20Errors, EIP712, Nonces, Ownable {
 
     /// @dev Approvals (including by permit) involving a blocklisted address are refused, as in USDC.
     function _approve(address owner, address spender, uint256 value) private {
+        if (owner == address(0)) revert ERC20InvalidApprover(address(0));
+        if (spender == address(0)) revert ERC20InvalidSpender(address(0));
         _requireNotBlocklisted(owner);
         _requireNotBlocklisted(spender);
         _allowances[owner][spender] = value;

@@ -1,1 +1,7 @@
-fn main(){}
+//! End-to-end tests: a real Anvil (spawned through alloy-node-bindings), the contracts deployed
+//! from the generated bindings, and every signature produced in Rust.
+
+mod artifacts;
+mod chain;
+mod lifecycle;
+mod signatures;

@@ -161,7 +161,11 @@ contract ActivationTest is EscrowFixture {
         IAgreementEscrow.Agreement memory a = terms();
         // The buyer signed a fee authorization for a lower amount than the terms say.
         ReceiveAuthorization memory fee = receiveAuthorization(
-            BUYER_KEY, address(feeCollector), a.infraFee - 1, feeNonce(idOf(a), a.infraFee - 1), block.timestamp + 1 hours
+            BUYER_KEY,
+            address(feeCollector),
+            a.infraFee - 1,
+            feeNonce(idOf(a), a.infraFee - 1),
+            block.timestamp + 1 hours
         );
         ReceiveAuthorization memory deposit = depositAuthorization(a);
         vm.expectRevert(abi.encodeWithSelector(LocalUSDC.InvalidSignature.selector, buyer));
@@ -183,7 +187,9 @@ contract ActivationTest is EscrowFixture {
         private
         returns (IAgreementEscrow.Agreement memory b)
     {
-        b = IAgreementEscrow.Agreement(a.buyer, a.seller, a.token, a.maxAmount, a.infraFee, a.expiry, a.closeWindow, a.salt);
+        b = IAgreementEscrow.Agreement(
+            a.buyer, a.seller, a.token, a.maxAmount, a.infraFee, a.expiry, a.closeWindow, a.salt
+        );
         if (field == 0) b.buyer = stranger;
         else if (field == 1) b.seller = stranger;
         else if (field == 2) b.token = address(new LocalUSDC(address(this)));

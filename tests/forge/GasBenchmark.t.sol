@@ -58,9 +58,8 @@ contract GasBenchmark is EscrowFixture {
         uint256 snapshot = vm.snapshotState();
         uint256 direct = _measureAs(buyer, "initiateClose", abi.encodeCall(escrow.initiateClose, (a)));
         vm.revertToState(snapshot);
-        uint256 relayed = _measure(
-            "initiateCloseWithSig", abi.encodeCall(escrow.initiateCloseWithSig, (a, buyer, deadline, sig))
-        );
+        uint256 relayed =
+            _measure("initiateCloseWithSig", abi.encodeCall(escrow.initiateCloseWithSig, (a, buyer, deadline, sig)));
         assertLe(direct, 30_000, "target: initiate-close");
         assertLe(relayed - direct, 10_000, "target: initiateCloseWithSig over initiateClose");
     }
@@ -73,8 +72,7 @@ contract GasBenchmark is EscrowFixture {
         bytes memory sig = sign(SELLER_KEY, claimDigest(id, VOUCHER, seller, deadline));
 
         uint256 snapshot = vm.snapshotState();
-        uint256 direct =
-            _measureAs(seller, "sellerClaim", abi.encodeCall(escrow.sellerClaim, (a, VOUCHER, v, seller)));
+        uint256 direct = _measureAs(seller, "sellerClaim", abi.encodeCall(escrow.sellerClaim, (a, VOUCHER, v, seller)));
         vm.revertToState(snapshot);
         uint256 relayed = _measure(
             "sellerClaimWithSig", abi.encodeCall(escrow.sellerClaimWithSig, (a, VOUCHER, v, seller, deadline, sig))
@@ -95,9 +93,8 @@ contract GasBenchmark is EscrowFixture {
         uint256 snapshot = vm.snapshotState();
         uint256 direct = _measureAs(buyer, "buyerWithdraw", abi.encodeCall(escrow.buyerWithdraw, (a, buyer)));
         vm.revertToState(snapshot);
-        uint256 relayed = _measure(
-            "buyerWithdrawWithSig", abi.encodeCall(escrow.buyerWithdrawWithSig, (a, buyer, deadline, sig))
-        );
+        uint256 relayed =
+            _measure("buyerWithdrawWithSig", abi.encodeCall(escrow.buyerWithdrawWithSig, (a, buyer, deadline, sig)));
         assertLe(direct, 45_000, "target: buyer withdraw");
         assertLe(relayed - direct, 10_000, "target: buyerWithdrawWithSig over buyerWithdraw");
         assertStatus(id, IAgreementEscrow.Status.Settled, "settled");

@@ -138,6 +138,14 @@ pub fn agreement_id(agreement: &Agreement, escrow_domain: &Eip712Domain) -> B256
 }
 
 /// The EIP-3009 nonce of an agreement's fee authorization.
-pub fn fee_authorization_nonce(agreement_id: B256, amount: U256, fee_collector_domain: &Eip712Domain) -> B256 {
-    InfraFee { agreementId: agreement_id, amount }.eip712_signing_hash(fee_collector_domain)
+pub fn fee_authorization_nonce(
+    agreement_id: B256,
+    amount: U256,
+    fee_collector_domain: &Eip712Domain,
+) -> B256 {
+    InfraFee {
+        agreementId: agreement_id,
+        amount,
+    }
+    .eip712_signing_hash(fee_collector_domain)
 }

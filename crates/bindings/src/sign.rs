@@ -32,7 +32,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Signs `message` under `domain` and returns the 65-byte `r ‖ s ‖ v` signature (v = 27/28) that
 /// the contracts (and USDC) accept.
-pub async fn sign_typed<S>(signer: &(impl Signer + ?Sized), message: &S, domain: &Eip712Domain) -> Result<Bytes>
+pub async fn sign_typed<S>(
+    signer: &(impl Signer + ?Sized),
+    message: &S,
+    domain: &Eip712Domain,
+) -> Result<Bytes>
 where
     S: SolStruct + Sync,
 {
@@ -82,7 +86,10 @@ pub async fn activation_package(
     valid_before: u64,
 ) -> Result<ActivationPackage> {
     if buyer.address() != agreement.buyer {
-        return Err(Error::WrongSigner { expected: agreement.buyer, actual: buyer.address() });
+        return Err(Error::WrongSigner {
+            expected: agreement.buyer,
+            actual: buyer.address(),
+        });
     }
     let token_domain = alloy::sol_types::eip712_domain! {
         name: ctx.token_domain_name,
@@ -90,7 +97,8 @@ pub async fn activation_package(
         chain_id: ctx.chain_id,
         verifying_contract: agreement.token,
     };
-    let agreement_id = eip712::agreement_id(agreement, &eip712::escrow_domain(ctx.chain_id, ctx.escrow));
+    let agreement_id =
+        eip712::agreement_id(agreement, &eip712::escrow_domain(ctx.chain_id, ctx.escrow));
     let valid_before = U256::from(valid_before);
 
     let deposit_message = ReceiveWithAuthorization {
@@ -108,7 +116,11 @@ pub async fn activation_package(
     };
 
     let fee = if agreement.infraFee.is_zero() {
-        ReceiveAuthorization { validAfter: U256::ZERO, validBefore: U256::ZERO, signature: Bytes::new() }
+        ReceiveAuthorization {
+            validAfter: U256::ZERO,
+            validBefore: U256::ZERO,
+            signature: Bytes::new(),
+        }
     } else {
         let nonce = eip712::fee_authorization_nonce(
             agreement_id,
@@ -129,5 +141,9 @@ pub async fn activation_package(
             signature: sign_typed(buyer, &fee_message, &token_domain).await?,
         }
     };
-    Ok(ActivationPackage { agreement_id, deposit, fee })
+    Ok(ActivationPackage {
+        agreement_id,
+        deposit,
+        fee,
+    })
 }

@@ -3,7 +3,7 @@
 use alloy::{
     network::EthereumWallet,
     primitives::{Address, U256, keccak256},
-    providers::{Provider, ProviderBuilder},
+    providers::Provider,
     signers::local::PrivateKeySigner,
 };
 use eyre::WrapErr;
@@ -46,37 +46,63 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
     for signer in [&direct_buyer, &direct_seller, &relayer] {
         wallet.register_signer(signer.clone());
     }
-    let provider = ProviderBuilder::new()
-        .wallet(wallet)
-        .connect(&endpoint)
+    let url = endpoint
+        .parse()
+        .wrap_err_with(|| format!("invalid RPC URL {endpoint}"))?;
+    let provider = pactum_devnet::connect(url, wallet);
+
+    let chain_id = provider
+        .get_chain_id()
         .await
         .wrap_err_with(|| format!("cannot reach the chain at {endpoint}"))?;
-
-    println!("pactum demo on {endpoint} (chain id {})", provider.get_chain_id().await?);
+    println!("pactum demo on {endpoint} (chain id {chain_id})");
     println!("\n== deploy ==");
     let deployment =
         pactum_devnet::deploy(&provider, deployer.address(), deployer.address(), treasury).await?;
     for c in &deployment.contracts {
-        println!("  {:<22} {}  tx {}  gas {}", c.name, c.address, c.tx_hash, c.gas_used);
+        println!(
+            "  {:<22} {}  tx {}  gas {}",
+            c.name, c.address, c.tx_hash, c.gas_used
+        );
     }
 
     let token = LocalUSDC::new(deployment.token, &provider);
     for buyer in [&direct_buyer, &relayed_buyer] {
-        let receipt = token
-            .mint(buyer.address(), U256::from(1_000 * USDC))
-            .from(deployer.address())
-            .send()
-            .await?
-            .get_receipt()
-            .await?;
-        println!("  minted 1000 USDC to buyer {}  tx {}", buyer.address(), receipt.transaction_hash);
+        let receipt = pactum_devnet::confirm(
+            token
+                .mint(buyer.address(), U256::from(1_000 * USDC))
+                .from(deployer.address()),
+        )
+        .await?;
+        println!(
+            "  minted 1000 USDC to buyer {}  tx {}",
+            buyer.address(),
+            receipt.transaction_hash
+        );
     }
 
-    let usage = [U256::from(10 * USDC), U256::from(25 * USDC), U256::from(40 * USDC)];
+    let usage = [
+        U256::from(10 * USDC),
+        U256::from(25 * USDC),
+        U256::from(40 * USDC),
+    ];
 
-    println!("\n== agreement 1: direct wallet calls (each party sends and pays for its own transactions) ==");
-    println!("  buyer {}  seller {}", direct_buyer.address(), direct_seller.address());
-    let agreement = demo_agreement(&provider, &deployment, &direct_buyer, &direct_seller, "direct").await?;
+    println!(
+        "\n== agreement 1: direct wallet calls (each party sends and pays for its own transactions) =="
+    );
+    println!(
+        "  buyer {}  seller {}",
+        direct_buyer.address(),
+        direct_seller.address()
+    );
+    let agreement = demo_agreement(
+        &provider,
+        &deployment,
+        &direct_buyer,
+        &direct_seller,
+        "direct",
+    )
+    .await?;
     let direct = scenario::run(
         &provider,
         &deployment,
@@ -94,16 +120,29 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
         "\n== agreement 2: sponsored relay (parties only sign; relayer {} submits and pays gas) ==",
         relayer.address()
     );
-    println!("  buyer {}  seller {}  (neither holds any ETH)", relayed_buyer.address(), relayed_seller.address());
+    println!(
+        "  buyer {}  seller {}  (neither holds any ETH)",
+        relayed_buyer.address(),
+        relayed_seller.address()
+    );
     let relayer_eth_before = provider.get_balance(relayer.address()).await?;
-    let agreement = demo_agreement(&provider, &deployment, &relayed_buyer, &relayed_seller, "relayed").await?;
+    let agreement = demo_agreement(
+        &provider,
+        &deployment,
+        &relayed_buyer,
+        &relayed_seller,
+        "relayed",
+    )
+    .await?;
     let relayed = scenario::run(
         &provider,
         &deployment,
         &agreement,
         &relayed_buyer,
         &relayed_seller,
-        SettlementPath::Relayed { relayer: relayer.address() },
+        SettlementPath::Relayed {
+            relayer: relayer.address(),
+        },
         &usage,
         print_step,
     )
@@ -114,8 +153,12 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
 
     println!("\n== fees ==");
     let collector = InfraFeeCollector::new(deployment.fee_collector, &provider);
-    let receipt = collector.sweep(deployment.token).from(deployer.address()).send().await?.get_receipt().await?;
-    println!("  swept collected fees to treasury {treasury}  tx {}", receipt.transaction_hash);
+    let receipt =
+        pactum_devnet::confirm(collector.sweep(deployment.token).from(deployer.address())).await?;
+    println!(
+        "  swept collected fees to treasury {treasury}  tx {}",
+        receipt.transaction_hash
+    );
 
     println!("\n== final balances ==");
     for (label, account) in [
@@ -126,10 +169,19 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
         ("treasury", treasury),
         ("escrow", deployment.escrow),
     ] {
-        println!("  {label:<9} {account}  {}", usdc(token.balanceOf(account).call().await?));
+        println!(
+            "  {label:<9} {account}  {}",
+            usdc(token.balanceOf(account).call().await?)
+        );
     }
-    for (label, account) in [("buyer 2", relayed_buyer.address()), ("seller 2", relayed_seller.address())] {
-        println!("  {label:<9} ETH balance {} wei", provider.get_balance(account).await?);
+    for (label, account) in [
+        ("buyer 2", relayed_buyer.address()),
+        ("seller 2", relayed_seller.address()),
+    ] {
+        println!(
+            "  {label:<9} ETH balance {} wei",
+            provider.get_balance(account).await?
+        );
     }
     println!("\ndemo complete: both agreements settled; the escrow holds nothing.");
     Ok(())
@@ -168,7 +220,10 @@ fn print_step(step: &Step) {
             tx.gas_used,
             tx.block_number
         ),
-        None => println!("  [{:<13}] {} (off-chain signature)", step.action, step.detail),
+        None => println!(
+            "  [{:<13}] {} (off-chain signature)",
+            step.action, step.detail
+        ),
     }
 }
 

@@ -24,7 +24,9 @@ pub const DEV_PRIVATE_KEYS: [&str; 6] = [
 /// If `index` is out of range: the keys are constants, so that is a programming error.
 pub fn dev_signer(index: usize) -> PrivateKeySigner {
     #[allow(clippy::expect_used)]
-    DEV_PRIVATE_KEYS[index].parse().expect("development keys are valid constants")
+    DEV_PRIVATE_KEYS[index]
+        .parse()
+        .expect("development keys are valid constants")
 }
 
 /// The project-local anvil binary: `$PACTUM_ANVIL` if set, else the one `script/setup.sh`
@@ -44,4 +46,24 @@ pub fn spawn_anvil() -> Result<AnvilInstance> {
         return Err(Error::AnvilNotFound(binary));
     }
     Ok(Anvil::new().path(binary).try_spawn()?)
+}
+
+/// An HTTP provider signing with `wallet`, for development chains and tests.
+///
+/// Nonces are read from the node for every transaction (not cached): a call that fails gas
+/// estimation must not consume a nonce, or the next transaction would wait forever behind the
+/// gap. (The relayer keeps its nonces in PostgreSQL instead; this is for local use only.)
+pub fn connect(
+    url: alloy::transports::http::reqwest::Url,
+    wallet: alloy::network::EthereumWallet,
+) -> alloy::providers::DynProvider {
+    use alloy::providers::{Provider, ProviderBuilder};
+    ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .with_gas_estimation()
+        .with_simple_nonce_management()
+        .fetch_chain_id()
+        .wallet(wallet)
+        .connect_http(url)
+        .erased()
 }

@@ -56,12 +56,18 @@ pub async fn deploy<P: Provider>(
     let chain_id = provider.get_chain_id().await?;
     let mut contracts = Vec::with_capacity(4);
 
-    let token = created("LocalUSDC", LocalUSDC::deploy_builder(provider, deployer).from(deployer)).await?;
+    let token = created(
+        "LocalUSDC",
+        LocalUSDC::deploy_builder(provider, deployer).from(deployer),
+    )
+    .await?;
     let start_block = token.1;
     contracts.push(token.0);
-    let oracle =
-        created("LocalSanctionsOracle", LocalSanctionsOracle::deploy_builder(provider, deployer).from(deployer))
-            .await?;
+    let oracle = created(
+        "LocalSanctionsOracle",
+        LocalSanctionsOracle::deploy_builder(provider, deployer).from(deployer),
+    )
+    .await?;
     contracts.push(oracle.0);
 
     let nonce = provider.get_transaction_count(deployer).await?;
@@ -98,17 +104,34 @@ async fn created<P: Provider, D: CallDecoder>(
     builder: CallBuilder<P, D>,
 ) -> Result<(DeployedContract, u64)> {
     let receipt = confirm(builder).await?;
-    let address = receipt.contract_address.ok_or(Error::NoContractAddress(name))?;
+    let address = receipt
+        .contract_address
+        .ok_or(Error::NoContractAddress(name))?;
     tracing::debug!(contract = name, %address, tx = %receipt.transaction_hash, "deployed");
     Ok((
-        DeployedContract { name, address, tx_hash: receipt.transaction_hash, gas_used: receipt.gas_used },
+        DeployedContract {
+            name,
+            address,
+            tx_hash: receipt.transaction_hash,
+            gas_used: receipt.gas_used,
+        },
         receipt.block_number.unwrap_or_default(),
     ))
 }
 
-/// Sends a transaction and waits for a successful receipt.
-pub(crate) async fn confirm<P: Provider, D: CallDecoder>(call: CallBuilder<P, D>) -> Result<TransactionReceipt> {
-    let receipt = call.send().await?.get_receipt().await?;
+/// How long to wait for a receipt before giving up (a local chain mines at once).
+const RECEIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Sends a transaction and waits (bounded) for a successful receipt.
+pub async fn confirm<P: Provider, D: CallDecoder>(
+    call: CallBuilder<P, D>,
+) -> Result<TransactionReceipt> {
+    let receipt = call
+        .send()
+        .await?
+        .with_timeout(Some(RECEIPT_TIMEOUT))
+        .get_receipt()
+        .await?;
     if !receipt.status() {
         return Err(Error::Reverted(receipt.transaction_hash));
     }

@@ -9,6 +9,6 @@ mod deploy;
 mod error;
 pub mod scenario;
 
-pub use anvil::{DEV_PRIVATE_KEYS, anvil_binary, dev_signer, spawn_anvil};
-pub use deploy::{DeployedContract, Deployment, deploy};
+pub use anvil::{DEV_PRIVATE_KEYS, anvil_binary, connect, dev_signer, spawn_anvil};
+pub use deploy::{DeployedContract, Deployment, confirm, deploy};
 pub use error::{Error, Result};

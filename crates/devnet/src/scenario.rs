@@ -102,7 +102,11 @@ pub async fn run<P: Provider>(
         token_domain_name: eip712::USDC_DOMAIN_NAME,
         token_domain_version: eip712::USDC_DOMAIN_VERSION,
     };
-    let mut run = Run { steps: Vec::new(), receipts: Vec::new(), on_step: &mut on_step };
+    let mut run = Run {
+        steps: Vec::new(),
+        receipts: Vec::new(),
+        on_step: &mut on_step,
+    };
     let submitter = |party: Address| match path {
         SettlementPath::Direct => party,
         SettlementPath::Relayed { relayer } => relayer,
@@ -110,10 +114,13 @@ pub async fn run<P: Provider>(
 
     // 1. Activation: the buyer signs, the buyer (direct) or the relayer submits.
     let now = latest_timestamp(provider).await?;
-    let package = sign::activation_package(buyer, agreement, &ctx, now + AUTHORIZATION_LIFETIME).await?;
+    let package =
+        sign::activation_package(buyer, agreement, &ctx, now + AUTHORIZATION_LIFETIME).await?;
     let id = package.agreement_id;
     let receipt = confirm(
-        escrow.activateWithAuthorization(agreement.clone(), package.deposit, package.fee).from(submitter(agreement.buyer)),
+        escrow
+            .activateWithAuthorization(agreement.clone(), package.deposit, package.fee)
+            .from(submitter(agreement.buyer)),
     )
     .await?;
     run.record(
@@ -130,10 +137,17 @@ pub async fn run<P: Provider>(
     // 2. Usage: the buyer signs cumulative vouchers; the seller checks each and keeps the highest.
     let mut best: Option<(U256, Bytes)> = None;
     for &cumulative in usage {
-        let message = Voucher { agreementId: id, cumulativeAmount: cumulative };
+        let message = Voucher {
+            agreementId: id,
+            cumulativeAmount: cumulative,
+        };
         let signature = sign::sign_typed(buyer, &message, &escrow_domain).await?;
         verify_voucher(&message, &signature, &escrow_domain, agreement.buyer)?;
-        run.off_chain("voucher", format!("buyer signed a voucher for {} in total", usdc(cumulative)), cumulative);
+        run.off_chain(
+            "voucher",
+            format!("buyer signed a voucher for {} in total", usdc(cumulative)),
+            cumulative,
+        );
         if best.as_ref().is_none_or(|(amount, _)| cumulative > *amount) {
             best = Some((cumulative, signature));
         }
@@ -141,61 +155,124 @@ pub async fn run<P: Provider>(
 
     // 3. The buyer initiates close, which opens the seller's window to present its voucher.
     let receipt = match path {
-        SettlementPath::Direct => confirm(escrow.initiateClose(agreement.clone()).from(agreement.buyer)).await?,
+        SettlementPath::Direct => {
+            confirm(
+                escrow
+                    .initiateClose(agreement.clone())
+                    .from(agreement.buyer),
+            )
+            .await?
+        }
         SettlementPath::Relayed { relayer } => {
             let deadline = U256::from(latest_timestamp(provider).await? + AUTHORIZATION_LIFETIME);
-            let message = InitiateClose { agreementId: id, party: agreement.buyer, deadline };
+            let message = InitiateClose {
+                agreementId: id,
+                party: agreement.buyer,
+                deadline,
+            };
             let signature = sign::sign_typed(buyer, &message, &escrow_domain).await?;
             confirm(
-                escrow.initiateCloseWithSig(agreement.clone(), agreement.buyer, deadline, signature).from(relayer),
+                escrow
+                    .initiateCloseWithSig(agreement.clone(), agreement.buyer, deadline, signature)
+                    .from(relayer),
             )
             .await?
         }
     };
-    run.record("initiateClose", "buyer started the close window".to_string(), U256::ZERO, receipt);
+    run.record(
+        "initiateClose",
+        "buyer started the close window".to_string(),
+        U256::ZERO,
+        receipt,
+    );
 
     // 4. The seller claims the highest voucher.
     let mut seller_paid = U256::ZERO;
     if let Some((amount, voucher)) = best {
         let receipt = match path {
             SettlementPath::Direct => {
-                confirm(escrow.sellerClaim(agreement.clone(), amount, voucher, agreement.seller).from(agreement.seller))
-                    .await?
+                confirm(
+                    escrow
+                        .sellerClaim(agreement.clone(), amount, voucher, agreement.seller)
+                        .from(agreement.seller),
+                )
+                .await?
             }
             SettlementPath::Relayed { relayer } => {
-                let deadline = U256::from(latest_timestamp(provider).await? + AUTHORIZATION_LIFETIME);
-                let message =
-                    SellerClaim { agreementId: id, amount, recipient: agreement.seller, deadline };
+                let deadline =
+                    U256::from(latest_timestamp(provider).await? + AUTHORIZATION_LIFETIME);
+                let message = SellerClaim {
+                    agreementId: id,
+                    amount,
+                    recipient: agreement.seller,
+                    deadline,
+                };
                 let signature = sign::sign_typed(seller, &message, &escrow_domain).await?;
                 confirm(
                     escrow
-                        .sellerClaimWithSig(agreement.clone(), amount, voucher, agreement.seller, deadline, signature)
+                        .sellerClaimWithSig(
+                            agreement.clone(),
+                            amount,
+                            voucher,
+                            agreement.seller,
+                            deadline,
+                            signature,
+                        )
                         .from(relayer),
                 )
                 .await?
             }
         };
         seller_paid = amount;
-        run.record("sellerClaim", format!("seller was paid {}", usdc(amount)), amount, receipt);
+        run.record(
+            "sellerClaim",
+            format!("seller was paid {}", usdc(amount)),
+            amount,
+            receipt,
+        );
     }
 
     // 5. The buyer withdraws the remainder (the seller has claimed, so no need to wait).
     let buyer_refund = agreement.maxAmount - seller_paid;
     let receipt = match path {
         SettlementPath::Direct => {
-            confirm(escrow.buyerWithdraw(agreement.clone(), agreement.buyer).from(agreement.buyer)).await?
+            confirm(
+                escrow
+                    .buyerWithdraw(agreement.clone(), agreement.buyer)
+                    .from(agreement.buyer),
+            )
+            .await?
         }
         SettlementPath::Relayed { relayer } => {
             let deadline = U256::from(latest_timestamp(provider).await? + AUTHORIZATION_LIFETIME);
-            let message = BuyerWithdraw { agreementId: id, recipient: agreement.buyer, deadline };
+            let message = BuyerWithdraw {
+                agreementId: id,
+                recipient: agreement.buyer,
+                deadline,
+            };
             let signature = sign::sign_typed(buyer, &message, &escrow_domain).await?;
-            confirm(escrow.buyerWithdrawWithSig(agreement.clone(), agreement.buyer, deadline, signature).from(relayer))
-                .await?
+            confirm(
+                escrow
+                    .buyerWithdrawWithSig(agreement.clone(), agreement.buyer, deadline, signature)
+                    .from(relayer),
+            )
+            .await?
         }
     };
-    run.record("buyerWithdraw", format!("buyer got back {}", usdc(buyer_refund)), buyer_refund, receipt);
+    run.record(
+        "buyerWithdraw",
+        format!("buyer got back {}", usdc(buyer_refund)),
+        buyer_refund,
+        receipt,
+    );
 
-    Ok(Outcome { agreement_id: id, steps: run.steps, receipts: run.receipts, seller_paid, buyer_refund })
+    Ok(Outcome {
+        agreement_id: id,
+        steps: run.steps,
+        receipts: run.receipts,
+        seller_paid,
+        buyer_refund,
+    })
 }
 
 struct Run<'a, F: FnMut(&Step)> {
@@ -205,7 +282,13 @@ struct Run<'a, F: FnMut(&Step)> {
 }
 
 impl<F: FnMut(&Step)> Run<'_, F> {
-    fn record(&mut self, action: &'static str, detail: String, amount: U256, receipt: TransactionReceipt) {
+    fn record(
+        &mut self,
+        action: &'static str,
+        detail: String,
+        amount: U256,
+        receipt: TransactionReceipt,
+    ) {
         let tx = SentTx {
             hash: receipt.transaction_hash,
             from: receipt.from,
@@ -214,11 +297,21 @@ impl<F: FnMut(&Step)> Run<'_, F> {
         };
         tracing::info!(action, tx = %tx.hash, from = %tx.from, gas = tx.gas_used, "step mined");
         self.receipts.push(receipt);
-        self.push(Step { action, detail, amount, tx: Some(tx) });
+        self.push(Step {
+            action,
+            detail,
+            amount,
+            tx: Some(tx),
+        });
     }
 
     fn off_chain(&mut self, action: &'static str, detail: String, amount: U256) {
-        self.push(Step { action, detail, amount, tx: None });
+        self.push(Step {
+            action,
+            detail,
+            amount,
+            tx: None,
+        });
     }
 
     fn push(&mut self, step: Step) {
@@ -239,12 +332,21 @@ fn verify_voucher(
     let recovered = Signature::from_raw(signature)
         .ok()
         .and_then(|sig| sig.recover_address_from_prehash(&digest).ok());
-    if recovered == Some(buyer) { Ok(()) } else { Err(Error::BadVoucher { amount: message.cumulativeAmount }) }
+    if recovered == Some(buyer) {
+        Ok(())
+    } else {
+        Err(Error::BadVoucher {
+            amount: message.cumulativeAmount,
+        })
+    }
 }
 
 /// The timestamp of the latest block.
 pub async fn latest_timestamp<P: Provider>(provider: &P) -> Result<u64> {
-    let block = provider.get_block_by_number(BlockNumberOrTag::Latest).await?.ok_or(Error::NoLatestBlock)?;
+    let block = provider
+        .get_block_by_number(BlockNumberOrTag::Latest)
+        .await?
+        .ok_or(Error::NoLatestBlock)?;
     Ok(block.header.timestamp)
 }
 

@@ -100,7 +100,9 @@ abstract contract EscrowFixture is Test {
         returns (bytes32)
     {
         return keccak256(
-            abi.encode(DOMAIN_TYPEHASH, keccak256(bytes(name)), keccak256(bytes(version)), block.chainid, verifyingContract)
+            abi.encode(
+                DOMAIN_TYPEHASH, keccak256(bytes(name)), keccak256(bytes(version)), block.chainid, verifyingContract
+            )
         );
     }
 
@@ -134,7 +136,8 @@ abstract contract EscrowFixture is Test {
     }
 
     function feeNonce(bytes32 id, uint256 amount) internal view returns (bytes32) {
-        bytes32 structHash = keccak256(abi.encode(keccak256("InfraFee(bytes32 agreementId,uint256 amount)"), id, amount));
+        bytes32 structHash =
+            keccak256(abi.encode(keccak256("InfraFee(bytes32 agreementId,uint256 amount)"), id, amount));
         return keccak256(
             abi.encodePacked("\x19\x01", domainSeparator("Pactum Infra Fee", "1", address(feeCollector)), structHash)
         );
@@ -195,7 +198,8 @@ abstract contract EscrowFixture is Test {
     // ---------------------------------------------------------------------------------------------
 
     function activationSignature(uint256 key, bytes32 id, uint256 deadline) internal view returns (bytes memory) {
-        bytes32 structHash = keccak256(abi.encode(keccak256("Activation(bytes32 agreementId,uint256 deadline)"), id, deadline));
+        bytes32 structHash =
+            keccak256(abi.encode(keccak256("Activation(bytes32 agreementId,uint256 deadline)"), id, deadline));
         return sign(key, escrowDigest(escrow, structHash));
     }
 
@@ -212,7 +216,9 @@ abstract contract EscrowFixture is Test {
 
     function closeDigest(bytes32 id, address party, uint256 deadline) internal view returns (bytes32) {
         bytes32 structHash = keccak256(
-            abi.encode(keccak256("InitiateClose(bytes32 agreementId,address party,uint256 deadline)"), id, party, deadline)
+            abi.encode(
+                keccak256("InitiateClose(bytes32 agreementId,address party,uint256 deadline)"), id, party, deadline
+            )
         );
         return escrowDigest(escrow, structHash);
     }
@@ -237,7 +243,10 @@ abstract contract EscrowFixture is Test {
     function withdrawDigest(bytes32 id, address recipient, uint256 deadline) internal view returns (bytes32) {
         bytes32 structHash = keccak256(
             abi.encode(
-                keccak256("BuyerWithdraw(bytes32 agreementId,address recipient,uint256 deadline)"), id, recipient, deadline
+                keccak256("BuyerWithdraw(bytes32 agreementId,address recipient,uint256 deadline)"),
+                id,
+                recipient,
+                deadline
             )
         );
         return escrowDigest(escrow, structHash);

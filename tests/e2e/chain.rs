@@ -1,0 +1,103 @@
+//! A fresh chain with pactum deployed on it, per test.
+
+use alloy::{
+    network::EthereumWallet,
+    node_bindings::AnvilInstance,
+    primitives::{Address, U256, keccak256},
+    providers::{DynProvider, Provider},
+    signers::local::PrivateKeySigner,
+};
+use pactum_bindings::{Agreement, AgreementEscrow, LocalUSDC};
+use pactum_devnet::{Deployment, dev_signer};
+
+pub(crate) const USDC: u64 = 1_000_000;
+pub(crate) const BUYER_FUNDS: u64 = 1_000 * USDC;
+
+pub(crate) struct Chain {
+    // Dropping the instance kills anvil: keep it alive as long as the chain is used.
+    _anvil: AnvilInstance,
+    pub(crate) provider: DynProvider,
+    pub(crate) deployment: Deployment,
+    pub(crate) deployer: PrivateKeySigner,
+    pub(crate) buyer: PrivateKeySigner,
+    pub(crate) seller: PrivateKeySigner,
+    pub(crate) relayer: PrivateKeySigner,
+}
+
+impl Chain {
+    /// Spawns anvil, deploys, and funds the buyer with `BUYER_FUNDS`.
+    pub(crate) async fn start() -> eyre::Result<Self> {
+        let anvil = pactum_devnet::spawn_anvil()?;
+        let (deployer, buyer, seller, relayer) =
+            (dev_signer(0), dev_signer(1), dev_signer(2), dev_signer(3));
+        let treasury = dev_signer(4).address();
+        let mut wallet = EthereumWallet::new(deployer.clone());
+        for signer in [&buyer, &seller, &relayer] {
+            wallet.register_signer(signer.clone());
+        }
+        let provider = pactum_devnet::connect(anvil.endpoint_url(), wallet);
+        let deployment =
+            pactum_devnet::deploy(&provider, deployer.address(), deployer.address(), treasury)
+                .await?;
+        let chain = Self {
+            _anvil: anvil,
+            provider,
+            deployment,
+            deployer,
+            buyer,
+            seller,
+            relayer,
+        };
+        chain
+            .mint(chain.buyer.address(), U256::from(BUYER_FUNDS))
+            .await?;
+        Ok(chain)
+    }
+
+    pub(crate) fn escrow(&self) -> AgreementEscrow::AgreementEscrowInstance<&DynProvider> {
+        AgreementEscrow::new(self.deployment.escrow, &self.provider)
+    }
+
+    pub(crate) fn token(&self) -> LocalUSDC::LocalUSDCInstance<&DynProvider> {
+        LocalUSDC::new(self.deployment.token, &self.provider)
+    }
+
+    pub(crate) async fn mint(&self, to: Address, amount: U256) -> eyre::Result<()> {
+        pactum_devnet::confirm(self.token().mint(to, amount).from(self.deployer.address())).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn balance(&self, account: Address) -> eyre::Result<U256> {
+        Ok(self.token().balanceOf(account).call().await?)
+    }
+
+    /// Terms between `buyer` and `seller`: 100 USDC, 1 USDC fee, one-hour close window.
+    pub(crate) async fn agreement(
+        &self,
+        buyer: Address,
+        seller: Address,
+        salt: &str,
+    ) -> eyre::Result<Agreement> {
+        let now = pactum_devnet::scenario::latest_timestamp(&self.provider).await?;
+        Ok(Agreement {
+            buyer,
+            seller,
+            token: self.deployment.token,
+            maxAmount: U256::from(100 * USDC),
+            infraFee: U256::from(USDC),
+            expiry: now + 86_400,
+            closeWindow: 3_600,
+            salt: keccak256(salt),
+        })
+    }
+
+    /// Moves the chain's clock forward and mines a block.
+    pub(crate) async fn advance_time(&self, seconds: u64) -> eyre::Result<()> {
+        let _: serde_json::Value = self
+            .provider
+            .raw_request("evm_increaseTime".into(), (seconds,))
+            .await?;
+        let _: serde_json::Value = self.provider.raw_request("evm_mine".into(), ()).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,203 @@
+//! The Rust EIP-712 definitions match the contracts, and a submitter cannot alter what was signed.
+
+use alloy::{
+    primitives::{U256, keccak256},
+    sol_types::SolStruct,
+};
+use pactum_bindings::{
+    InfraFeeCollector,
+    contracts::agreement_escrow::AgreementEscrow::AgreementEscrowErrors,
+    eip712::{self, Activation, BuyerWithdraw, InitiateClose, SellerClaim, Voucher},
+    sign::{self, ActivationContext},
+};
+use pactum_devnet::scenario;
+
+use crate::chain::{Chain, USDC};
+
+#[tokio::test]
+async fn rust_type_hashes_and_digests_match_the_contracts() -> eyre::Result<()> {
+    let chain = Chain::start().await?;
+    let escrow = chain.escrow();
+    let agreement = chain
+        .agreement(chain.buyer.address(), chain.seller.address(), "typehash")
+        .await?;
+
+    assert_eq!(
+        escrow.AGREEMENT_TYPEHASH().call().await?,
+        keccak256(pactum_bindings::Agreement::eip712_encode_type().as_bytes())
+    );
+    let pairs = [
+        (
+            escrow.ACTIVATION_TYPEHASH().call().await?,
+            Activation::eip712_encode_type(),
+        ),
+        (
+            escrow.VOUCHER_TYPEHASH().call().await?,
+            Voucher::eip712_encode_type(),
+        ),
+        (
+            escrow.INITIATE_CLOSE_TYPEHASH().call().await?,
+            InitiateClose::eip712_encode_type(),
+        ),
+        (
+            escrow.SELLER_CLAIM_TYPEHASH().call().await?,
+            SellerClaim::eip712_encode_type(),
+        ),
+        (
+            escrow.BUYER_WITHDRAW_TYPEHASH().call().await?,
+            BuyerWithdraw::eip712_encode_type(),
+        ),
+    ];
+    for (on_chain, encode_type) in pairs {
+        assert_eq!(
+            on_chain,
+            keccak256(encode_type.as_bytes()),
+            "type hash of {encode_type}"
+        );
+    }
+
+    let domain = eip712::escrow_domain(chain.deployment.chain_id, chain.deployment.escrow);
+    let id = eip712::agreement_id(&agreement, &domain);
+    assert_eq!(escrow.agreementId(agreement.clone()).call().await?, id);
+
+    let collector = InfraFeeCollector::new(chain.deployment.fee_collector, &chain.provider);
+    let fee_domain =
+        eip712::fee_collector_domain(chain.deployment.chain_id, chain.deployment.fee_collector);
+    assert_eq!(
+        collector
+            .feeAuthorizationNonce(id, agreement.infraFee)
+            .call()
+            .await?,
+        eip712::fee_authorization_nonce(id, agreement.infraFee, &fee_domain)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_relayer_cannot_change_what_the_seller_signed() -> eyre::Result<()> {
+    let chain = Chain::start().await?;
+    let agreement = chain
+        .agreement(chain.buyer.address(), chain.seller.address(), "tamper")
+        .await?;
+    let ctx = ActivationContext {
+        chain_id: chain.deployment.chain_id,
+        escrow: chain.deployment.escrow,
+        fee_collector: chain.deployment.fee_collector,
+        token_domain_name: eip712::USDC_DOMAIN_NAME,
+        token_domain_version: eip712::USDC_DOMAIN_VERSION,
+    };
+    let domain = eip712::escrow_domain(chain.deployment.chain_id, chain.deployment.escrow);
+    let now = scenario::latest_timestamp(&chain.provider).await?;
+    let package = sign::activation_package(&chain.buyer, &agreement, &ctx, now + 600).await?;
+    let id = package.agreement_id;
+    let escrow = chain.escrow();
+    let relayer = chain.relayer.address();
+    pactum_devnet::confirm(
+        escrow
+            .activateWithAuthorization(agreement.clone(), package.deposit, package.fee)
+            .from(relayer),
+    )
+    .await?;
+    pactum_devnet::confirm(
+        escrow
+            .initiateClose(agreement.clone())
+            .from(chain.buyer.address()),
+    )
+    .await?;
+
+    // The buyer signed two vouchers; the seller authorizes a claim of the higher one.
+    let (low, high) = (U256::from(10 * USDC), U256::from(30 * USDC));
+    let low_voucher = sign::sign_typed(
+        &chain.buyer,
+        &Voucher {
+            agreementId: id,
+            cumulativeAmount: low,
+        },
+        &domain,
+    )
+    .await?;
+    let high_voucher = sign::sign_typed(
+        &chain.buyer,
+        &Voucher {
+            agreementId: id,
+            cumulativeAmount: high,
+        },
+        &domain,
+    )
+    .await?;
+    let deadline = U256::from(now + 600);
+    let seller = chain.seller.address();
+    let authorization = SellerClaim {
+        agreementId: id,
+        amount: high,
+        recipient: seller,
+        deadline,
+    };
+    let seller_sig = sign::sign_typed(&chain.seller, &authorization, &domain).await?;
+
+    // Swapping in the older, lower voucher, or redirecting the payment, is refused on-chain.
+    let tampered = [
+        (low, low_voucher, seller),
+        (high, high_voucher.clone(), relayer),
+    ];
+    for (amount, voucher, recipient) in tampered {
+        let result = escrow
+            .sellerClaimWithSig(
+                agreement.clone(),
+                amount,
+                voucher,
+                recipient,
+                deadline,
+                seller_sig.clone(),
+            )
+            .from(relayer)
+            .send()
+            .await;
+        let err = result
+            .err()
+            .ok_or_else(|| eyre::eyre!("tampered claim must fail"))?;
+        match err.as_decoded_interface_error::<AgreementEscrowErrors>() {
+            Some(AgreementEscrowErrors::InvalidSignature(e)) => assert_eq!(e.signer, seller),
+            other => eyre::bail!("expected InvalidSignature, got {other:?} ({err})"),
+        }
+    }
+
+    // The untouched authorization goes through, once.
+    let receipt = pactum_devnet::confirm(
+        escrow
+            .sellerClaimWithSig(
+                agreement.clone(),
+                high,
+                high_voucher.clone(),
+                seller,
+                deadline,
+                seller_sig.clone(),
+            )
+            .from(relayer),
+    )
+    .await?;
+    assert!(receipt.status());
+    let replay = escrow
+        .sellerClaimWithSig(
+            agreement.clone(),
+            high,
+            high_voucher,
+            seller,
+            deadline,
+            seller_sig,
+        )
+        .from(relayer)
+        .send()
+        .await;
+    let err = replay
+        .err()
+        .ok_or_else(|| eyre::eyre!("replayed claim must fail"))?;
+    assert!(
+        matches!(
+            err.as_decoded_interface_error::<AgreementEscrowErrors>(),
+            Some(AgreementEscrowErrors::UnexpectedStatus(_))
+        ),
+        "replay refused by the state machine: {err}"
+    );
+    Ok(())
+}
