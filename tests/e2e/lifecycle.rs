@@ -6,8 +6,6 @@ use pactum_bindings::{
     AgreementStatus,
     InfraFeeCollector::InfraFeeCollected,
     contracts::agreement_escrow::AgreementEscrow::AgreementEscrowErrors,
-    eip712,
-    sign::{self, ActivationContext},
 };
 use pactum_devnet::scenario::{self, SettlementPath};
 
@@ -227,23 +225,16 @@ async fn buyer_recovers_the_deposit_when_the_seller_never_claims() -> eyre::Resu
     let agreement = chain
         .agreement(chain.buyer.address(), chain.seller.address(), "unclaimed")
         .await?;
-    let ctx = ActivationContext {
-        chain_id: chain.deployment.chain_id,
-        escrow: chain.deployment.escrow,
-        fee_collector: chain.deployment.fee_collector,
-        token_domain_name: eip712::USDC_DOMAIN_NAME,
-        token_domain_version: eip712::USDC_DOMAIN_VERSION,
-    };
-    let now = scenario::latest_timestamp(&chain.provider).await?;
-    let package = sign::activation_package(&chain.buyer, &agreement, &ctx, now + 600).await?;
-    let escrow = chain.escrow();
-    let buyer = chain.buyer.address();
-    pactum_devnet::confirm(
-        escrow
-            .activateWithAuthorization(agreement.clone(), package.deposit, package.fee)
-            .from(chain.relayer.address()),
+    let (id, _) = scenario::activate(
+        &chain.provider,
+        &chain.deployment,
+        &agreement,
+        &chain.buyer,
+        chain.relayer.address(),
     )
     .await?;
+    let escrow = chain.escrow();
+    let buyer = chain.buyer.address();
     pactum_devnet::confirm(escrow.initiateClose(agreement.clone()).from(buyer)).await?;
 
     // Inside the seller's window the buyer is refused, with the deadline in the error.
@@ -257,7 +248,7 @@ async fn buyer_recovers_the_deposit_when_the_seller_never_claims() -> eyre::Resu
         .ok_or_else(|| eyre::eyre!("withdraw inside the close window must fail"))?;
     match err.as_decoded_interface_error::<AgreementEscrowErrors>() {
         Some(AgreementEscrowErrors::CloseWindowOpen(e)) => {
-            assert_eq!(e.agreementId, package.agreement_id)
+            assert_eq!(e.agreementId, id)
         }
         other => eyre::bail!("expected CloseWindowOpen, got {other:?} ({err})"),
     }

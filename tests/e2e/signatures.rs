@@ -8,7 +8,7 @@ use pactum_bindings::{
     InfraFeeCollector,
     contracts::agreement_escrow::AgreementEscrow::AgreementEscrowErrors,
     eip712::{self, Activation, BuyerWithdraw, InitiateClose, SellerClaim, Voucher},
-    sign::{self, ActivationContext},
+    sign,
 };
 use pactum_devnet::scenario;
 
@@ -79,23 +79,16 @@ async fn a_relayer_cannot_change_what_the_seller_signed() -> eyre::Result<()> {
     let agreement = chain
         .agreement(chain.buyer.address(), chain.seller.address(), "tamper")
         .await?;
-    let ctx = ActivationContext {
-        chain_id: chain.deployment.chain_id,
-        escrow: chain.deployment.escrow,
-        fee_collector: chain.deployment.fee_collector,
-        token_domain_name: eip712::USDC_DOMAIN_NAME,
-        token_domain_version: eip712::USDC_DOMAIN_VERSION,
-    };
     let domain = eip712::escrow_domain(chain.deployment.chain_id, chain.deployment.escrow);
     let now = scenario::latest_timestamp(&chain.provider).await?;
-    let package = sign::activation_package(&chain.buyer, &agreement, &ctx, now + 600).await?;
-    let id = package.agreement_id;
     let escrow = chain.escrow();
     let relayer = chain.relayer.address();
-    pactum_devnet::confirm(
-        escrow
-            .activateWithAuthorization(agreement.clone(), package.deposit, package.fee)
-            .from(relayer),
+    let (id, _) = scenario::activate(
+        &chain.provider,
+        &chain.deployment,
+        &agreement,
+        &chain.buyer,
+        relayer,
     )
     .await?;
     pactum_devnet::confirm(

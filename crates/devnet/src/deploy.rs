@@ -4,7 +4,10 @@ use alloy::{
     providers::Provider,
     rpc::types::TransactionReceipt,
 };
-use pactum_bindings::{AgreementEscrow, InfraFeeCollector, LocalSanctionsOracle, LocalUSDC};
+use pactum_bindings::{
+    AgreementEscrow, InfraFeeCollector, LocalSanctionsOracle, LocalUSDC, eip712,
+    sign::ActivationContext,
+};
 
 use crate::{Error, Result};
 
@@ -38,6 +41,19 @@ pub struct Deployment {
     pub start_block: u64,
     /// Every contract created, in order.
     pub contracts: Vec<DeployedContract>,
+}
+
+impl Deployment {
+    /// What a buyer signs its activation package against (the local token has USDC's domain).
+    pub fn activation_context(&self) -> ActivationContext {
+        ActivationContext {
+            chain_id: self.chain_id,
+            escrow: self.escrow,
+            fee_collector: self.fee_collector,
+            token_domain_name: eip712::USDC_DOMAIN_NAME,
+            token_domain_version: eip712::USDC_DOMAIN_VERSION,
+        }
+    }
 }
 
 /// Deploys the local token and oracle stand-ins, the fee collector, and the escrow bound to it.

@@ -14,7 +14,7 @@ use alloy::{
 use pactum_bindings::{
     Agreement, AgreementEscrow,
     eip712::{self, BuyerWithdraw, InitiateClose, SellerClaim, Voucher},
-    sign::{self, ActivationContext},
+    sign,
 };
 
 use crate::{Deployment, Error, Result, deploy::confirm};
@@ -95,13 +95,6 @@ pub async fn run<P: Provider>(
 ) -> Result<Outcome> {
     let escrow = AgreementEscrow::new(deployment.escrow, provider);
     let escrow_domain = eip712::escrow_domain(deployment.chain_id, deployment.escrow);
-    let ctx = ActivationContext {
-        chain_id: deployment.chain_id,
-        escrow: deployment.escrow,
-        fee_collector: deployment.fee_collector,
-        token_domain_name: eip712::USDC_DOMAIN_NAME,
-        token_domain_version: eip712::USDC_DOMAIN_VERSION,
-    };
     let mut run = Run {
         steps: Vec::new(),
         receipts: Vec::new(),
@@ -113,14 +106,12 @@ pub async fn run<P: Provider>(
     };
 
     // 1. Activation: the buyer signs, the buyer (direct) or the relayer submits.
-    let now = latest_timestamp(provider).await?;
-    let package =
-        sign::activation_package(buyer, agreement, &ctx, now + AUTHORIZATION_LIFETIME).await?;
-    let id = package.agreement_id;
-    let receipt = confirm(
-        escrow
-            .activateWithAuthorization(agreement.clone(), package.deposit, package.fee)
-            .from(submitter(agreement.buyer)),
+    let (id, receipt) = activate(
+        provider,
+        deployment,
+        agreement,
+        buyer,
+        submitter(agreement.buyer),
     )
     .await?;
     run.record(
@@ -273,6 +264,33 @@ pub async fn run<P: Provider>(
         seller_paid,
         buyer_refund,
     })
+}
+
+/// Has the buyer sign its activation package (valid for ten minutes) and submits it from
+/// `submitter`; returns the agreement id and the receipt.
+pub async fn activate<P: Provider>(
+    provider: &P,
+    deployment: &Deployment,
+    agreement: &Agreement,
+    buyer: &PrivateKeySigner,
+    submitter: Address,
+) -> Result<(B256, TransactionReceipt)> {
+    let now = latest_timestamp(provider).await?;
+    let package = sign::activation_package(
+        buyer,
+        agreement,
+        &deployment.activation_context(),
+        now + AUTHORIZATION_LIFETIME,
+    )
+    .await?;
+    let escrow = AgreementEscrow::new(deployment.escrow, provider);
+    let receipt = confirm(
+        escrow
+            .activateWithAuthorization(agreement.clone(), package.deposit, package.fee)
+            .from(submitter),
+    )
+    .await?;
+    Ok((package.agreement_id, receipt))
 }
 
 struct Run<'a, F: FnMut(&Step)> {
