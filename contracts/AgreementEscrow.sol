@@ -4,6 +4,7 @@ pragma solidity 0.8.30;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
@@ -280,9 +281,7 @@ contract AgreementEscrow is IAgreementEscrow, EIP712, ReentrancyGuardTransient {
         }
         if (amount == 0 || amount > a.maxAmount) revert InvalidVoucherAmount(amount, a.maxAmount);
         bytes32 voucherDigest = _hashTypedDataV4(keccak256(abi.encode(VOUCHER_TYPEHASH, id, amount)));
-        if (!SignatureChecker.isValidSignatureNowCalldata(a.buyer, voucherDigest, voucherSignature)) {
-            revert InvalidVoucher(id, amount);
-        }
+        if (!_isValidSignature(a.buyer, voucherDigest, voucherSignature)) revert InvalidVoucher(id, amount);
         _checkPayout(a.seller, recipient);
 
         uint256 remainder = a.maxAmount - amount;
@@ -336,8 +335,20 @@ contract AgreementEscrow is IAgreementEscrow, EIP712, ReentrancyGuardTransient {
     }
 
     function _checkSignature(address signer, bytes32 structHash, bytes calldata signature) private view {
-        if (!SignatureChecker.isValidSignatureNowCalldata(signer, _hashTypedDataV4(structHash), signature)) {
-            revert InvalidSignature(signer);
-        }
+        if (!_isValidSignature(signer, _hashTypedDataV4(structHash), signature)) revert InvalidSignature(signer);
+    }
+
+    /// @dev ECDSA first, ERC-1271 only if that fails and the signer has code. The order matters: an
+    ///      EOA that later delegates its account (EIP-7702) gains code, and a code-first check would
+    ///      then ask the delegate instead of the key, letting the EOA disown every voucher and
+    ///      authorization it signed. A recovered ECDSA signer is authoritative because no contract
+    ///      address has a known private key, while a 7702 account's key keeps full control of it.
+    ///      `tryRecoverCalldata` rejects malformed and high-s signatures.
+    function _isValidSignature(address signer, bytes32 digest, bytes calldata signature) private view returns (bool) {
+        // The third value only details the error (e.g. the bad length); a failure of any kind falls through.
+        // slither-disable-next-line unused-return
+        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, signature);
+        if (err == ECDSA.RecoverError.NoError && recovered == signer) return true;
+        return signer.code.length != 0 && SignatureChecker.isValidERC1271SignatureNowCalldata(signer, digest, signature);
     }
 }

@@ -37,7 +37,8 @@ interface IAgreementEscrow is ITokenAuthorizations {
         uint256 maxAmount;
         /// @notice The platform fee the buyer pays to the fee collector at activation; zero means waived.
         uint256 infraFee;
-        /// @notice Unix time after which the agreement can no longer be activated (end of the service term).
+        /// @notice Unix time at and after which the agreement can no longer be activated (end of the
+        ///         service term). It does not close an active agreement; either party does that.
         uint64 expiry;
         /// @notice Seconds the seller has, after a close is initiated, to present its highest voucher.
         uint32 closeWindow;
@@ -119,7 +120,7 @@ interface IAgreementEscrow is ITokenAuthorizations {
     // Errors
     // ---------------------------------------------------------------------------------------------
 
-    /// @notice Buyer or seller is the zero address, or they are the same address.
+    /// @notice Buyer or seller is the zero address or the escrow itself, or they are the same address.
     error InvalidParties(address buyer, address seller);
     /// @notice The token is the zero address or has no code.
     error InvalidToken(address token);
@@ -149,7 +150,7 @@ interface IAgreementEscrow is ITokenAuthorizations {
     error CloseWindowElapsed(bytes32 agreementId, uint256 closeDeadline, uint256 timestamp);
     /// @notice The buyer asked for its remainder before the seller claimed or the window ended.
     error CloseWindowOpen(bytes32 agreementId, uint256 closeDeadline, uint256 timestamp);
-    /// @notice The payout recipient is the zero address.
+    /// @notice The payout recipient is the zero address or the escrow itself.
     error InvalidRecipient(address recipient);
     /// @notice The sanctions oracle given at deployment has no code.
     error InvalidSanctionsOracle(address oracle);

@@ -22,7 +22,9 @@ import {IERC20PermitBytes} from "../interfaces/IERC20PermitBytes.sol";
 ///           one, reverts. As in FiatToken v2.2, the blocklist flag is the top bit of the account's
 ///           balance slot, so screening costs no extra storage read and gas figures measured
 ///           against this token carry over to USDC.
-///         The owner mints and manages the blocklist (USDC splits these across several roles).
+///         - pausing: while paused, transfers, approvals, permits, authorizations and minting revert;
+///         - the token blocklists its own address, so tokens cannot be sent to the contract.
+///         The owner mints, pauses and manages the blocklist (USDC splits these across roles).
 contract LocalUSDC is IERC20, IERC20Errors, IERC3009, IERC20PermitBytes, EIP712, Nonces, Ownable {
     uint256 private constant BLOCKLIST_FLAG = 1 << 255;
     uint256 private constant BALANCE_MASK = BLOCKLIST_FLAG - 1;
@@ -49,6 +51,8 @@ contract LocalUSDC is IERC20, IERC20Errors, IERC3009, IERC20PermitBytes, EIP712,
     event AuthorizationCanceled(address indexed authorizer, bytes32 indexed nonce);
     event Blocklisted(address indexed account);
     event UnBlocklisted(address indexed account);
+    event Pause();
+    event Unpause();
 
     error AccountBlocklisted(address account);
     error PermitExpired(uint256 deadline);
@@ -59,8 +63,32 @@ contract LocalUSDC is IERC20, IERC20Errors, IERC3009, IERC20PermitBytes, EIP712,
     error CallerMustBePayee(address caller, address payee);
 
     error SupplyOverflow(uint256 totalSupply);
+    error InvalidMintAmount();
+    error TokenPaused();
 
-    constructor(address initialOwner) EIP712("USD Coin", "2") Ownable(initialOwner) {}
+    /// @notice Whether the token is paused (FiatToken's `paused()`).
+    bool public paused;
+
+    constructor(address initialOwner) EIP712("USD Coin", "2") Ownable(initialOwner) {
+        _balanceAndBlocklistState[address(this)] = BLOCKLIST_FLAG;
+        emit Blocklisted(address(this));
+    }
+
+    // ----- pausing (owner) -----
+
+    function pause() external onlyOwner {
+        paused = true;
+        emit Pause();
+    }
+
+    function unpause() external onlyOwner {
+        paused = false;
+        emit Unpause();
+    }
+
+    function _requireNotPaused() private view {
+        if (paused) revert TokenPaused();
+    }
 
     // ----- ERC-20 -----
 
@@ -114,6 +142,8 @@ contract LocalUSDC is IERC20, IERC20Errors, IERC3009, IERC20PermitBytes, EIP712,
     // ----- minting and blocklist (owner) -----
 
     function mint(address to, uint256 amount) external onlyOwner {
+        _requireNotPaused();
+        if (amount == 0) revert InvalidMintAmount();
         if (to == address(0)) revert ERC20InvalidReceiver(address(0));
         _requireNotBlocklisted(to);
         uint256 supply = _totalSupply + amount;
@@ -284,6 +314,7 @@ contract LocalUSDC is IERC20, IERC20Errors, IERC3009, IERC20PermitBytes, EIP712,
     }
 
     function _cancelAuthorization(address authorizer, bytes32 nonce, bytes memory signature) private {
+        _requireNotPaused();
         _requireUnusedAuthorization(authorizer, nonce);
         _requireValidSignature(
             authorizer, keccak256(abi.encode(CANCEL_AUTHORIZATION_TYPEHASH, authorizer, nonce)), signature
@@ -304,6 +335,7 @@ contract LocalUSDC is IERC20, IERC20Errors, IERC3009, IERC20PermitBytes, EIP712,
 
     /// @dev Every transfer passes here; the blocklist flag is read with the balance itself.
     function _transfer(address from, address to, uint256 value) private {
+        _requireNotPaused();
         if (to == address(0)) revert ERC20InvalidReceiver(address(0));
         uint256 fromState = _balanceAndBlocklistState[from];
         if (fromState & BLOCKLIST_FLAG != 0) revert AccountBlocklisted(from);
@@ -324,6 +356,7 @@ contract LocalUSDC is IERC20, IERC20Errors, IERC3009, IERC20PermitBytes, EIP712,
 
     /// @dev Approvals (including by permit) involving a blocklisted address are refused, as in USDC.
     function _approve(address owner, address spender, uint256 value) private {
+        _requireNotPaused();
         if (owner == address(0)) revert ERC20InvalidApprover(address(0));
         if (spender == address(0)) revert ERC20InvalidSpender(address(0));
         _requireNotBlocklisted(owner);
