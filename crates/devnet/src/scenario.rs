@@ -114,6 +114,8 @@ pub async fn run<P: Provider>(
         submitter(agreement.buyer),
     )
     .await?;
+    // The parties' settlement authorizations below all expire ten minutes from now.
+    let deadline = U256::from(latest_timestamp(provider).await? + AUTHORIZATION_LIFETIME);
     run.record(
         "activate",
         format!(
@@ -155,7 +157,6 @@ pub async fn run<P: Provider>(
             .await?
         }
         SettlementPath::Relayed { relayer } => {
-            let deadline = U256::from(latest_timestamp(provider).await? + AUTHORIZATION_LIFETIME);
             let message = InitiateClose {
                 agreementId: id,
                 party: agreement.buyer,
@@ -190,8 +191,6 @@ pub async fn run<P: Provider>(
                 .await?
             }
             SettlementPath::Relayed { relayer } => {
-                let deadline =
-                    U256::from(latest_timestamp(provider).await? + AUTHORIZATION_LIFETIME);
                 let message = SellerClaim {
                     agreementId: id,
                     amount,
@@ -235,7 +234,6 @@ pub async fn run<P: Provider>(
             .await?
         }
         SettlementPath::Relayed { relayer } => {
-            let deadline = U256::from(latest_timestamp(provider).await? + AUTHORIZATION_LIFETIME);
             let message = BuyerWithdraw {
                 agreementId: id,
                 recipient: agreement.buyer,
