@@ -25,7 +25,10 @@ contract AgreementEscrow is IAgreementEscrow, EIP712, ReentrancyGuardTransient {
         "Agreement(address buyer,address seller,address token,uint256 maxAmount,uint256 infraFee,uint64 expiry,uint32 closeWindow,bytes32 salt)"
     );
     /// @notice Buyer's consent to activation, used with permits (an EIP-3009 authorization needs none).
-    bytes32 public constant ACTIVATION_TYPEHASH = keccak256("Activation(bytes32 agreementId,uint256 deadline)");
+    ///         The terms are nested, so a wallet displays them rather than an opaque id.
+    bytes32 public constant ACTIVATION_TYPEHASH = keccak256(
+        "Activation(Agreement agreement,uint256 deadline)Agreement(address buyer,address seller,address token,uint256 maxAmount,uint256 infraFee,uint64 expiry,uint32 closeWindow,bytes32 salt)"
+    );
     /// @notice Buyer's cumulative usage voucher.
     bytes32 public constant VOUCHER_TYPEHASH = keccak256("Voucher(bytes32 agreementId,uint256 cumulativeAmount)");
     /// @notice A party's authorization to start the close window.
@@ -42,6 +45,9 @@ contract AgreementEscrow is IAgreementEscrow, EIP712, ReentrancyGuardTransient {
     uint256 public constant MIN_CLOSE_WINDOW = 1 hours;
     /// @notice Longest close window: bounds how long a buyer's remainder can be held after a close.
     uint256 public constant MAX_CLOSE_WINDOW = 30 days;
+    /// @notice Gas given to each sanctions lookup of a seller payout (a Chainalysis lookup needs ~5k).
+    ///         An oracle that fails within it defers the payout; a submitter that leaves less reverts.
+    uint256 public constant SCREENING_GAS = 100_000;
 
     /// @inheritdoc IAgreementEscrow
     address public immutable SANCTIONS_ORACLE;
@@ -95,10 +101,13 @@ contract AgreementEscrow is IAgreementEscrow, EIP712, ReentrancyGuardTransient {
         PermitSignature calldata deposit,
         PermitSignature calldata fee
     ) external nonReentrant returns (bytes32 id) {
-        id = _agreementId(agreement);
+        bytes32 termsHash = _agreementStructHash(agreement);
+        id = _hashTypedDataV4(termsHash);
         _checkActivation(id, agreement);
         _checkDeadline(deadline);
-        _checkSignature(agreement.buyer, keccak256(abi.encode(ACTIVATION_TYPEHASH, id, deadline)), buyerSignature);
+        _checkSignature(
+            agreement.buyer, keccak256(abi.encode(ACTIVATION_TYPEHASH, termsHash, deadline)), buyerSignature
+        );
         _recordActivation(id, agreement);
 
         uint256 balanceBefore = IERC20(agreement.token).balanceOf(address(this));
@@ -216,19 +225,14 @@ contract AgreementEscrow is IAgreementEscrow, EIP712, ReentrancyGuardTransient {
     }
 
     function _agreementId(Agreement calldata a) private view returns (bytes32) {
-        return _hashTypedDataV4(
-            keccak256(
-                abi.encode(
-                    AGREEMENT_TYPEHASH,
-                    a.buyer,
-                    a.seller,
-                    a.token,
-                    a.maxAmount,
-                    a.infraFee,
-                    a.expiry,
-                    a.closeWindow,
-                    a.salt
-                )
+        return _hashTypedDataV4(_agreementStructHash(a));
+    }
+
+    /// @dev The EIP-712 `hashStruct` of the terms (the id is its typed-data digest under this domain).
+    function _agreementStructHash(Agreement calldata a) private pure returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                AGREEMENT_TYPEHASH, a.buyer, a.seller, a.token, a.maxAmount, a.infraFee, a.expiry, a.closeWindow, a.salt
             )
         );
     }
@@ -252,7 +256,9 @@ contract AgreementEscrow is IAgreementEscrow, EIP712, ReentrancyGuardTransient {
     }
 
     function _recordActivation(bytes32 id, Agreement calldata a) private {
-        _states[id] = AgreementState({status: Status.Active, closeDeadline: 0, settledAmount: 0});
+        _states[id] = AgreementState({
+            status: Status.Active, closeDeadline: 0, settledAmount: 0, sellerPaid: false, buyerWithdrawn: false
+        });
         emit AgreementActivated(
             id, a.buyer, a.seller, a.token, a.maxAmount, a.infraFee, a.expiry, a.closeWindow, a.salt
         );
@@ -263,7 +269,13 @@ contract AgreementEscrow is IAgreementEscrow, EIP712, ReentrancyGuardTransient {
         if (status != Status.Active) revert UnexpectedStatus(id, Status.Active, status);
         // Cannot overflow uint40 before the year 36812: closeWindow <= 30 days.
         uint40 closeDeadline = uint40(block.timestamp + a.closeWindow);
-        _states[id] = AgreementState({status: Status.Closing, closeDeadline: closeDeadline, settledAmount: 0});
+        _states[id] = AgreementState({
+            status: Status.Closing,
+            closeDeadline: closeDeadline,
+            settledAmount: 0,
+            sellerPaid: false,
+            buyerWithdrawn: false
+        });
         emit CloseInitiated(id, initiator, closeDeadline);
     }
 
@@ -274,27 +286,101 @@ contract AgreementEscrow is IAgreementEscrow, EIP712, ReentrancyGuardTransient {
         bytes calldata voucherSignature,
         address recipient
     ) private {
+        if (recipient == address(0) || recipient == address(this)) {
+            revert InvalidRecipient(recipient);
+        }
         AgreementState memory state = _states[id];
-        if (state.status != Status.Closing) revert UnexpectedStatus(id, Status.Closing, state.status);
+        if (state.status == Status.Closing) {
+            _recordEntitlement(id, a, state, amount, voucherSignature);
+            _payOrDefer(id, a, state, recipient);
+        } else if (state.status == Status.SellerClaimed && !state.sellerPaid) {
+            _retryPayout(id, a, state, amount, recipient);
+        } else if (state.status == Status.SellerClaimed || (state.status == Status.Settled && state.sellerPaid)) {
+            revert SellerAlreadyPaid(id);
+        } else {
+            revert UnexpectedStatus(id, Status.Closing, state.status);
+        }
+    }
+
+    /// @dev Verifies the voucher in time and records the seller's entitlement in `state` (written to
+    ///      storage, with its event, by `_payOrDefer` in the same call).
+    function _recordEntitlement(
+        bytes32 id,
+        Agreement calldata a,
+        AgreementState memory state,
+        uint256 amount,
+        bytes calldata voucherSignature
+    ) private view {
         if (block.timestamp >= state.closeDeadline) {
             revert CloseWindowElapsed(id, state.closeDeadline, block.timestamp);
         }
         if (amount == 0 || amount > a.maxAmount) revert InvalidVoucherAmount(amount, a.maxAmount);
         bytes32 voucherDigest = _hashTypedDataV4(keccak256(abi.encode(VOUCHER_TYPEHASH, id, amount)));
         if (!_isValidSignature(a.buyer, voucherDigest, voucherSignature)) revert InvalidVoucher(id, amount);
-        _checkPayout(a.seller, recipient);
 
-        uint256 remainder = a.maxAmount - amount;
-        _states[id] = AgreementState({
-            status: remainder == 0 ? Status.Settled : Status.SellerClaimed,
-            closeDeadline: state.closeDeadline,
-            // casting to uint128 is safe: amount <= maxAmount <= type(uint128).max (checked at activation).
-            // forge-lint: disable-next-line(unsafe-typecast)
-            settledAmount: uint128(amount)
-        });
-        emit SellerClaimed(id, recipient, amount, remainder);
+        state.status = Status.SellerClaimed;
+        // casting to uint128 is safe: amount <= maxAmount <= type(uint128).max (checked at activation).
+        // forge-lint: disable-next-line(unsafe-typecast)
+        state.settledAmount = uint128(amount);
+        // A voucher for the whole deposit leaves the buyer nothing to withdraw.
+        state.buyerWithdrawn = amount == a.maxAmount;
+    }
+
+    /// @dev The first payout attempt, right after the entitlement is recorded. It never reverts for a
+    ///      blocked payout: it stores the entitlement as unpaid and emits `SellerPayoutDeferred`.
+    ///      Effects come first: the state is written as paid before the transfer and written back as
+    ///      unpaid if the token refuses (every entry point holds the reentrancy lock throughout).
+    function _payOrDefer(bytes32 id, Agreement calldata a, AgreementState memory state, address recipient) private {
+        uint256 amount = state.settledAmount;
+        (bool clear, DeferralReason reason) = _screenPayout(id, a.buyer, a.seller, recipient);
+        if (!clear) {
+            _states[id] = state;
+            emit SellerClaimed(id, amount, a.maxAmount - amount);
+            emit SellerPayoutDeferred(id, recipient, amount, reason);
+            return;
+        }
+
+        _markSellerPaid(state);
+        _states[id] = state;
+        emit SellerClaimed(id, amount, a.maxAmount - amount);
+        uint256 gasBefore = gasleft();
+        if (IERC20(a.token).trySafeTransfer(recipient, amount)) {
+            emit SellerPaid(id, recipient, amount);
+            return;
+        }
+        _checkNotStarved(id, gasBefore);
+        state.sellerPaid = false;
+        state.status = Status.SellerClaimed;
+        // Undoes the optimistic write above. Only code running inside the failed transfer could have
+        // seen it, and everything that code did was reverted with the transfer.
+        _states[id] = state;
+        emit SellerPayoutDeferred(id, recipient, amount, DeferralReason.TransferFailed);
+    }
+
+    /// @dev A later payout of a recorded, unpaid entitlement. Strict: a blocked payout reverts with its
+    ///      cause and changes nothing, so the seller can try again (with another recipient if need be).
+    function _retryPayout(
+        bytes32 id,
+        Agreement calldata a,
+        AgreementState memory state,
+        uint256 amount,
+        address recipient
+    ) private {
+        if (amount != state.settledAmount) revert ClaimAmountMismatch(id, state.settledAmount, amount);
+        _screen(a.buyer);
+        _screen(a.seller);
+        if (recipient != a.seller) _screen(recipient);
+
+        _markSellerPaid(state);
+        _states[id] = state;
+        emit SellerPaid(id, recipient, amount);
 
         IERC20(a.token).safeTransfer(recipient, amount);
+    }
+
+    function _markSellerPaid(AgreementState memory state) private pure {
+        state.sellerPaid = true;
+        if (state.buyerWithdrawn) state.status = Status.Settled;
     }
 
     function _buyerWithdraw(bytes32 id, Agreement calldata a, address recipient) private {
@@ -305,25 +391,64 @@ contract AgreementEscrow is IAgreementEscrow, EIP712, ReentrancyGuardTransient {
             }
         } else if (state.status != Status.SellerClaimed) {
             revert UnexpectedStatus(id, Status.Closing, state.status);
+        } else if (state.buyerWithdrawn) {
+            revert BuyerAlreadyWithdrawn(id);
         }
-        _checkPayout(a.buyer, recipient);
+        if (recipient == address(0) || recipient == address(this)) revert InvalidRecipient(recipient);
+        // The remainder is the buyer's own money: the seller is not screened for it.
+        _screen(a.buyer);
+        if (recipient != a.buyer) _screen(recipient);
 
         // settledAmount <= maxAmount, so this cannot underflow.
         uint256 amount = a.maxAmount - state.settledAmount;
-        _states[id] = AgreementState({
-            status: Status.Settled, closeDeadline: state.closeDeadline, settledAmount: state.settledAmount
-        });
+        state.buyerWithdrawn = true;
+        // Without a claim (Closing), nothing is owed to the seller.
+        if (state.status == Status.Closing || state.sellerPaid) state.status = Status.Settled;
+        _states[id] = state;
         emit BuyerWithdrew(id, recipient, amount);
 
         IERC20(a.token).safeTransfer(recipient, amount);
     }
 
-    /// @dev A payout goes to `party` or the recipient it chose, and never to a sanctioned address:
-    ///      the party is screened too, so a sanctioned party cannot route its funds elsewhere.
-    function _checkPayout(address party, address recipient) private view {
-        if (recipient == address(0) || recipient == address(this)) revert InvalidRecipient(recipient);
-        _screen(party);
-        if (recipient != party) _screen(recipient);
+    /// @dev Screening for a seller payout: the buyer (the money is its deposit), the seller and the
+    ///      recipient. Never reverts on the oracle's behalf; an oracle that reverts or answers anything
+    ///      but a clean `false` blocks the payout (fail closed).
+    function _screenPayout(bytes32 id, address buyer, address seller, address recipient)
+        private
+        view
+        returns (bool clear, DeferralReason reason)
+    {
+        (clear, reason) = _tryScreen(id, buyer);
+        if (clear) (clear, reason) = _tryScreen(id, seller);
+        if (clear && recipient != seller) (clear, reason) = _tryScreen(id, recipient);
+    }
+
+    function _tryScreen(bytes32 id, address account) private view returns (bool clear, DeferralReason reason) {
+        // The oracle gets exactly SCREENING_GAS whatever the submitter's gas limit, so its failure is
+        // its own and never one a submitter provoked (EIP-150 forwards at most 63/64 of what is left).
+        if (gasleft() < SCREENING_GAS + SCREENING_GAS / 63 + 2_000) revert PayoutGasTooLow(id);
+        address oracle = SANCTIONS_ORACLE;
+        bytes4 selector = ISanctionsList.isSanctioned.selector;
+        bool answered;
+        uint256 answer;
+        // A bounded static call: only the 32-byte answer is copied, whatever the oracle returns.
+        // slither-disable-next-line assembly
+        assembly ("memory-safe") {
+            mstore(0x00, selector)
+            mstore(0x04, account)
+            answered := staticcall(SCREENING_GAS, oracle, 0x00, 0x24, 0x00, 0x20)
+            answered := and(answered, gt(returndatasize(), 0x1f))
+            answer := mload(0x00)
+        }
+        if (!answered || answer > 1) return (false, DeferralReason.ScreeningUnavailable);
+        return (answer == 0, DeferralReason.Sanctioned);
+    }
+
+    /// @dev A token transfer that fails having left less than 1/64 of the gas it started with most
+    ///      likely ran out of gas (EIP-150 keeps 1/64 back). Treating that as a refused payout would let
+    ///      a submitter force a deferral by choosing the gas limit, so the whole transaction reverts.
+    function _checkNotStarved(bytes32 id, uint256 gasBefore) private view {
+        if (gasleft() <= gasBefore / 63) revert PayoutGasTooLow(id);
     }
 
     function _screen(address account) private view {

@@ -16,8 +16,11 @@ import {ReceiveAuthorization, PermitSignature, ITokenAuthorizations} from "./ITo
 ///            `infraFee` into the fee collector, in the same transaction);
 ///         2. usage: off-chain, the buyer signs cumulative `Voucher`s; the seller keeps the highest;
 ///         3. close: either party starts the close window;
-///         4. seller claim: during the window the seller presents its highest voucher and is paid;
-///         5. buyer withdraw: once the seller has claimed, or the window is over, the buyer gets the rest.
+///         4. seller claim: during the window the seller presents its highest voucher. That records its
+///            entitlement for good, then pays it if the payout is clear (sanctions, token); a payout
+///            that cannot go through now is deferred, not lost, and the seller retries it later;
+///         5. buyer withdraw: once the seller has claimed, or the window is over, the buyer gets the rest
+///            (`maxAmount` minus the seller's recorded entitlement, never more).
 ///
 ///         Every settlement step exists twice: a direct call from the party's wallet, and a
 ///         `...WithSig` twin that anyone (a gas-sponsoring relayer) may submit with the party's
@@ -55,20 +58,35 @@ interface IAgreementEscrow is ITokenAuthorizations {
         Active,
         /// @notice A party initiated close; the seller may claim until `closeDeadline`.
         Closing,
-        /// @notice The seller was paid; the buyer's remainder is still in escrow.
+        /// @notice The seller's entitlement is recorded (`settledAmount`); its payout or the buyer's
+        ///         remainder, or both, are still in escrow (see `sellerPaid`, `buyerWithdrawn`).
         SellerClaimed,
         /// @notice Nothing of this agreement remains in escrow.
         Settled
     }
 
-    /// @notice The only per-agreement storage: one slot.
+    /// @notice The only per-agreement storage: one slot (192 bits).
     struct AgreementState {
         /// @notice Where the agreement is in its lifecycle.
         Status status;
         /// @notice End of the close window (zero until a close is initiated).
         uint40 closeDeadline;
-        /// @notice The voucher amount the seller was paid (zero until it claims).
+        /// @notice The seller's entitlement: the voucher amount it claimed (zero until it claims).
         uint128 settledAmount;
+        /// @notice The seller's entitlement has been paid out.
+        bool sellerPaid;
+        /// @notice The buyer's remainder (`maxAmount - settledAmount`) has been paid out, or was zero.
+        bool buyerWithdrawn;
+    }
+
+    /// @notice Why a seller's payout was deferred at claim time (its entitlement is recorded regardless).
+    enum DeferralReason {
+        /// @notice The buyer, the seller or the recipient is on the sanctions list.
+        Sanctioned,
+        /// @notice The sanctions oracle did not answer (reverted or returned garbage): fail closed.
+        ScreeningUnavailable,
+        /// @notice The token refused the transfer (paused, blocklisted recipient or escrow, ...).
+        TransferFailed
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -103,14 +121,31 @@ interface IAgreementEscrow is ITokenAuthorizations {
     /// @param closeDeadline The seller may claim strictly before this time.
     event CloseInitiated(bytes32 indexed agreementId, address indexed initiator, uint256 closeDeadline);
 
-    /// @notice The seller was paid the amount of the buyer's voucher it presented.
+    /// @notice The seller presented the buyer's voucher in time: its entitlement is recorded for good.
+    ///         Always followed, in the same transaction, by `SellerPaid` or `SellerPayoutDeferred`.
+    /// @param agreementId The agreement.
+    /// @param amount The voucher's cumulative amount: what the seller is owed.
+    /// @param buyerRemainder What the buyer can withdraw (`maxAmount - amount`).
+    event SellerClaimed(bytes32 indexed agreementId, uint256 amount, uint256 buyerRemainder);
+
+    /// @notice The seller's entitlement was paid out in full.
     /// @param agreementId The agreement.
     /// @param recipient Where the payment went (the seller, or a recipient the seller chose).
-    /// @param amount The voucher's cumulative amount, paid in full.
-    /// @param buyerRemainder What stays in escrow for the buyer to withdraw (zero settles the agreement).
-    event SellerClaimed(bytes32 indexed agreementId, address indexed recipient, uint256 amount, uint256 buyerRemainder);
+    /// @param amount The amount paid (the recorded entitlement).
+    event SellerPaid(bytes32 indexed agreementId, address indexed recipient, uint256 amount);
 
-    /// @notice The buyer recovered the unspent remainder; the agreement is settled.
+    /// @notice The seller's payout could not be made at claim time and stays in escrow for it. The
+    ///         seller retries with `sellerClaim` (any recipient it chooses, no deadline).
+    /// @param agreementId The agreement.
+    /// @param recipient The recipient of the attempted payout.
+    /// @param amount The recorded entitlement still held for the seller.
+    /// @param reason What blocked the payout.
+    event SellerPayoutDeferred(
+        bytes32 indexed agreementId, address indexed recipient, uint256 amount, DeferralReason reason
+    );
+
+    /// @notice The buyer recovered the unspent remainder (settling the agreement unless the seller's
+    ///         payout is still deferred).
     /// @param agreementId The agreement.
     /// @param recipient Where the remainder went (the buyer, or a recipient the buyer chose).
     /// @param amount The remainder paid out.
@@ -150,6 +185,15 @@ interface IAgreementEscrow is ITokenAuthorizations {
     error CloseWindowElapsed(bytes32 agreementId, uint256 closeDeadline, uint256 timestamp);
     /// @notice The buyer asked for its remainder before the seller claimed or the window ended.
     error CloseWindowOpen(bytes32 agreementId, uint256 closeDeadline, uint256 timestamp);
+    /// @notice A retried seller payout named another amount than the recorded entitlement.
+    error ClaimAmountMismatch(bytes32 agreementId, uint256 recorded, uint256 given);
+    /// @notice The seller's entitlement was already paid.
+    error SellerAlreadyPaid(bytes32 agreementId);
+    /// @notice The buyer's remainder was already paid (or there was none).
+    error BuyerAlreadyWithdrawn(bytes32 agreementId);
+    /// @notice A payout call ran out of gas: the submitter gave too little for the payout to be
+    ///         attempted properly, so nothing is recorded as deferred.
+    error PayoutGasTooLow(bytes32 agreementId);
     /// @notice The payout recipient is the zero address or the escrow itself.
     error InvalidRecipient(address recipient);
     /// @notice The sanctions oracle given at deployment has no code.
@@ -181,8 +225,9 @@ interface IAgreementEscrow is ITokenAuthorizations {
     ) external returns (bytes32 id);
 
     /// @notice Activates an agreement with EIP-2612 permits (or existing allowances). Anyone may submit.
-    /// @dev A permit does not commit to the terms, so the buyer also signs `Activation(agreementId,
-    ///      deadline)` under this contract's domain. The permits are attempted and their failure
+    /// @dev A permit does not commit to the terms, so the buyer also signs `Activation(agreement,
+    ///      deadline)` under this contract's domain, with the terms nested as typed data so that a
+    ///      wallet shows them. The permits are attempted and their failure
     ///      ignored, so a front-run permit cannot block activation; the allowance is what is checked.
     /// @param agreement The terms.
     /// @param deadline The activation signature's deadline.
@@ -218,8 +263,15 @@ interface IAgreementEscrow is ITokenAuthorizations {
         bytes calldata signature
     ) external;
 
-    /// @notice Pays the seller the cumulative amount of the buyer's voucher. Seller only, once, while
-    ///         `Closing` and before the close deadline.
+    /// @notice Claims and pays the seller the cumulative amount of the buyer's voucher. Seller only.
+    /// @dev While `Closing` and before the close deadline: verifies the voucher and records the
+    ///      entitlement (`SellerClaimed`), then pays it if the buyer, the seller and the recipient pass
+    ///      sanctions screening and the token transfer succeeds (`SellerPaid`). Otherwise the payout is
+    ///      deferred (`SellerPayoutDeferred`) and the entitlement stays in escrow: the call does not
+    ///      revert, so a blocked payout can never hand the seller's earnings to the buyer.
+    ///      Once recorded and unpaid (`SellerClaimed`, not `sellerPaid`), a call retries the payout at
+    ///      any time, to any recipient the seller chooses; `amount` must equal the entitlement, the
+    ///      voucher is not checked again, and a blocked payout reverts with its cause.
     /// @param agreement The terms.
     /// @param amount The voucher's cumulative amount (0 < amount <= maxAmount).
     /// @param voucherSignature The buyer's signature on `Voucher(agreementId, amount)`.
@@ -242,8 +294,10 @@ interface IAgreementEscrow is ITokenAuthorizations {
         bytes calldata sellerSignature
     ) external;
 
-    /// @notice Pays the buyer everything the seller was not paid and settles the agreement. Buyer
-    ///         only, once, after the seller claimed or the close window ended.
+    /// @notice Pays the buyer `maxAmount` minus the seller's entitlement. Buyer only, once, after the
+    ///         seller claimed or the close window ended. Screens the buyer and the recipient (not the
+    ///         seller: the remainder is the buyer's own money) and reverts if the payout is blocked;
+    ///         the remainder stays reserved for a later call.
     /// @param agreement The terms.
     /// @param recipient Where to pay (the buyer itself, or another address of its choosing).
     function buyerWithdraw(Agreement calldata agreement, address recipient) external;

@@ -2,7 +2,9 @@
 
 use alloy::{primitives::U256, providers::Provider, signers::local::PrivateKeySigner};
 use pactum_bindings::{
-    AgreementEscrow::{AgreementActivated, BuyerWithdrew, CloseInitiated, SellerClaimed},
+    AgreementEscrow::{
+        AgreementActivated, BuyerWithdrew, CloseInitiated, SellerClaimed, SellerPaid,
+    },
     AgreementStatus,
     InfraFeeCollector::InfraFeeCollected,
     contracts::agreement_escrow::AgreementEscrow::AgreementEscrowErrors,
@@ -124,12 +126,15 @@ async fn direct_lifecycle_settles_and_emits_every_event() -> eyre::Result<()> {
         .decoded_log::<SellerClaimed>()
         .ok_or_else(|| eyre::eyre!("no SellerClaimed"))?;
     assert_eq!(
-        (claimed.agreementId, claimed.recipient),
-        (id, agreement.seller)
+        (claimed.agreementId, claimed.amount, claimed.buyerRemainder),
+        (id, U256::from(40 * USDC), U256::from(60 * USDC))
     );
+    let paid = claim
+        .decoded_log::<SellerPaid>()
+        .ok_or_else(|| eyre::eyre!("no SellerPaid"))?;
     assert_eq!(
-        (claimed.amount, claimed.buyerRemainder),
-        (U256::from(40 * USDC), U256::from(60 * USDC))
+        (paid.agreementId, paid.recipient, paid.amount),
+        (id, agreement.seller, U256::from(40 * USDC))
     );
 
     let withdrew = withdraw
@@ -146,6 +151,7 @@ async fn direct_lifecycle_settles_and_emits_every_event() -> eyre::Result<()> {
         AgreementStatus::Settled
     );
     assert_eq!(state.settledAmount, 40 * USDC as u128);
+    assert!(state.sellerPaid && state.buyerWithdrawn);
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use alloy::{
     sol_types::SolStruct,
 };
 use pactum_bindings::{
-    InfraFeeCollector,
+    AgreementStatus, InfraFeeCollector, PermitSignature,
     contracts::agreement_escrow::AgreementEscrow::AgreementEscrowErrors,
     eip712::{self, Activation, BuyerWithdraw, InitiateClose, SellerClaim, Voucher},
     sign,
@@ -188,9 +188,103 @@ async fn a_relayer_cannot_change_what_the_seller_signed() -> eyre::Result<()> {
     assert!(
         matches!(
             err.as_decoded_interface_error::<AgreementEscrowErrors>(),
-            Some(AgreementEscrowErrors::UnexpectedStatus(_))
+            Some(AgreementEscrowErrors::SellerAlreadyPaid(_))
         ),
         "replay refused by the state machine: {err}"
+    );
+    Ok(())
+}
+
+/// The permit path end to end with messages signed in Rust: two EIP-2612 permits (deposit and fee)
+/// and the buyer's `Activation`, whose nested terms are what a wallet displays. Terms other than
+/// the ones signed are refused with the buyer's `InvalidSignature`.
+#[tokio::test]
+async fn permit_activation_signed_in_rust_binds_the_nested_terms() -> eyre::Result<()> {
+    let chain = Chain::start().await?;
+    let agreement = chain
+        .agreement(chain.buyer.address(), chain.seller.address(), "permit")
+        .await?;
+    let escrow = chain.escrow();
+    let (d, token) = (&chain.deployment, chain.token());
+    let escrow_domain = eip712::escrow_domain(d.chain_id, d.escrow);
+    let token_domain = eip712::usdc_domain(d.chain_id, d.token);
+    let deadline = U256::from(scenario::latest_timestamp(&chain.provider).await? + 600);
+    let buyer = chain.buyer.address();
+
+    let nonce = token.nonces(buyer).call().await?;
+    let mut permits = Vec::new();
+    for (offset, (spender, value)) in [
+        (d.escrow, agreement.maxAmount),
+        (d.fee_collector, agreement.infraFee),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let permit = eip712::Permit {
+            owner: buyer,
+            spender,
+            value,
+            nonce: nonce + U256::from(offset),
+            deadline,
+        };
+        permits.push(PermitSignature {
+            deadline,
+            signature: sign::sign_typed(&chain.buyer, &permit, &token_domain).await?,
+        });
+    }
+    let consent = sign::sign_typed(
+        &chain.buyer,
+        &Activation {
+            agreement: agreement.clone(),
+            deadline,
+        },
+        &escrow_domain,
+    )
+    .await?;
+
+    // Other terms (a larger deposit), same signatures: refused before any token moves.
+    let mut other = agreement.clone();
+    other.maxAmount += U256::from(1);
+    let err = escrow
+        .activateWithPermit(
+            other,
+            deadline,
+            consent.clone(),
+            permits[0].clone(),
+            permits[1].clone(),
+        )
+        .from(chain.relayer.address())
+        .send()
+        .await
+        .err()
+        .ok_or_else(|| eyre::eyre!("other terms must be refused"))?;
+    match err.as_decoded_interface_error::<AgreementEscrowErrors>() {
+        Some(AgreementEscrowErrors::InvalidSignature(e)) => assert_eq!(e.signer, buyer),
+        other => eyre::bail!("expected InvalidSignature, got {other:?} ({err})"),
+    }
+
+    let before = chain.balance(buyer).await?;
+    pactum_devnet::confirm(
+        escrow
+            .activateWithPermit(
+                agreement.clone(),
+                deadline,
+                consent,
+                permits[0].clone(),
+                permits[1].clone(),
+            )
+            .from(chain.relayer.address()),
+    )
+    .await?;
+    let id = eip712::agreement_id(&agreement, &escrow_domain);
+    let state = escrow.agreementState(id).call().await?;
+    assert_eq!(
+        AgreementStatus::try_from(state.status)?,
+        AgreementStatus::Active
+    );
+    assert_eq!(
+        before - chain.balance(buyer).await?,
+        agreement.maxAmount + agreement.infraFee
     );
     Ok(())
 }

@@ -24,7 +24,7 @@ contract ActivationPermitTest is EscrowFixture {
         bytes32 id = idOf(a);
         uint256 deadline = block.timestamp + 1 hours;
         uint256 nonce = usdc.nonces(buyer);
-        bytes memory buyerSig = activationSignature(BUYER_KEY, id, deadline);
+        bytes memory buyerSig = activationSignature(BUYER_KEY, a, deadline);
         PermitSignature memory deposit = _permit(BUYER_KEY, address(escrow), a.maxAmount, nonce, deadline);
         PermitSignature memory fee = _permit(BUYER_KEY, address(feeCollector), a.infraFee, nonce + 1, deadline);
 
@@ -46,7 +46,7 @@ contract ActivationPermitTest is EscrowFixture {
         IAgreementEscrow.Agreement memory a = terms();
         bytes32 id = idOf(a);
         uint256 deadline = block.timestamp + 1 hours;
-        bytes memory buyerSig = activationSignature(BUYER_KEY, id, deadline);
+        bytes memory buyerSig = activationSignature(BUYER_KEY, a, deadline);
         vm.startPrank(buyer);
         usdc.approve(address(escrow), a.maxAmount);
         usdc.approve(address(feeCollector), a.infraFee);
@@ -67,7 +67,7 @@ contract ActivationPermitTest is EscrowFixture {
         IAgreementEscrow.Agreement memory a = terms();
         bytes32 id = idOf(a);
         uint256 deadline = block.timestamp + 1 hours;
-        bytes memory buyerSig = activationSignature(BUYER_KEY, id, deadline);
+        bytes memory buyerSig = activationSignature(BUYER_KEY, a, deadline);
         vm.startPrank(buyer);
         usdc.approve(address(escrow), a.maxAmount + 7);
         usdc.approve(address(feeCollector), a.infraFee + 3);
@@ -87,7 +87,7 @@ contract ActivationPermitTest is EscrowFixture {
         IAgreementEscrow.Agreement memory a = terms();
         bytes32 id = idOf(a);
         uint256 deadline = block.timestamp + 1 hours;
-        bytes memory buyerSig = activationSignature(BUYER_KEY, id, deadline);
+        bytes memory buyerSig = activationSignature(BUYER_KEY, a, deadline);
         vm.prank(buyer);
         usdc.approve(address(feeCollector), a.infraFee);
         PermitSignature memory deposit = _permit(BUYER_KEY, address(escrow), a.maxAmount, usdc.nonces(buyer), deadline);
@@ -102,7 +102,7 @@ contract ActivationPermitTest is EscrowFixture {
         bytes32 id = idOf(a);
         uint256 deadline = block.timestamp + 1 hours;
         uint256 nonce = usdc.nonces(buyer);
-        bytes memory buyerSig = activationSignature(BUYER_KEY, id, deadline);
+        bytes memory buyerSig = activationSignature(BUYER_KEY, a, deadline);
         PermitSignature memory deposit = _permit(BUYER_KEY, address(escrow), a.maxAmount, nonce, deadline);
         // A (valid) fee permit passed along anyway must not be executed.
         PermitSignature memory fee = _permit(BUYER_KEY, address(feeCollector), 5e6, nonce + 1, deadline);
@@ -122,7 +122,7 @@ contract ActivationPermitTest is EscrowFixture {
         bytes32 id = idOf(a);
         uint256 deadline = block.timestamp + 1 hours;
         uint256 nonce = usdc.nonces(buyer);
-        bytes memory buyerSig = activationSignature(BUYER_KEY, id, deadline);
+        bytes memory buyerSig = activationSignature(BUYER_KEY, a, deadline);
         PermitSignature memory deposit = _permit(BUYER_KEY, address(escrow), a.maxAmount, nonce, deadline);
         PermitSignature memory fee = _permit(BUYER_KEY, address(feeCollector), a.infraFee, nonce + 1, deadline);
 
@@ -143,7 +143,7 @@ contract ActivationPermitTest is EscrowFixture {
         bytes32 id = idOf(a);
         uint256 deadline = block.timestamp + 1 hours;
         uint256 nonce = usdc.nonces(buyer);
-        bytes memory buyerSig = activationSignature(BUYER_KEY, id, deadline);
+        bytes memory buyerSig = activationSignature(BUYER_KEY, a, deadline);
         PermitSignature memory deposit = _permit(BUYER_KEY, address(escrow), a.maxAmount, nonce, deadline);
         PermitSignature memory fee = _permit(BUYER_KEY, address(feeCollector), a.infraFee, nonce + 1, deadline);
 
@@ -161,7 +161,7 @@ contract ActivationPermitTest is EscrowFixture {
         bytes32 id = idOf(a);
         uint256 deadline = block.timestamp + 1 hours;
         uint256 nonce = usdc.nonces(buyer);
-        bytes memory buyerSig = activationSignature(BUYER_KEY, id, deadline);
+        bytes memory buyerSig = activationSignature(BUYER_KEY, a, deadline);
         PermitSignature memory deposit = _permit(BUYER_KEY, address(escrow), a.maxAmount, nonce, deadline);
         PermitSignature memory fee = _permit(BUYER_KEY, address(feeCollector), a.infraFee, nonce + 1, deadline);
         vm.warp(deadline);
@@ -221,7 +221,7 @@ contract ActivationPermitTest is EscrowFixture {
     function test_activateWithPermit_revertsWhenPermitExpired() public {
         IAgreementEscrow.Agreement memory a = terms();
         uint256 deadline = block.timestamp + 1 hours;
-        bytes memory buyerSig = activationSignature(BUYER_KEY, idOf(a), deadline);
+        bytes memory buyerSig = activationSignature(BUYER_KEY, a, deadline);
         PermitSignature memory deposit =
             _permit(BUYER_KEY, address(escrow), a.maxAmount, usdc.nonces(buyer), block.timestamp + 10 minutes);
         vm.warp(block.timestamp + 10 minutes + 1);
@@ -288,8 +288,8 @@ contract ActivationPermitTest is EscrowFixture {
         IAgreementEscrow.Agreement memory a = terms();
         bytes32 id = idOf(a);
         uint256 deadline = block.timestamp + 1 hours;
-        bytes memory byStranger = activationSignature(STRANGER_KEY, id, deadline);
-        bytes memory bySeller = activationSignature(SELLER_KEY, id, deadline);
+        bytes memory byStranger = activationSignature(STRANGER_KEY, a, deadline);
+        bytes memory bySeller = activationSignature(SELLER_KEY, a, deadline);
         vm.prank(buyer);
         usdc.approve(address(escrow), type(uint256).max);
 
@@ -307,7 +307,7 @@ contract ActivationPermitTest is EscrowFixture {
     function test_activateWithPermit_revertsWhenSignatureIsForAnotherAgreement() public {
         IAgreementEscrow.Agreement memory signed = terms();
         uint256 deadline = block.timestamp + 1 hours;
-        bytes memory buyerSig = activationSignature(BUYER_KEY, idOf(signed), deadline);
+        bytes memory buyerSig = activationSignature(BUYER_KEY, signed, deadline);
         vm.prank(buyer);
         usdc.approve(address(escrow), type(uint256).max);
 
@@ -432,7 +432,7 @@ contract ActivationPermitTest is EscrowFixture {
     function test_activateWithPermit_revertsWhenAgreementExpired() public {
         IAgreementEscrow.Agreement memory a = terms();
         uint256 deadline = uint256(a.expiry) + 1 days;
-        bytes memory buyerSig = activationSignature(BUYER_KEY, idOf(a), deadline);
+        bytes memory buyerSig = activationSignature(BUYER_KEY, a, deadline);
         vm.warp(a.expiry);
         vm.prank(relayer);
         vm.expectRevert(abi.encodeWithSelector(IAgreementEscrow.AgreementExpired.selector, a.expiry, a.expiry));
@@ -505,7 +505,7 @@ contract ActivationPermitTest is EscrowFixture {
         returns (uint256 deadline, bytes memory sig)
     {
         deadline = block.timestamp + 1 hours;
-        sig = activationSignature(BUYER_KEY, idOf(a), deadline);
+        sig = activationSignature(BUYER_KEY, a, deadline);
     }
 
     function _insufficient(uint256 allowance, uint256 required) private view returns (bytes memory) {

@@ -8,13 +8,21 @@ import {LocalUSDC} from "../../contracts/local/LocalUSDC.sol";
 
 /// @notice The token (like USDC) may blocklist any address, including a party, a recipient, the fee
 ///         collector or the escrow itself. A blocklisted party is paid at a recipient it chooses (direct
-///         call) or signs for (`...WithSig`); a failed payout changes nothing, so it can be retried; and
-///         the other party's funds never depend on the blocklisted one.
+///         call) or signs for (`...WithSig`). A seller's claim the token refuses is recorded and its
+///         payout deferred, to be retried; a buyer's refused withdrawal changes nothing and can be
+///         retried; and the other party's funds never depend on the blocklisted one.
 contract BlocklistTest is SecurityFixture {
     uint256 internal constant VOUCHER = 40e6;
 
     function blocked(address account) internal pure returns (bytes memory) {
         return abi.encodeWithSelector(LocalUSDC.AccountBlocklisted.selector, account);
+    }
+
+    function assertDeferred(bytes32 id, uint256 amount) internal view {
+        IAgreementEscrow.AgreementState memory s = escrow.agreementState(id);
+        assertEq(uint256(s.status), uint256(IAgreementEscrow.Status.SellerClaimed), "claim recorded");
+        assertEq(s.settledAmount, amount, "entitlement");
+        assertFalse(s.sellerPaid, "payout deferred");
     }
 
     function _closedWithVoucher() internal returns (IAgreementEscrow.Agreement memory a, bytes32 id, bytes memory v) {
@@ -27,17 +35,23 @@ contract BlocklistTest is SecurityFixture {
     // Blocklisted seller
     // ---------------------------------------------------------------------------------------------
 
-    function test_blocklistedSeller_directClaimToSelfReverts_toAlternativeSucceeds() public {
+    function test_blocklistedSeller_directClaimToSelfDeferred_retryToAlternativeSucceeds() public {
         (IAgreementEscrow.Agreement memory a, bytes32 id, bytes memory v) = _closedWithVoucher();
         usdc.blocklist(seller);
 
+        vm.expectEmit(true, true, true, true, address(escrow));
+        emit IAgreementEscrow.SellerPayoutDeferred(id, seller, VOUCHER, IAgreementEscrow.DeferralReason.TransferFailed);
+        vm.prank(seller);
+        escrow.sellerClaim(a, VOUCHER, v, seller);
+        assertDeferred(id, VOUCHER);
+        assertEq(usdc.balanceOf(address(escrow)), MAX_AMOUNT, "nothing left the escrow");
+
+        // The retry to self fails with the token's own error; to another address it pays.
         vm.prank(seller);
         vm.expectRevert(blocked(seller));
-        escrow.sellerClaim(a, VOUCHER, v, seller);
-        assertStatus(id, IAgreementEscrow.Status.Closing, "failed claim changed nothing");
-
+        escrow.sellerClaim(a, VOUCHER, "", seller);
         vm.prank(seller);
-        escrow.sellerClaim(a, VOUCHER, v, carol);
+        escrow.sellerClaim(a, VOUCHER, "", carol);
         assertEq(usdc.balanceOf(carol), VOUCHER, "paid at the alternative recipient");
         assertStatus(id, IAgreementEscrow.Status.SellerClaimed, "claimed");
 
@@ -47,7 +61,7 @@ contract BlocklistTest is SecurityFixture {
         assertEq(usdc.balanceOf(buyer), BUYER_FUNDS - VOUCHER - INFRA_FEE, "buyer got the remainder");
     }
 
-    function test_blocklistedSeller_claimWithSigToSelfReverts_signedAlternativeSucceeds() public {
+    function test_blocklistedSeller_claimWithSigToSelfDeferred_signedAlternativeSucceeds() public {
         (IAgreementEscrow.Agreement memory a, bytes32 id, bytes memory v) = _closedWithVoucher();
         uint256 dl = block.timestamp + 1 hours;
         bytes memory toSelf = claimSig(SELLER_KEY, id, VOUCHER, seller, dl);
@@ -55,15 +69,19 @@ contract BlocklistTest is SecurityFixture {
         usdc.blocklist(seller);
 
         vm.prank(relayer);
+        escrow.sellerClaimWithSig(a, VOUCHER, v, seller, dl, toSelf);
+        assertDeferred(id, VOUCHER);
+        // Replaying the self-addressed authorization fails with the token's error ...
+        vm.prank(relayer);
         vm.expectRevert(blocked(seller));
         escrow.sellerClaimWithSig(a, VOUCHER, v, seller, dl, toSelf);
-        // A relayer cannot redirect the self-addressed authorization to another recipient.
+        // ... and a relayer cannot redirect it to another recipient.
         vm.prank(relayer);
         vm.expectRevert(invalidSignature(seller));
         escrow.sellerClaimWithSig(a, VOUCHER, v, carol, dl, toSelf);
 
         vm.prank(relayer);
-        escrow.sellerClaimWithSig(a, VOUCHER, v, carol, dl, toCarol);
+        escrow.sellerClaimWithSig(a, VOUCHER, "", carol, dl, toCarol);
         assertEq(usdc.balanceOf(carol), VOUCHER, "paid at the signed recipient");
         assertStatus(id, IAgreementEscrow.Status.SellerClaimed, "claimed");
     }
@@ -92,17 +110,21 @@ contract BlocklistTest is SecurityFixture {
         assertEq(usdc.balanceOf(address(escrow)), 0, "nothing stuck");
     }
 
-    function test_sellerUnblocklisted_canClaimToSelfAgain() public {
-        (IAgreementEscrow.Agreement memory a,, bytes memory v) = _closedWithVoucher();
+    /// Delisted after the close window: the recorded entitlement is still paid, to the seller itself.
+    function test_sellerUnblocklisted_afterTheWindow_paidToSelf() public {
+        (IAgreementEscrow.Agreement memory a, bytes32 id, bytes memory v) = _closedWithVoucher();
         uint256 before = usdc.balanceOf(seller);
         usdc.blocklist(seller);
         vm.prank(seller);
-        vm.expectRevert(blocked(seller));
         escrow.sellerClaim(a, VOUCHER, v, seller);
+        assertDeferred(id, VOUCHER);
+
+        vm.warp(escrow.agreementState(id).closeDeadline + 30 days);
         usdc.unBlocklist(seller);
         vm.prank(seller);
-        escrow.sellerClaim(a, VOUCHER, v, seller);
+        escrow.sellerClaim(a, VOUCHER, "", seller);
         assertEq(usdc.balanceOf(seller), before + VOUCHER, "paid after delisting");
+        assertTrue(escrow.agreementState(id).sellerPaid, "paid");
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -164,15 +186,14 @@ contract BlocklistTest is SecurityFixture {
     // Blocklisted recipient, fee collector, escrow, treasury
     // ---------------------------------------------------------------------------------------------
 
-    function test_blocklistedRecipient_claimReverts_retryElsewhere() public {
+    function test_blocklistedRecipient_claimDeferred_retryElsewhere() public {
         (IAgreementEscrow.Agreement memory a, bytes32 id, bytes memory v) = _closedWithVoucher();
         usdc.blocklist(carol);
         vm.prank(seller);
-        vm.expectRevert(blocked(carol));
         escrow.sellerClaim(a, VOUCHER, v, carol);
-        assertStatus(id, IAgreementEscrow.Status.Closing, "unchanged");
+        assertDeferred(id, VOUCHER);
         vm.prank(seller);
-        escrow.sellerClaim(a, VOUCHER, v, dave);
+        escrow.sellerClaim(a, VOUCHER, "", dave);
         assertEq(usdc.balanceOf(dave), VOUCHER, "paid at the second choice");
 
         vm.prank(buyer);
@@ -209,45 +230,36 @@ contract BlocklistTest is SecurityFixture {
         escrow.activateWithAuthorization(a, d, f);
     }
 
-    /// While the token blocklists the escrow, no payout can happen; nothing is lost or mis-recorded,
-    /// and everything is payable once the escrow is delisted.
-    function test_blocklistedEscrow_payoutsFrozen_thenRecoverable() public {
-        (IAgreementEscrow.Agreement memory a, bytes32 id, bytes memory v) = _closedWithVoucher();
-        usdc.blocklist(address(escrow));
-        vm.prank(seller);
-        vm.expectRevert(blocked(address(escrow)));
-        escrow.sellerClaim(a, VOUCHER, v, seller);
-        vm.prank(seller);
-        vm.expectRevert(blocked(address(escrow)));
-        escrow.sellerClaim(a, VOUCHER, v, carol);
-        assertStatus(id, IAgreementEscrow.Status.Closing, "unchanged");
-        assertEq(escrow.agreementState(id).settledAmount, 0, "nothing recorded");
-
-        usdc.unBlocklist(address(escrow));
-        vm.prank(seller);
-        escrow.sellerClaim(a, VOUCHER, v, seller);
-        vm.prank(buyer);
-        escrow.buyerWithdraw(a, buyer);
-        assertEq(usdc.balanceOf(address(escrow)), 0, "everything paid out");
-    }
-
-    /// Documents a trust assumption: the close window keeps running while the token blocks the escrow.
-    /// A seller that could not claim in time (through no fault of its own) loses the claim, and the
-    /// buyer recovers the full deposit once the escrow is delisted.
-    function test_blocklistedEscrow_throughTheWholeWindow_sellerLosesClaim() public {
+    /// While the token blocklists the escrow, no payout can happen, but the seller's claim is recorded
+    /// in the window; nothing is lost or mis-recorded, and everything is payable once the escrow is
+    /// delisted, long after the window closed.
+    function test_blocklistedEscrow_throughTheWholeWindow_claimRecorded_paidAfterDelisting() public {
         (IAgreementEscrow.Agreement memory a, bytes32 id, bytes memory v) = _closedWithVoucher();
         uint256 deadline = escrow.agreementState(id).closeDeadline;
         usdc.blocklist(address(escrow));
-        vm.warp(deadline);
-        usdc.unBlocklist(address(escrow));
         vm.prank(seller);
-        vm.expectRevert(
-            abi.encodeWithSelector(IAgreementEscrow.CloseWindowElapsed.selector, id, deadline, block.timestamp)
-        );
         escrow.sellerClaim(a, VOUCHER, v, seller);
+        assertDeferred(id, VOUCHER);
+
+        // The window ends while the escrow is frozen; the buyer can take only its own share, and
+        // only once the token lets the escrow pay.
+        vm.warp(deadline + 1 days);
+        vm.prank(buyer);
+        vm.expectRevert(blocked(address(escrow)));
+        escrow.buyerWithdraw(a, buyer);
+        vm.prank(seller);
+        vm.expectRevert(blocked(address(escrow)));
+        escrow.sellerClaim(a, VOUCHER, "", carol);
+
+        usdc.unBlocklist(address(escrow));
         vm.prank(buyer);
         escrow.buyerWithdraw(a, buyer);
-        assertEq(usdc.balanceOf(buyer), BUYER_FUNDS - INFRA_FEE, "buyer recovers everything");
+        assertEq(usdc.balanceOf(buyer), BUYER_FUNDS - INFRA_FEE - VOUCHER, "buyer gets only the remainder");
+        assertStatus(id, IAgreementEscrow.Status.SellerClaimed, "seller still owed");
+        vm.prank(seller);
+        escrow.sellerClaim(a, VOUCHER, "", seller);
+        assertStatus(id, IAgreementEscrow.Status.Settled, "settled");
+        assertEq(usdc.balanceOf(address(escrow)), 0, "everything paid out");
     }
 
     function test_blocklistedTreasury_sweepReverts_feesStayInCollector() public {

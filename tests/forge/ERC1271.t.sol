@@ -94,7 +94,7 @@ contract ERC1271Test is SecurityFixture {
         IAgreementEscrow.Agreement memory a = walletTerms(address(buyerWallet), seller);
         bytes32 id = idOf(a);
         uint256 deadline = block.timestamp + 1 hours;
-        bytes memory activationSig = sign(BUYER_OWNER_KEY, escrowDigest(escrow, activationHash(id, deadline)));
+        bytes memory activationSig = sign(BUYER_OWNER_KEY, escrowDigest(escrow, activationStructHash(a, deadline)));
         bytes memory depositSig = walletPermit(address(buyerWallet), address(escrow), a.maxAmount, deadline);
         PermitSignature memory deposit = PermitSignature(deadline, depositSig);
         // The fee permit uses the next nonce; 66 bytes route it to the bytes form.
@@ -325,7 +325,7 @@ contract ERC1271Test is SecurityFixture {
         PermitSignature memory none;
         IAgreementEscrow.Agreement memory noFee = walletTerms(address(buyerWallet), seller);
         noFee.infraFee = 0;
-        bytes memory sigNoFee = sign(BUYER_OWNER_KEY, escrowDigest(escrow, activationHash(idOf(noFee), deadline)));
+        bytes memory sigNoFee = sign(BUYER_OWNER_KEY, escrowDigest(escrow, activationStructHash(noFee, deadline)));
         vm.expectRevert(invalidSignature(address(buyerWallet)));
         escrow.activateWithPermit(noFee, deadline, sigNoFee, none, none);
         assertStatus(idOf(noFee), IAgreementEscrow.Status.None, "not activated via permit either");

@@ -148,7 +148,7 @@ contract FuzzTest is SecurityFixture {
             usdc.approve(address(feeCollector), r.a.infraFee);
             vm.stopPrank();
             uint256 deadline = block.timestamp + 1 hours;
-            bytes memory sig = activationSigOn(escrow, r.buyerKey, id, deadline);
+            bytes memory sig = activationSignature(r.buyerKey, escrow, r.a, deadline);
             PermitSignature memory none;
             vm.prank(relayer);
             r.id = escrow.activateWithPermit(r.a, deadline, sig, none, none);

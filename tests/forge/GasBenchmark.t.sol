@@ -43,7 +43,7 @@ contract GasBenchmark is EscrowFixture {
     function test_gas_activationWithPermit() public {
         IAgreementEscrow.Agreement memory a = terms(MAX_AMOUNT, 0);
         uint256 deadline = block.timestamp + 1 hours;
-        bytes memory sig = activationSignature(BUYER_KEY, idOf(a), deadline);
+        bytes memory sig = activationSignature(BUYER_KEY, a, deadline);
         PermitSignature memory deposit = permitSignature(BUYER_KEY, address(escrow), a.maxAmount, deadline);
         PermitSignature memory noFee;
         _measure("activateWithPermit", abi.encodeCall(escrow.activateWithPermit, (a, deadline, sig, deposit, noFee)));

@@ -5,7 +5,8 @@ import {EscrowFixture} from "./utils/EscrowFixture.sol";
 import {AgreementEscrow} from "../../contracts/AgreementEscrow.sol";
 import {IAgreementEscrow} from "../../contracts/interfaces/IAgreementEscrow.sol";
 
-/// @notice `sellerClaim` and `sellerClaimWithSig`: the seller is paid its highest voucher.
+/// @notice `sellerClaim` and `sellerClaimWithSig`: the seller's voucher is recorded and paid.
+///         Deferred payouts and their retries are in SellerPayout.t.sol.
 contract SellerClaimTest is EscrowFixture {
     address internal carol = address(0xCA201); // an alternative recipient chosen by the seller
 
@@ -134,10 +135,10 @@ contract SellerClaimTest is EscrowFixture {
 
         // Neither the same voucher nor a higher one can be presented a second time.
         vm.prank(seller);
-        vm.expectRevert(_unexpected(id, IAgreementEscrow.Status.SellerClaimed));
+        vm.expectRevert(abi.encodeWithSelector(IAgreementEscrow.SellerAlreadyPaid.selector, id));
         escrow.sellerClaim(a, 40e6, low, seller);
         vm.prank(seller);
-        vm.expectRevert(_unexpected(id, IAgreementEscrow.Status.SellerClaimed));
+        vm.expectRevert(abi.encodeWithSelector(IAgreementEscrow.SellerAlreadyPaid.selector, id));
         escrow.sellerClaim(a, 60e6, high, seller);
 
         assertEq(usdc.balanceOf(seller), sellerAfterFirst, "paid once");
@@ -152,7 +153,7 @@ contract SellerClaimTest is EscrowFixture {
         escrow.sellerClaim(a, MAX_AMOUNT, v, seller);
 
         vm.prank(seller);
-        vm.expectRevert(_unexpected(id, IAgreementEscrow.Status.Settled));
+        vm.expectRevert(abi.encodeWithSelector(IAgreementEscrow.SellerAlreadyPaid.selector, id));
         escrow.sellerClaim(a, MAX_AMOUNT, v, seller);
     }
 
@@ -300,37 +301,38 @@ contract SellerClaimTest is EscrowFixture {
         _assertStillClosing(id);
     }
 
-    function test_sellerClaim_revertsWhenSellerSanctioned() public {
+    /// A sanctioned seller's claim is recorded but not paid, even to a clean address of its choosing.
+    function test_sellerClaim_whenSellerSanctioned_recordsButDoesNotPay() public {
         IAgreementEscrow.Agreement memory a = terms();
         bytes32 id = activateAndClose(a);
         bytes memory v = voucher(BUYER_KEY, id, 40e6);
         sanction(seller);
+        uint256 carolBefore = usdc.balanceOf(carol);
 
+        vm.expectEmit(true, true, true, true, address(escrow));
+        emit IAgreementEscrow.SellerPayoutDeferred(id, carol, 40e6, IAgreementEscrow.DeferralReason.Sanctioned);
         vm.prank(seller);
-        vm.expectRevert(abi.encodeWithSelector(IAgreementEscrow.SanctionedAddress.selector, seller));
-        escrow.sellerClaim(a, 40e6, v, seller);
-
-        // ... and cannot route its payment to a clean address.
-        vm.prank(seller);
-        vm.expectRevert(abi.encodeWithSelector(IAgreementEscrow.SanctionedAddress.selector, seller));
         escrow.sellerClaim(a, 40e6, v, carol);
-        _assertStillClosing(id);
+
+        _assertDeferred(id, 40e6);
+        assertEq(usdc.balanceOf(carol), carolBefore, "nothing routed to a clean address");
     }
 
-    function test_sellerClaim_revertsWhenRecipientSanctioned() public {
+    function test_sellerClaim_whenRecipientSanctioned_recordsButDoesNotPay() public {
         IAgreementEscrow.Agreement memory a = terms();
         bytes32 id = activateAndClose(a);
         bytes memory v = voucher(BUYER_KEY, id, 40e6);
         sanction(carol);
         vm.prank(seller);
-        vm.expectRevert(abi.encodeWithSelector(IAgreementEscrow.SanctionedAddress.selector, carol));
         escrow.sellerClaim(a, 40e6, v, carol);
-        _assertStillClosing(id);
+        _assertDeferred(id, 40e6);
 
-        // The seller can still be paid to a clean address.
+        // The seller is paid at a clean address by a retry.
+        uint256 sellerBefore = usdc.balanceOf(seller);
         vm.prank(seller);
-        escrow.sellerClaim(a, 40e6, v, seller);
-        assertStatus(id, IAgreementEscrow.Status.SellerClaimed, "clean recipient paid");
+        escrow.sellerClaim(a, 40e6, "", seller);
+        assertEq(usdc.balanceOf(seller), sellerBefore + 40e6, "clean recipient paid");
+        assertTrue(escrow.agreementState(id).sellerPaid, "paid");
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -474,7 +476,7 @@ contract SellerClaimTest is EscrowFixture {
         uint256 carolAfter = usdc.balanceOf(carol);
 
         vm.prank(stranger);
-        vm.expectRevert(_unexpected(id, IAgreementEscrow.Status.SellerClaimed));
+        vm.expectRevert(abi.encodeWithSelector(IAgreementEscrow.SellerAlreadyPaid.selector, id));
         escrow.sellerClaimWithSig(a, 40e6, v, carol, deadline, sig);
         assertEq(usdc.balanceOf(carol), carolAfter, "paid once");
         assertEq(usdc.balanceOf(address(escrow)), MAX_AMOUNT - 40e6, "remainder intact");
@@ -506,20 +508,21 @@ contract SellerClaimTest is EscrowFixture {
         escrow.sellerClaimWithSig(a, 40e6, v, seller, deadline, sig);
     }
 
-    function test_sellerClaimWithSig_revertsWhenSellerSanctioned() public {
+    function test_sellerClaimWithSig_whenSellerSanctioned_recordsButDoesNotPay() public {
         IAgreementEscrow.Agreement memory a = terms();
         bytes32 id = activateAndClose(a);
         uint256 deadline = block.timestamp + 1 hours;
         bytes memory v = voucher(BUYER_KEY, id, 40e6);
         bytes memory sig = sign(SELLER_KEY, claimDigest(id, 40e6, carol, deadline));
         sanction(seller);
+        vm.expectEmit(true, true, true, true, address(escrow));
+        emit IAgreementEscrow.SellerPayoutDeferred(id, carol, 40e6, IAgreementEscrow.DeferralReason.Sanctioned);
         vm.prank(relayer);
-        vm.expectRevert(abi.encodeWithSelector(IAgreementEscrow.SanctionedAddress.selector, seller));
         escrow.sellerClaimWithSig(a, 40e6, v, carol, deadline, sig);
-        _assertStillClosing(id);
+        _assertDeferred(id, 40e6);
     }
 
-    function test_sellerClaimWithSig_revertsWhenRecipientSanctioned() public {
+    function test_sellerClaimWithSig_whenRecipientSanctioned_recordsButDoesNotPay() public {
         IAgreementEscrow.Agreement memory a = terms();
         bytes32 id = activateAndClose(a);
         uint256 deadline = block.timestamp + 1 hours;
@@ -527,9 +530,8 @@ contract SellerClaimTest is EscrowFixture {
         bytes memory sig = sign(SELLER_KEY, claimDigest(id, 40e6, carol, deadline));
         sanction(carol);
         vm.prank(relayer);
-        vm.expectRevert(abi.encodeWithSelector(IAgreementEscrow.SanctionedAddress.selector, carol));
         escrow.sellerClaimWithSig(a, 40e6, v, carol, deadline, sig);
-        _assertStillClosing(id);
+        _assertDeferred(id, 40e6);
     }
 
     function test_sellerClaimWithSig_revertsOnInvalidRecipient() public {
@@ -567,7 +569,9 @@ contract SellerClaimTest is EscrowFixture {
         uint256 escrowBefore = usdc.balanceOf(address(escrow));
 
         vm.expectEmit(true, true, true, true, address(escrow));
-        emit IAgreementEscrow.SellerClaimed(id, recipient, amount, MAX_AMOUNT - amount);
+        emit IAgreementEscrow.SellerClaimed(id, amount, MAX_AMOUNT - amount);
+        vm.expectEmit(true, true, true, true, address(escrow));
+        emit IAgreementEscrow.SellerPaid(id, recipient, amount);
         vm.prank(seller);
         escrow.sellerClaim(a, amount, v, recipient);
 
@@ -591,7 +595,9 @@ contract SellerClaimTest is EscrowFixture {
         uint256 escrowBefore = usdc.balanceOf(address(escrow));
 
         vm.expectEmit(true, true, true, true, address(escrow));
-        emit IAgreementEscrow.SellerClaimed(id, recipient, amount, MAX_AMOUNT - amount);
+        emit IAgreementEscrow.SellerClaimed(id, amount, MAX_AMOUNT - amount);
+        vm.expectEmit(true, true, true, true, address(escrow));
+        emit IAgreementEscrow.SellerPaid(id, recipient, amount);
         vm.prank(relayer);
         escrow.sellerClaimWithSig(a, amount, v, recipient, deadline, sig);
 
@@ -608,6 +614,17 @@ contract SellerClaimTest is EscrowFixture {
         assertEq(uint256(s.status), uint256(expected), "status");
         assertEq(s.settledAmount, amount, "settledAmount stored");
         assertEq(s.closeDeadline, closeDeadline, "closeDeadline kept");
+        assertTrue(s.sellerPaid, "sellerPaid");
+        assertEq(s.buyerWithdrawn, amount == MAX_AMOUNT, "buyerWithdrawn only when nothing remains");
+    }
+
+    /// The entitlement is recorded, nothing left the escrow, and the buyer's share is unchanged.
+    function _assertDeferred(bytes32 id, uint256 amount) private view {
+        IAgreementEscrow.AgreementState memory s = escrow.agreementState(id);
+        assertEq(uint256(s.status), uint256(IAgreementEscrow.Status.SellerClaimed), "SellerClaimed");
+        assertEq(s.settledAmount, amount, "entitlement recorded");
+        assertFalse(s.sellerPaid, "not paid");
+        assertEq(usdc.balanceOf(address(escrow)), MAX_AMOUNT, "everything still in escrow");
     }
 
     function _assertStillClosing(bytes32 id) private view {

@@ -7,7 +7,7 @@
 //! | [`Agreement`](crate::Agreement) | (none: its digest is the agreement id) | escrow | — |
 //! | [`ReceiveWithAuthorization`] | buyer | token | moving `maxAmount` into escrow (`nonce` = agreement id), or `infraFee` to the fee collector (`nonce` = [`fee_authorization_nonce`]) |
 //! | [`Permit`] | buyer | token | an allowance for the escrow or the fee collector |
-//! | [`Activation`] | buyer | escrow | activation with permits |
+//! | [`Activation`] | buyer | escrow | activation with permits (the terms nested) |
 //! | [`Voucher`] | buyer | escrow | paying the seller up to `cumulativeAmount` |
 //! | [`InitiateClose`] | buyer or seller | escrow | starting the close window |
 //! | [`SellerClaim`] | seller | escrow | being paid `amount` at `recipient` |
@@ -33,10 +33,11 @@ pub const USDC_DOMAIN_NAME: &str = "USD Coin";
 pub const USDC_DOMAIN_VERSION: &str = "2";
 
 sol! {
-    /// Buyer's consent to activation when the deposit is pulled with a permit.
+    /// Buyer's consent to activation when the deposit is pulled with a permit. The terms are
+    /// nested (not their id), so that a wallet displays them.
     #[derive(Debug, PartialEq, Eq)]
     struct Activation {
-        bytes32 agreementId;
+        Agreement agreement;
         uint256 deadline;
     }
 

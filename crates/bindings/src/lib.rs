@@ -45,7 +45,8 @@ pub enum AgreementStatus {
     Active,
     /// Close initiated; the seller may claim until the close deadline.
     Closing,
-    /// The seller was paid; the buyer's remainder is still in escrow.
+    /// The seller's entitlement is recorded; its payout (if deferred) or the buyer's remainder, or
+    /// both, are still in escrow.
     SellerClaimed,
     /// Nothing of the agreement remains in escrow.
     Settled,

@@ -33,6 +33,16 @@ pub enum Error {
     /// Signing a message failed.
     #[error(transparent)]
     Signing(#[from] pactum_bindings::sign::Error),
+    /// The seller's claim was recorded but its payout deferred (sanctions, oracle, token).
+    #[error("seller payout for agreement {agreement_id} deferred in {tx}: {reason}")]
+    PayoutDeferred {
+        /// The agreement.
+        agreement_id: alloy::primitives::B256,
+        /// The claim transaction.
+        tx: TxHash,
+        /// The escrow's `DeferralReason`, as its name.
+        reason: &'static str,
+    },
     /// A voucher did not verify off-chain.
     #[error("voucher for {amount} does not carry the buyer's signature")]
     BadVoucher {

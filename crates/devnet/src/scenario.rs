@@ -213,6 +213,13 @@ pub async fn run<P: Provider>(
                 .await?
             }
         };
+        if let Some(deferred) = receipt.decoded_log::<AgreementEscrow::SellerPayoutDeferred>() {
+            return Err(Error::PayoutDeferred {
+                agreement_id: id,
+                tx: receipt.transaction_hash,
+                reason: deferral_reason(deferred.reason),
+            });
+        }
         seller_paid = amount;
         run.record(
             "sellerClaim",
@@ -376,5 +383,15 @@ pub fn usdc(amount: U256) -> String {
     } else {
         let frac = format!("{frac:06}");
         format!("{whole}.{} USDC", frac.trim_end_matches('0'))
+    }
+}
+
+/// The name of an `IAgreementEscrow.DeferralReason` (events carry it as a `uint8`).
+pub fn deferral_reason(reason: u8) -> &'static str {
+    match reason {
+        0 => "Sanctioned",
+        1 => "ScreeningUnavailable",
+        2 => "TransferFailed",
+        _ => "unknown",
     }
 }

@@ -27,7 +27,9 @@ contract EscrowHandler {
     bytes32 internal constant AGREEMENT_TYPEHASH = keccak256(
         "Agreement(address buyer,address seller,address token,uint256 maxAmount,uint256 infraFee,uint64 expiry,uint32 closeWindow,bytes32 salt)"
     );
-    bytes32 internal constant ACTIVATION_TYPEHASH = keccak256("Activation(bytes32 agreementId,uint256 deadline)");
+    bytes32 internal constant ACTIVATION_TYPEHASH = keccak256(
+        "Activation(Agreement agreement,uint256 deadline)Agreement(address buyer,address seller,address token,uint256 maxAmount,uint256 infraFee,uint64 expiry,uint32 closeWindow,bytes32 salt)"
+    );
     bytes32 internal constant VOUCHER_TYPEHASH = keccak256("Voucher(bytes32 agreementId,uint256 cumulativeAmount)");
     bytes32 internal constant INITIATE_CLOSE_TYPEHASH =
         keccak256("InitiateClose(bytes32 agreementId,address party,uint256 deadline)");
@@ -57,6 +59,7 @@ contract EscrowHandler {
         bytes32 id;
         uint256 buyerKey;
         uint256 sellerKey;
+        uint256 entitled; // the voucher amount of the seller's successful claim
         uint256 claimed; // paid to the seller side, measured
         uint256 withdrawn; // paid to the buyer side, measured
         IAgreementEscrow.Status lastStatus;
@@ -97,7 +100,12 @@ contract EscrowHandler {
     uint256 public claims;
     uint256 public claimsWithSig;
     uint256 public fullClaims;
+    uint256 public fullClaimsPaid;
     uint256 public claimsToOtherRecipient;
+    uint256 public deferrals;
+    uint256 public retries;
+    uint256 public retriesSettling;
+    uint256 public withdrawalsBeforeSellerPaid;
     uint256 public withdrawals;
     uint256 public withdrawalsWithSig;
     uint256 public withdrawalsWithoutClaim;
@@ -141,6 +149,16 @@ contract EscrowHandler {
 
     function sellerClaim(uint256 seed, uint256 amountSeed, uint256 mode) external step {
         _sellerClaim(seed, amountSeed, mode);
+    }
+
+    /// Pays a deferred seller payout; without one, claims while the payout is blocked (a deferral).
+    function retryPayout(uint256 seed, uint256 mode) external step {
+        (bool found, uint256 i) = _find(seed, Want.Deferred);
+        if (!found) {
+            _sellerClaim(seed, seed >> 16, (mode & ~uint256(7 << 20)) | (1 << 20));
+            return;
+        }
+        _retryPayout(i, mode);
     }
 
     function buyerWithdraw(uint256 seed, uint256 mode) external step {
@@ -229,7 +247,12 @@ contract EscrowHandler {
         return (r.id, r.a.maxAmount, r.a.infraFee, r.claimed, r.withdrawn);
     }
 
-    /// What the escrow should hold for the agreements, from their on-chain state.
+    function entitledOf(uint256 i) external view returns (uint256) {
+        return _records[i].entitled;
+    }
+
+    /// What the escrow should hold for the agreements, from their on-chain state: the whole deposit
+    /// until a claim or withdrawal, then each side's share until it is paid.
     function heldFromState() external view returns (uint256 held) {
         for (uint256 i = 0; i < _records.length; ++i) {
             IAgreementEscrow.AgreementState memory s = escrow.agreementState(_records[i].id);
@@ -237,7 +260,8 @@ contract EscrowHandler {
             if (s.status == IAgreementEscrow.Status.Active || s.status == IAgreementEscrow.Status.Closing) {
                 held += max;
             } else if (s.status == IAgreementEscrow.Status.SellerClaimed) {
-                held += max - s.settledAmount;
+                if (!s.sellerPaid) held += s.settledAmount;
+                if (!s.buyerWithdrawn) held += max - s.settledAmount;
             }
         }
     }
@@ -291,7 +315,7 @@ contract EscrowHandler {
             usdc.approve(address(feeCollector), fee);
             vm.stopPrank();
             uint256 deadline = block.timestamp + 1 hours;
-            digests[0] = _escrowDigest(keccak256(abi.encode(ACTIVATION_TYPEHASH, id, deadline)));
+            digests[0] = _escrowDigest(keccak256(abi.encode(ACTIVATION_TYPEHASH, _termsHash(a), deadline)));
             PermitSignature memory none;
             data = abi.encodeCall(escrow.activateWithPermit, (a, deadline, _sign(bk, digests[0]), none, none));
         } else {
@@ -321,6 +345,7 @@ contract EscrowHandler {
                 id: id,
                 buyerKey: bk,
                 sellerKey: sk,
+                entitled: 0,
                 claimed: 0,
                 withdrawn: 0,
                 lastStatus: IAgreementEscrow.Status.None
@@ -359,6 +384,9 @@ contract EscrowHandler {
         if (escrow.agreementState(r.id).closeDeadline != block.timestamp + r.a.closeWindow) ++payoutMismatches;
     }
 
+    /// A claim in the window. One in eight is made while its payout is blocked (the token blocklists
+    /// the recipient, or the seller is sanctioned): it must still succeed, record the entitlement and
+    /// pay nothing.
     function _sellerClaim(uint256 seed, uint256 amountSeed, uint256 mode) internal {
         (bool found, uint256 i) = _find(seed, Want.Claimable);
         if (!found) {
@@ -369,21 +397,55 @@ contract EscrowHandler {
         uint256 amount = amountSeed % 6 == 0 ? r.a.maxAmount : _bound(amountSeed, 1, r.a.maxAmount);
         address recipient = (mode >> 1) % 2 == 1 ? altRecipients[(mode >> 2) % 2] : r.a.seller;
         bool bySig = mode % 2 == 1;
+        uint256 blockedBy = (mode >> 20) % 8; // 0: token blocklist, 1: sanctions, otherwise clear
         bytes32 voucherDigest = _escrowDigest(keccak256(abi.encode(VOUCHER_TYPEHASH, r.id, amount)));
         bytes memory voucherSig = _sign(r.buyerKey, voucherDigest);
-        bytes memory data;
-        address sender = r.a.seller;
-        bytes32 claimDigest;
-        if (bySig) {
-            uint256 dl = block.timestamp + _bound(mode >> 3, 0, 1 days);
-            claimDigest = _escrowDigest(keccak256(abi.encode(SELLER_CLAIM_TYPEHASH, r.id, amount, recipient, dl)));
-            data = abi.encodeCall(
-                escrow.sellerClaimWithSig, (r.a, amount, voucherSig, recipient, dl, _sign(r.sellerKey, claimDigest))
-            );
-            sender = RELAYER;
+        (address sender, bytes memory data, bytes32 claimDigest) =
+            _claimCall(r, amount, voucherSig, recipient, bySig, mode >> 3);
+
+        uint256 escrowBefore = usdc.balanceOf(address(escrow));
+        uint256 recipientBefore = usdc.balanceOf(recipient);
+        bool ok;
+        if (blockedBy < 2) {
+            address[] memory list = new address[](1);
+            list[0] = blockedBy == 0 ? recipient : r.a.seller;
+            if (blockedBy == 0) usdc.blocklist(list[0]);
+            else oracle.addToSanctionsList(list);
+            // Not kept for later replays: once unblocked, resubmitting it is a legitimate retry.
+            ok = _submitWithoutReplay(sender, data);
+            if (blockedBy == 0) usdc.unBlocklist(list[0]);
+            else oracle.removeFromSanctionsList(list);
         } else {
-            data = abi.encodeCall(escrow.sellerClaim, (r.a, amount, voucherSig, recipient));
+            ok = _submit(sender, data);
         }
+        if (!ok) return;
+
+        IAgreementEscrow.AgreementState memory s = escrow.agreementState(r.id);
+        uint256 paid = escrowBefore - usdc.balanceOf(address(escrow));
+        uint256 expectedPaid = blockedBy < 2 ? 0 : amount;
+        if (paid != expectedPaid || usdc.balanceOf(recipient) - recipientBefore != expectedPaid) ++payoutMismatches;
+        if (s.settledAmount != amount || s.sellerPaid != (blockedBy >= 2)) ++payoutMismatches;
+        r.entitled = amount;
+        r.claimed += paid;
+        _useDigest(voucherDigest);
+        if (bySig) _useDigest(claimDigest);
+        ++claims;
+        if (bySig) ++claimsWithSig;
+        if (amount == r.a.maxAmount) ++fullClaims;
+        if (amount == r.a.maxAmount && blockedBy >= 2) ++fullClaimsPaid;
+        if (recipient != r.a.seller) ++claimsToOtherRecipient;
+        if (blockedBy < 2) ++deferrals;
+    }
+
+    /// Pays a deferred entitlement (no voucher needed), directly or by signature, to any recipient.
+    function _retryPayout(uint256 i, uint256 mode) internal {
+        Record storage r = _records[i];
+        IAgreementEscrow.AgreementState memory before = escrow.agreementState(r.id);
+        uint256 amount = before.settledAmount;
+        address recipient = (mode >> 1) % 2 == 1 ? altRecipients[(mode >> 2) % 2] : r.a.seller;
+        bool bySig = mode % 2 == 1;
+        (address sender, bytes memory data, bytes32 claimDigest) =
+            _claimCall(r, amount, "", recipient, bySig, mode >> 3);
 
         uint256 escrowBefore = usdc.balanceOf(address(escrow));
         uint256 recipientBefore = usdc.balanceOf(recipient);
@@ -391,12 +453,29 @@ contract EscrowHandler {
         uint256 paid = escrowBefore - usdc.balanceOf(address(escrow));
         if (paid != amount || usdc.balanceOf(recipient) - recipientBefore != amount) ++payoutMismatches;
         r.claimed += paid;
-        _useDigest(voucherDigest);
-        if (bySig) _useDigest(claimDigest);
-        ++claims;
-        if (bySig) ++claimsWithSig;
-        if (amount == r.a.maxAmount) ++fullClaims;
-        if (recipient != r.a.seller) ++claimsToOtherRecipient;
+        // The same signed claim may have been the one deferred: recording and paying are one use.
+        if (bySig && digestUses[claimDigest] == 0) _useDigest(claimDigest);
+        ++retries;
+        if (before.buyerWithdrawn) ++retriesSettling;
+    }
+
+    function _claimCall(
+        Record storage r,
+        uint256 amount,
+        bytes memory voucherSig,
+        address recipient,
+        bool bySig,
+        uint256 deadlineSeed
+    ) internal view returns (address sender, bytes memory data, bytes32 claimDigest) {
+        if (!bySig) {
+            return (r.a.seller, abi.encodeCall(escrow.sellerClaim, (r.a, amount, voucherSig, recipient)), 0);
+        }
+        uint256 dl = block.timestamp + _bound(deadlineSeed, 0, 1 days);
+        claimDigest = _escrowDigest(keccak256(abi.encode(SELLER_CLAIM_TYPEHASH, r.id, amount, recipient, dl)));
+        data = abi.encodeCall(
+            escrow.sellerClaimWithSig, (r.a, amount, voucherSig, recipient, dl, _sign(r.sellerKey, claimDigest))
+        );
+        sender = RELAYER;
     }
 
     function _buyerWithdraw(uint256 i, uint256 mode) internal {
@@ -427,6 +506,7 @@ contract EscrowHandler {
         ++withdrawals;
         if (bySig) ++withdrawalsWithSig;
         if (s.status == IAgreementEscrow.Status.Closing) ++withdrawalsWithoutClaim;
+        else if (!s.sellerPaid) ++withdrawalsBeforeSellerPaid;
     }
 
     // =============================================================================================
@@ -438,8 +518,12 @@ contract EscrowHandler {
         uint256 i;
         if (kind == 0 || kind == 11) {
             (found, i) = _find(seed, Want.Active);
-        } else if (kind == 1 || kind == 2 || kind == 4 || kind == 6 || kind == 8 || kind == 9 || kind == 10) {
+        } else if (kind == 1 || kind == 2 || kind == 4 || kind == 6 || kind == 8) {
             (found, i) = _find(seed, Want.Claimable);
+        } else if (kind == 9) {
+            (found, i) = _find(seed, Want.Deferred);
+        } else if (kind == 10) {
+            (found, i) = _find(seed, Want.SellerPaidOpen);
         } else if (kind == 3) {
             (found, i) = _find(seed, Want.ClosingElapsed);
         } else if (kind == 5) {
@@ -538,27 +622,18 @@ contract EscrowHandler {
             data = abi.encodeCall(escrow.sellerClaim, (r.a, amount, _voucher(r, amount, r.buyerKey), STRANGER));
             expected = abi.encodeWithSelector(IAgreementEscrow.NotParty.selector, STRANGER, r.a.seller);
         } else if (kind == 9) {
-            // The seller is sanctioned for the duration of its claim (routing to another recipient).
-            uint256 amount = _bound(seed, 1, r.a.maxAmount);
+            // A deferred payout retried for another amount than the recorded entitlement.
+            uint256 amount = s.settledAmount + 1 + (seed % 1000);
             sender = r.a.seller;
-            data = abi.encodeCall(escrow.sellerClaim, (r.a, amount, _voucher(r, amount, r.buyerKey), altRecipients[0]));
-            expected = abi.encodeWithSelector(IAgreementEscrow.SanctionedAddress.selector, r.a.seller);
-            address[] memory list = new address[](1);
-            list[0] = r.a.seller;
-            oracle.addToSanctionsList(list);
-            _expectRevert(sender, data, expected);
-            oracle.removeFromSanctionsList(list);
-            return true;
+            data = abi.encodeCall(escrow.sellerClaim, (r.a, amount, bytes(""), r.a.seller));
+            expected =
+                abi.encodeWithSelector(IAgreementEscrow.ClaimAmountMismatch.selector, r.id, s.settledAmount, amount);
         } else if (kind == 10) {
-            // The token blocklists the seller, who claims to itself.
-            uint256 amount = _bound(seed, 1, r.a.maxAmount);
+            // A paid seller claims again, with a higher genuine voucher.
+            uint256 amount = r.a.maxAmount;
             sender = r.a.seller;
             data = abi.encodeCall(escrow.sellerClaim, (r.a, amount, _voucher(r, amount, r.buyerKey), r.a.seller));
-            expected = abi.encodeWithSelector(LocalUSDC.AccountBlocklisted.selector, r.a.seller);
-            usdc.blocklist(r.a.seller);
-            _expectRevert(sender, data, expected);
-            usdc.unBlocklist(r.a.seller);
-            return true;
+            expected = abi.encodeWithSelector(IAgreementEscrow.SellerAlreadyPaid.selector, r.id);
         } else if (kind == 11) {
             // An expired close authorization.
             uint256 dl = block.timestamp - 1;
@@ -625,6 +700,8 @@ contract EscrowHandler {
         Claimable,
         ClosingElapsed,
         Withdrawable,
+        Deferred,
+        SellerPaidOpen,
         Any
     }
 
@@ -644,8 +721,12 @@ contract EscrowHandler {
             } else if (want == Want.ClosingElapsed) {
                 ok = s.status == IAgreementEscrow.Status.Closing && !open;
             } else if (want == Want.Withdrawable) {
-                ok = s.status == IAgreementEscrow.Status.SellerClaimed
+                ok = (s.status == IAgreementEscrow.Status.SellerClaimed && !s.buyerWithdrawn)
                     || (s.status == IAgreementEscrow.Status.Closing && !open);
+            } else if (want == Want.Deferred) {
+                ok = s.status == IAgreementEscrow.Status.SellerClaimed && !s.sellerPaid;
+            } else if (want == Want.SellerPaidOpen) {
+                ok = s.status == IAgreementEscrow.Status.SellerClaimed && s.sellerPaid;
             } else {
                 ok = s.status != IAgreementEscrow.Status.None;
             }
@@ -669,13 +750,19 @@ contract EscrowHandler {
     /// Submits a call expected to succeed, then immediately submits it again (which must revert), and
     /// records it for later replays. Returns whether the first submission succeeded.
     function _submit(address sender, bytes memory data) internal returns (bool) {
+        if (!_submitWithoutReplay(sender, data)) return false;
+        _replays.push(Replay({sender: sender, data: data}));
+        return true;
+    }
+
+    /// `_submit` without keeping the call for later replays.
+    function _submitWithoutReplay(address sender, bytes memory data) internal returns (bool) {
         vm.prank(sender);
         (bool ok, bytes memory ret) = address(escrow).call(data);
         if (!ok) {
             _unexpectedFailure(ret);
             return false;
         }
-        _replays.push(Replay({sender: sender, data: data}));
         vm.prank(sender);
         (bool again,) = address(escrow).call(data);
         if (again) {
@@ -703,19 +790,13 @@ contract EscrowHandler {
     }
 
     function _agreementId(IAgreementEscrow.Agreement memory a) internal view returns (bytes32) {
-        return _escrowDigest(
-            keccak256(
-                abi.encode(
-                    AGREEMENT_TYPEHASH,
-                    a.buyer,
-                    a.seller,
-                    a.token,
-                    a.maxAmount,
-                    a.infraFee,
-                    a.expiry,
-                    a.closeWindow,
-                    a.salt
-                )
+        return _escrowDigest(_termsHash(a));
+    }
+
+    function _termsHash(IAgreementEscrow.Agreement memory a) internal pure returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                AGREEMENT_TYPEHASH, a.buyer, a.seller, a.token, a.maxAmount, a.infraFee, a.expiry, a.closeWindow, a.salt
             )
         );
     }

@@ -33,7 +33,7 @@ contract EscrowInvariantTest is EscrowFixture {
     }
 
     function targetSelectors() public view returns (FuzzSelector[] memory targets) {
-        bytes4[] memory selectors = new bytes4[](9);
+        bytes4[] memory selectors = new bytes4[](10);
         selectors[0] = EscrowHandler.activate.selector;
         selectors[1] = EscrowHandler.initiateClose.selector;
         selectors[2] = EscrowHandler.sellerClaim.selector;
@@ -43,6 +43,7 @@ contract EscrowInvariantTest is EscrowFixture {
         selectors[6] = EscrowHandler.invalidOp.selector;
         selectors[7] = EscrowHandler.sweep.selector;
         selectors[8] = EscrowHandler.donate.selector;
+        selectors[9] = EscrowHandler.retryPayout.selector;
         targets = new FuzzSelector[](1);
         targets[0] = FuzzSelector({addr: address(handler), selectors: selectors});
     }
@@ -60,7 +61,8 @@ contract EscrowInvariantTest is EscrowFixture {
     }
 
     // ---------------------------------------------------------------------------------------------
-    // (b) Per agreement: claimed + withdrawn <= deposited; == once Settled; claimed == settledAmount.
+    // (b) Per agreement: claimed + withdrawn <= deposited; == once Settled; the seller side is paid
+    //     exactly its recorded entitlement or nothing; the buyer side exactly the rest or nothing.
     // ---------------------------------------------------------------------------------------------
 
     function invariant_b_perAgreementConservation() public view {
@@ -69,11 +71,16 @@ contract EscrowInvariantTest is EscrowFixture {
             (bytes32 id, uint256 maxAmount,, uint256 claimed, uint256 withdrawn) = handler.record(i);
             IAgreementEscrow.AgreementState memory s = escrow.agreementState(id);
             assertLe(claimed + withdrawn, maxAmount, "paid out <= deposited");
-            assertEq(claimed, s.settledAmount, "seller side paid == recorded settled amount");
+            assertEq(s.settledAmount, handler.entitledOf(i), "recorded entitlement == the claimed voucher");
+            assertEq(claimed, s.sellerPaid ? s.settledAmount : 0, "seller side paid == entitlement, once");
+            bool buyerPaid = s.buyerWithdrawn && s.settledAmount < maxAmount;
+            assertEq(withdrawn, buyerPaid ? maxAmount - s.settledAmount : 0, "buyer side paid == remainder, once");
             if (s.status == IAgreementEscrow.Status.Settled) {
                 assertEq(claimed + withdrawn, maxAmount, "settled: everything paid out");
+            } else if (s.status != IAgreementEscrow.Status.SellerClaimed) {
+                assertEq(claimed + withdrawn, 0, "nothing paid before a claim or withdrawal");
             } else {
-                assertEq(withdrawn, 0, "buyer paid only when settling");
+                assertFalse(s.sellerPaid && s.buyerWithdrawn, "both sides paid means Settled");
             }
             if (s.status == IAgreementEscrow.Status.Active) {
                 assertEq(s.closeDeadline, 0, "no deadline before close");
@@ -107,12 +114,15 @@ contract EscrowInvariantTest is EscrowFixture {
             "Closing-> == claims + withdrawals after an unclaimed window"
         );
         assertEq(
-            handler.transitionCount(2, 4), handler.fullClaims() + handler.withdrawalsWithoutClaim(), "Closing->Settled"
+            handler.transitionCount(2, 4),
+            handler.fullClaimsPaid() + handler.withdrawalsWithoutClaim(),
+            "Closing->Settled == full claims paid at once + withdrawals after an unclaimed window"
         );
         assertEq(
             handler.transitionCount(3, 4),
-            handler.withdrawals() - handler.withdrawalsWithoutClaim(),
-            "SellerClaimed->Settled"
+            handler.withdrawals() - handler.withdrawalsWithoutClaim() - handler.withdrawalsBeforeSellerPaid()
+                + handler.retriesSettling(),
+            "SellerClaimed->Settled == the second side paid (withdrawal after the seller, or retried payout)"
         );
     }
 
@@ -147,6 +157,7 @@ contract EscrowInvariantTest is EscrowFixture {
         assertLe(handler.claims() + handler.withdrawalsWithoutClaim(), handler.closes(), "settlements <= closes");
         assertLe(handler.withdrawals(), handler.closes(), "withdrawals <= closes");
         assertLe(handler.fullClaims(), handler.claims(), "full claims <= claims");
+        assertLe(handler.retries(), handler.deferrals(), "retries <= deferrals");
         assertEq(handler.recordCount(), handler.activations(), "one record per activation");
     }
 
@@ -173,7 +184,7 @@ contract EscrowInvariantTest is EscrowFixture {
 
     function test_deterministicCampaign_callSummary() public {
         bytes4[] memory selectors = targetSelectors()[0].selectors;
-        uint256[20] memory totals;
+        uint256[23] memory totals;
         for (uint256 run = 0; run < CAMPAIGN_RUNS; ++run) {
             uint256 snapshot = vm.snapshotState();
             for (uint256 i = 0; i < CAMPAIGN_DEPTH; ++i) {
@@ -192,14 +203,14 @@ contract EscrowInvariantTest is EscrowFixture {
             assertGt(handler.claims(), 0, "campaign run without a claim");
             assertGt(handler.withdrawals(), 0, "campaign run without a withdrawal");
             assertGt(handler.invalidRejected(), 0, "campaign run without a rejected invalid operation");
-            uint256[20] memory counts = _counts();
+            uint256[23] memory counts = _counts();
             for (uint256 k = 0; k < counts.length; ++k) {
                 totals[k] += counts[k];
             }
             vm.revertToState(snapshot);
         }
 
-        string[20] memory names = _countNames();
+        string[23] memory names = _countNames();
         for (uint256 k = 0; k < names.length; ++k) {
             Console.log(names[k], totals[k]);
         }
@@ -221,6 +232,9 @@ contract EscrowInvariantTest is EscrowFixture {
         assertGt(totals[14], 5, "sweeps");
         assertGt(totals[15], 5, "donations");
         assertGt(totals[16], 5, "warps");
+        assertGt(totals[20], 5, "deferred payouts");
+        assertGt(totals[21], 5, "retried payouts");
+        assertGt(totals[22], 1, "withdrawals while the seller's payout was deferred");
     }
 
     function _arg(uint256 rnd, uint256 k) internal pure returns (uint256 v) {
@@ -239,7 +253,7 @@ contract EscrowInvariantTest is EscrowFixture {
         invariant_callSummary();
     }
 
-    function _counts() internal view returns (uint256[20] memory c) {
+    function _counts() internal view returns (uint256[23] memory c) {
         c[0] = handler.activations();
         c[1] = handler.permitActivations();
         c[2] = handler.closes();
@@ -260,9 +274,12 @@ contract EscrowInvariantTest is EscrowFixture {
         c[17] = handler.digestsUsed();
         c[18] = handler.calls();
         c[19] = 1;
+        c[20] = handler.deferrals();
+        c[21] = handler.retries();
+        c[22] = handler.withdrawalsBeforeSellerPaid();
     }
 
-    function _countNames() internal pure returns (string[20] memory) {
+    function _countNames() internal pure returns (string[23] memory) {
         return [
             "activations",
             "permitActivations",
@@ -283,7 +300,10 @@ contract EscrowInvariantTest is EscrowFixture {
             "warps",
             "digestsUsed",
             "calls",
-            "runs"
+            "runs",
+            "deferrals",
+            "retries",
+            "withdrawalsBeforeSellerPaid"
         ];
     }
 }

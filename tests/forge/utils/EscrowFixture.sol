@@ -15,6 +15,9 @@ abstract contract EscrowFixture is Test {
     bytes32 internal constant DOMAIN_TYPEHASH =
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
 
+    string internal constant AGREEMENT_TYPE =
+        "Agreement(address buyer,address seller,address token,uint256 maxAmount,uint256 infraFee,uint64 expiry,uint32 closeWindow,bytes32 salt)";
+
     uint256 internal constant BUYER_KEY = 0xB0B;
     uint256 internal constant SELLER_KEY = 0x5E11E2;
     uint256 internal constant STRANGER_KEY = 0xBAD;
@@ -117,11 +120,14 @@ abstract contract EscrowFixture is Test {
     }
 
     function idOf(AgreementEscrow esc, IAgreementEscrow.Agreement memory a) internal view returns (bytes32) {
-        bytes32 structHash = keccak256(
+        return escrowDigest(esc, termsHash(a));
+    }
+
+    /// @notice EIP-712 `hashStruct(agreement)`.
+    function termsHash(IAgreementEscrow.Agreement memory a) internal pure returns (bytes32) {
+        return keccak256(
             abi.encode(
-                keccak256(
-                    "Agreement(address buyer,address seller,address token,uint256 maxAmount,uint256 infraFee,uint64 expiry,uint32 closeWindow,bytes32 salt)"
-                ),
+                keccak256(bytes(AGREEMENT_TYPE)),
                 a.buyer,
                 a.seller,
                 a.token,
@@ -132,7 +138,6 @@ abstract contract EscrowFixture is Test {
                 a.salt
             )
         );
-        return escrowDigest(esc, structHash);
     }
 
     function feeNonce(bytes32 id, uint256 amount) internal view returns (bytes32) {
@@ -197,10 +202,33 @@ abstract contract EscrowFixture is Test {
     // Party authorizations (signed under the escrow's domain)
     // ---------------------------------------------------------------------------------------------
 
-    function activationSignature(uint256 key, bytes32 id, uint256 deadline) internal view returns (bytes memory) {
-        bytes32 structHash =
-            keccak256(abi.encode(keccak256("Activation(bytes32 agreementId,uint256 deadline)"), id, deadline));
-        return sign(key, escrowDigest(escrow, structHash));
+    function activationSignature(uint256 key, IAgreementEscrow.Agreement memory a, uint256 deadline)
+        internal
+        view
+        returns (bytes memory)
+    {
+        return activationSignature(key, escrow, a, deadline);
+    }
+
+    /// @notice The buyer's `Activation` with the terms nested as an EIP-712 struct.
+    function activationSignature(
+        uint256 key,
+        AgreementEscrow esc,
+        IAgreementEscrow.Agreement memory a,
+        uint256 deadline
+    ) internal view returns (bytes memory) {
+        return sign(key, escrowDigest(esc, activationStructHash(a, deadline)));
+    }
+
+    function activationStructHash(IAgreementEscrow.Agreement memory a, uint256 deadline)
+        internal
+        pure
+        returns (bytes32)
+    {
+        bytes32 activationTypehash = keccak256(
+            abi.encodePacked("Activation(Agreement agreement,uint256 deadline)", AGREEMENT_TYPE)
+        );
+        return keccak256(abi.encode(activationTypehash, termsHash(a), deadline));
     }
 
     function voucher(uint256 key, bytes32 id, uint256 cumulativeAmount) internal view returns (bytes memory) {

@@ -12,7 +12,6 @@ import {ReceiveAuthorization, PermitSignature} from "../../../contracts/interfac
 ///         arbitrary key on behalf of an arbitrary signer address (smart wallets). Digests are rebuilt
 ///         from the EIP-712 spec, as in {EscrowFixture}, never taken from the contracts.
 abstract contract SecurityFixture is EscrowFixture {
-    bytes32 internal constant ACTIVATION_TYPEHASH_ = keccak256("Activation(bytes32 agreementId,uint256 deadline)");
     bytes32 internal constant VOUCHER_TYPEHASH_ = keccak256("Voucher(bytes32 agreementId,uint256 cumulativeAmount)");
     bytes32 internal constant INITIATE_CLOSE_TYPEHASH_ =
         keccak256("InitiateClose(bytes32 agreementId,address party,uint256 deadline)");
@@ -33,10 +32,6 @@ abstract contract SecurityFixture is EscrowFixture {
     // ---------------------------------------------------------------------------------------------
     // Struct hashes
     // ---------------------------------------------------------------------------------------------
-
-    function activationHash(bytes32 id, uint256 deadline) internal pure returns (bytes32) {
-        return keccak256(abi.encode(ACTIVATION_TYPEHASH_, id, deadline));
-    }
 
     function voucherHash(bytes32 id, uint256 amount) internal pure returns (bytes32) {
         return keccak256(abi.encode(VOUCHER_TYPEHASH_, id, amount));
@@ -61,14 +56,6 @@ abstract contract SecurityFixture is EscrowFixture {
     // ---------------------------------------------------------------------------------------------
     // Party signatures for any escrow deployment (under the current block.chainid)
     // ---------------------------------------------------------------------------------------------
-
-    function activationSigOn(AgreementEscrow esc, uint256 key, bytes32 id, uint256 deadline)
-        internal
-        view
-        returns (bytes memory)
-    {
-        return sign(key, escrowDigest(esc, activationHash(id, deadline)));
-    }
 
     function voucherOn(AgreementEscrow esc, uint256 key, bytes32 id, uint256 amount)
         internal
