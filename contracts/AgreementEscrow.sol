@@ -45,9 +45,16 @@ contract AgreementEscrow is IAgreementEscrow, EIP712, ReentrancyGuardTransient {
     uint256 public constant MIN_CLOSE_WINDOW = 1 hours;
     /// @notice Longest close window: bounds how long a buyer's remainder can be held after a close.
     uint256 public constant MAX_CLOSE_WINDOW = 30 days;
-    /// @notice Gas given to each sanctions lookup of a seller payout (a Chainalysis lookup needs ~5k).
-    ///         An oracle that fails within it defers the payout; a submitter that leaves less reverts.
-    uint256 public constant SCREENING_GAS = 100_000;
+    /// @notice Gas given to each sanctions lookup of a seller's first payout attempt (a Chainalysis
+    ///         lookup needs about 5k). An oracle that fails within it defers the payout; a submitter
+    ///         that leaves less gas gets `PayoutGasTooLow`.
+    uint256 public constant SCREENING_GAS = 30_000;
+    /// @notice Gas given to the token transfer of a seller's first payout attempt (a USDC transfer
+    ///         needs about 40k at most). A token that fails within it defers the payout (the retry
+    ///         gives it all the gas there is); a submitter that leaves less gets `PayoutGasTooLow`.
+    uint256 public constant PAYOUT_GAS = 100_000;
+    /// @dev Kept back on top of a budget: the 63/64 rule, a cold account access and the call itself.
+    uint256 private constant CALL_OVERHEAD = 5_000;
 
     /// @inheritdoc IAgreementEscrow
     address public immutable SANCTIONS_ORACLE;
@@ -332,29 +339,27 @@ contract AgreementEscrow is IAgreementEscrow, EIP712, ReentrancyGuardTransient {
     ///      unpaid if the token refuses (every entry point holds the reentrancy lock throughout).
     function _payOrDefer(bytes32 id, Agreement calldata a, AgreementState memory state, address recipient) private {
         uint256 amount = state.settledAmount;
-        (bool clear, DeferralReason reason) = _screenPayout(id, a.buyer, a.seller, recipient);
+        (bool clear, DeferralReason reason, address flagged) = _screenPayout(id, a.buyer, a.seller, recipient);
         if (!clear) {
             _states[id] = state;
             emit SellerClaimed(id, amount, a.maxAmount - amount);
-            emit SellerPayoutDeferred(id, recipient, amount, reason);
+            emit SellerPayoutDeferred(id, recipient, amount, reason, flagged);
             return;
         }
 
         _markSellerPaid(state);
         _states[id] = state;
         emit SellerClaimed(id, amount, a.maxAmount - amount);
-        uint256 gasBefore = gasleft();
-        if (IERC20(a.token).trySafeTransfer(recipient, amount)) {
+        if (_tryTransfer(id, a.token, recipient, amount)) {
             emit SellerPaid(id, recipient, amount);
             return;
         }
-        _checkNotStarved(id, gasBefore);
         state.sellerPaid = false;
         state.status = Status.SellerClaimed;
         // Undoes the optimistic write above. Only code running inside the failed transfer could have
         // seen it, and everything that code did was reverted with the transfer.
         _states[id] = state;
-        emit SellerPayoutDeferred(id, recipient, amount, DeferralReason.TransferFailed);
+        emit SellerPayoutDeferred(id, recipient, amount, DeferralReason.TransferFailed, address(0));
     }
 
     /// @dev A later payout of a recorded, unpaid entitlement. Strict: a blocked payout reverts with its
@@ -412,21 +417,26 @@ contract AgreementEscrow is IAgreementEscrow, EIP712, ReentrancyGuardTransient {
 
     /// @dev Screening for a seller payout: the buyer (the money is its deposit), the seller and the
     ///      recipient. Never reverts on the oracle's behalf; an oracle that reverts or answers anything
-    ///      but a clean `false` blocks the payout (fail closed).
+    ///      but a clean `false` blocks the payout (fail closed). `flagged` is the address that failed.
     function _screenPayout(bytes32 id, address buyer, address seller, address recipient)
         private
         view
-        returns (bool clear, DeferralReason reason)
+        returns (bool clear, DeferralReason reason, address flagged)
     {
         (clear, reason) = _tryScreen(id, buyer);
-        if (clear) (clear, reason) = _tryScreen(id, seller);
-        if (clear && recipient != seller) (clear, reason) = _tryScreen(id, recipient);
+        if (!clear) return (false, reason, buyer);
+        (clear, reason) = _tryScreen(id, seller);
+        if (!clear) return (false, reason, seller);
+        if (recipient != seller) {
+            (clear, reason) = _tryScreen(id, recipient);
+            if (!clear) return (false, reason, recipient);
+        }
     }
 
     function _tryScreen(bytes32 id, address account) private view returns (bool clear, DeferralReason reason) {
         // The oracle gets exactly SCREENING_GAS whatever the submitter's gas limit, so its failure is
         // its own and never one a submitter provoked (EIP-150 forwards at most 63/64 of what is left).
-        if (gasleft() < SCREENING_GAS + SCREENING_GAS / 63 + 2_000) revert PayoutGasTooLow(id);
+        if (gasleft() < SCREENING_GAS + SCREENING_GAS / 63 + CALL_OVERHEAD) revert PayoutGasTooLow(id);
         address oracle = SANCTIONS_ORACLE;
         bytes4 selector = ISanctionsList.isSanctioned.selector;
         bool answered;
@@ -435,7 +445,7 @@ contract AgreementEscrow is IAgreementEscrow, EIP712, ReentrancyGuardTransient {
         // slither-disable-next-line assembly
         assembly ("memory-safe") {
             mstore(0x00, selector)
-            mstore(0x04, account)
+            mstore(0x04, and(account, 0xffffffffffffffffffffffffffffffffffffffff))
             answered := staticcall(SCREENING_GAS, oracle, 0x00, 0x24, 0x00, 0x20)
             answered := and(answered, gt(returndatasize(), 0x1f))
             answer := mload(0x00)
@@ -444,11 +454,23 @@ contract AgreementEscrow is IAgreementEscrow, EIP712, ReentrancyGuardTransient {
         return (answer == 0, DeferralReason.Sanctioned);
     }
 
-    /// @dev A token transfer that fails having left less than 1/64 of the gas it started with most
-    ///      likely ran out of gas (EIP-150 keeps 1/64 back). Treating that as a refused payout would let
-    ///      a submitter force a deferral by choosing the gas limit, so the whole transaction reverts.
-    function _checkNotStarved(bytes32 id, uint256 gasBefore) private view {
-        if (gasleft() <= gasBefore / 63) revert PayoutGasTooLow(id);
+    /// @dev `token.transfer(to, amount)` with exactly PAYOUT_GAS, accepting the same answers as
+    ///      SafeERC20 (no return data from a contract, or a single `true` word). Like the oracle, the
+    ///      token gets its full budget whatever the submitter's gas limit, so a failure is its own.
+    function _tryTransfer(bytes32 id, address token, address to, uint256 amount) private returns (bool ok) {
+        if (gasleft() < PAYOUT_GAS + PAYOUT_GAS / 63 + CALL_OVERHEAD) revert PayoutGasTooLow(id);
+        bytes4 selector = IERC20.transfer.selector;
+        // slither-disable-next-line assembly
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, selector)
+            mstore(add(ptr, 0x04), and(to, 0xffffffffffffffffffffffffffffffffffffffff))
+            mstore(add(ptr, 0x24), amount)
+            ok := call(PAYOUT_GAS, token, 0, ptr, 0x44, 0x00, 0x20)
+            switch returndatasize()
+            case 0 { ok := and(ok, gt(extcodesize(token), 0)) }
+            default { ok := and(ok, and(gt(returndatasize(), 0x1f), eq(mload(0x00), 1))) }
+        }
     }
 
     function _screen(address account) private view {

@@ -140,8 +140,10 @@ interface IAgreementEscrow is ITokenAuthorizations {
     /// @param recipient The recipient of the attempted payout.
     /// @param amount The recorded entitlement still held for the seller.
     /// @param reason What blocked the payout.
+    /// @param account The address screening flagged or could not screen (buyer, seller or
+    ///        recipient); zero when the token refused the transfer.
     event SellerPayoutDeferred(
-        bytes32 indexed agreementId, address indexed recipient, uint256 amount, DeferralReason reason
+        bytes32 indexed agreementId, address indexed recipient, uint256 amount, DeferralReason reason, address account
     );
 
     /// @notice The buyer recovered the unspent remainder (settling the agreement unless the seller's
@@ -191,8 +193,8 @@ interface IAgreementEscrow is ITokenAuthorizations {
     error SellerAlreadyPaid(bytes32 agreementId);
     /// @notice The buyer's remainder was already paid (or there was none).
     error BuyerAlreadyWithdrawn(bytes32 agreementId);
-    /// @notice A payout call ran out of gas: the submitter gave too little for the payout to be
-    ///         attempted properly, so nothing is recorded as deferred.
+    /// @notice The submitter left too little gas for a seller's first payout attempt to give the
+    ///         oracle `SCREENING_GAS` and the token `PAYOUT_GAS`; nothing is recorded.
     error PayoutGasTooLow(bytes32 agreementId);
     /// @notice The payout recipient is the zero address or the escrow itself.
     error InvalidRecipient(address recipient);

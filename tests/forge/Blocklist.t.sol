@@ -40,7 +40,9 @@ contract BlocklistTest is SecurityFixture {
         usdc.blocklist(seller);
 
         vm.expectEmit(true, true, true, true, address(escrow));
-        emit IAgreementEscrow.SellerPayoutDeferred(id, seller, VOUCHER, IAgreementEscrow.DeferralReason.TransferFailed);
+        emit IAgreementEscrow.SellerPayoutDeferred(
+            id, seller, VOUCHER, IAgreementEscrow.DeferralReason.TransferFailed, address(0)
+        );
         vm.prank(seller);
         escrow.sellerClaim(a, VOUCHER, v, seller);
         assertDeferred(id, VOUCHER);

@@ -25,9 +25,11 @@ contract SanctionsTest is SecurityFixture {
         assertFalse(s.sellerPaid, "payout deferred");
     }
 
-    function expectDeferred(bytes32 id, address recipient, IAgreementEscrow.DeferralReason reason) internal {
+    function expectDeferred(bytes32 id, address recipient, IAgreementEscrow.DeferralReason reason, address flagged)
+        internal
+    {
         vm.expectEmit(true, true, true, true, address(escrow));
-        emit IAgreementEscrow.SellerPayoutDeferred(id, recipient, VOUCHER, reason);
+        emit IAgreementEscrow.SellerPayoutDeferred(id, recipient, VOUCHER, reason, flagged);
     }
 
     function _closedWithVoucher() internal returns (IAgreementEscrow.Agreement memory a, bytes32 id, bytes memory v) {
@@ -93,7 +95,7 @@ contract SanctionsTest is SecurityFixture {
         for (uint256 i = 0; i < recipients.length; ++i) {
             (IAgreementEscrow.Agreement memory a, bytes32 id, bytes memory v) = _closedWithVoucher();
             sanction(seller);
-            expectDeferred(id, recipients[i], IAgreementEscrow.DeferralReason.Sanctioned);
+            expectDeferred(id, recipients[i], IAgreementEscrow.DeferralReason.Sanctioned, seller);
             vm.prank(seller);
             escrow.sellerClaim(a, VOUCHER, v, recipients[i]);
             assertDeferred(id);
@@ -113,7 +115,7 @@ contract SanctionsTest is SecurityFixture {
         bytes memory toCarol = claimSig(SELLER_KEY, id, VOUCHER, carol, dl);
         sanction(seller);
         vm.startPrank(relayer);
-        expectDeferred(id, seller, IAgreementEscrow.DeferralReason.Sanctioned);
+        expectDeferred(id, seller, IAgreementEscrow.DeferralReason.Sanctioned, seller);
         escrow.sellerClaimWithSig(a, VOUCHER, v, seller, dl, toSelf);
         vm.expectRevert(sanctioned(seller));
         escrow.sellerClaimWithSig(a, VOUCHER, v, carol, dl, toCarol);
@@ -210,7 +212,7 @@ contract SanctionsTest is SecurityFixture {
     function test_sanctionedBuyer_freezesTheSellerPayout_untilDelisted() public {
         (IAgreementEscrow.Agreement memory a, bytes32 id, bytes memory v) = _closedWithVoucher();
         sanction(buyer);
-        expectDeferred(id, seller, IAgreementEscrow.DeferralReason.Sanctioned);
+        expectDeferred(id, seller, IAgreementEscrow.DeferralReason.Sanctioned, buyer);
         vm.prank(seller);
         escrow.sellerClaim(a, VOUCHER, v, seller);
         assertDeferred(id);
@@ -256,7 +258,7 @@ contract SanctionsTest is SecurityFixture {
         bytes memory claimToCarol = claimSig(SELLER_KEY, id, VOUCHER, carol, dl);
         sanction(carol);
 
-        expectDeferred(id, carol, IAgreementEscrow.DeferralReason.Sanctioned);
+        expectDeferred(id, carol, IAgreementEscrow.DeferralReason.Sanctioned, carol);
         vm.prank(relayer);
         escrow.sellerClaimWithSig(a, VOUCHER, v, carol, dl, claimToCarol);
         vm.prank(seller);
@@ -317,7 +319,7 @@ contract SanctionsTest is SecurityFixture {
         bytes memory err = abi.encodeWithSelector(MockSanctionsOracle.OracleUnavailable.selector);
         mock.setMode(MockSanctionsOracle.Mode.RevertAll, address(0));
 
-        expectDeferred(id, seller, IAgreementEscrow.DeferralReason.ScreeningUnavailable);
+        expectDeferred(id, seller, IAgreementEscrow.DeferralReason.ScreeningUnavailable, buyer);
         vm.prank(relayer);
         escrow.sellerClaimWithSig(a, VOUCHER, v, seller, dl, s);
         assertDeferred(id);
@@ -345,7 +347,7 @@ contract SanctionsTest is SecurityFixture {
         MockSanctionsOracle mock = _useMockOracle();
         (IAgreementEscrow.Agreement memory a, bytes32 id, bytes memory v) = _closedWithVoucher();
         mock.setMode(MockSanctionsOracle.Mode.RevertForTarget, carol);
-        expectDeferred(id, carol, IAgreementEscrow.DeferralReason.ScreeningUnavailable);
+        expectDeferred(id, carol, IAgreementEscrow.DeferralReason.ScreeningUnavailable, carol);
         vm.prank(seller);
         escrow.sellerClaim(a, VOUCHER, v, carol);
         vm.prank(seller);
@@ -395,7 +397,7 @@ contract SanctionsTest is SecurityFixture {
             // Empty revert data: the escrow's own ABI decoding / static call failure, not a verdict.
             vm.expectRevert(bytes(""));
             escrow.activateWithAuthorization(a, d, f);
-            expectDeferred(liveId, seller, IAgreementEscrow.DeferralReason.ScreeningUnavailable);
+            expectDeferred(liveId, seller, IAgreementEscrow.DeferralReason.ScreeningUnavailable, buyer);
             vm.prank(seller);
             escrow.sellerClaim(live, VOUCHER, v, seller);
             assertDeferred(liveId);
@@ -421,7 +423,7 @@ contract SanctionsTest is SecurityFixture {
 
         vm.expectRevert(bytes(""));
         escrow.activateWithAuthorization(b, d, f);
-        expectDeferred(id, seller, IAgreementEscrow.DeferralReason.ScreeningUnavailable);
+        expectDeferred(id, seller, IAgreementEscrow.DeferralReason.ScreeningUnavailable, buyer);
         vm.prank(seller);
         escrow.sellerClaim(a, VOUCHER, v, seller);
         assertDeferred(id);

@@ -310,7 +310,7 @@ contract SellerClaimTest is EscrowFixture {
         uint256 carolBefore = usdc.balanceOf(carol);
 
         vm.expectEmit(true, true, true, true, address(escrow));
-        emit IAgreementEscrow.SellerPayoutDeferred(id, carol, 40e6, IAgreementEscrow.DeferralReason.Sanctioned);
+        emit IAgreementEscrow.SellerPayoutDeferred(id, carol, 40e6, IAgreementEscrow.DeferralReason.Sanctioned, seller);
         vm.prank(seller);
         escrow.sellerClaim(a, 40e6, v, carol);
 
@@ -516,7 +516,7 @@ contract SellerClaimTest is EscrowFixture {
         bytes memory sig = sign(SELLER_KEY, claimDigest(id, 40e6, carol, deadline));
         sanction(seller);
         vm.expectEmit(true, true, true, true, address(escrow));
-        emit IAgreementEscrow.SellerPayoutDeferred(id, carol, 40e6, IAgreementEscrow.DeferralReason.Sanctioned);
+        emit IAgreementEscrow.SellerPayoutDeferred(id, carol, 40e6, IAgreementEscrow.DeferralReason.Sanctioned, seller);
         vm.prank(relayer);
         escrow.sellerClaimWithSig(a, 40e6, v, carol, deadline, sig);
         _assertDeferred(id, 40e6);
