@@ -11,3 +11,5 @@ export PACTUM_ANVIL="$PACTUM_ROOT/tools/node_modules/@foundry-rs/anvil-linux-amd
 # forge's own update nag and telemetry would try the network.
 export FOUNDRY_DISABLE_NIGHTLY_WARNING=1
 log() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+# PostgreSQL for the indexer, the API and their tests (see script/postgres.sh).
+export PACTUM_PG_URL="${PACTUM_PG_URL:-postgres://postgres@127.0.0.1:5432}"

@@ -26,11 +26,15 @@ log "gas benchmark (isolated transactions) against snapshots/escrow.json"
 # intended change, refresh with: forge test --match-contract GasBenchmark --isolate
 forge test --match-contract GasBenchmark --isolate --gas-snapshot-check=true
 
+log "PostgreSQL (started if absent) and the committed .sqlx/ query metadata"
+bash script/postgres.sh
+bash script/sqlx-prepare.sh --check
+
 log "cargo fmt --check, clippy"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-log "cargo test (unit and end-to-end on Anvil)"
+log "cargo test (unit, and end-to-end on Anvil and PostgreSQL)"
 cargo test --workspace --locked
 
 log "all tests passed"

@@ -101,3 +101,33 @@ impl Chain {
         Ok(())
     }
 }
+
+impl Chain {
+    /// `evm_snapshot`: the id to revert to.
+    pub(crate) async fn snapshot(&self) -> eyre::Result<alloy::primitives::U256> {
+        Ok(self.provider.raw_request("evm_snapshot".into(), ()).await?)
+    }
+
+    /// `evm_revert` to a snapshot: the chain goes back to that block.
+    pub(crate) async fn revert(&self, id: alloy::primitives::U256) -> eyre::Result<()> {
+        let reverted: bool = self
+            .provider
+            .raw_request("evm_revert".into(), (id,))
+            .await?;
+        eyre::ensure!(reverted, "evm_revert({id}) refused");
+        Ok(())
+    }
+
+    /// Mines `blocks` empty blocks.
+    pub(crate) async fn mine(&self, blocks: u64) -> eyre::Result<()> {
+        for _ in 0..blocks {
+            let _: serde_json::Value = self.provider.raw_request("evm_mine".into(), ()).await?;
+        }
+        Ok(())
+    }
+
+    /// The head block number.
+    pub(crate) async fn head(&self) -> eyre::Result<u64> {
+        Ok(self.provider.get_block_number().await?)
+    }
+}

@@ -3,5 +3,6 @@
 
 mod artifacts;
 mod chain;
+mod indexing;
 mod lifecycle;
 mod signatures;

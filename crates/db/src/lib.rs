@@ -1,0 +1,61 @@
+//! pactum's PostgreSQL layer: the numbered migrations (`crates/db/migrations/`, applied at
+//! startup), the connection pool, and every query the services run, checked at compile time by
+//! sqlx against the committed `.sqlx/` metadata (regenerate with `script/sqlx-prepare.sh`).
+//!
+//! - [`chain`]: the indexer's checkpoint, recent block hashes, raw events and derived agreement
+//!   state.
+//! - [`testing`] (feature `testing`): a fresh database per test.
+
+pub mod chain;
+mod error;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::time::Duration;
+
+pub use error::{Error, Result};
+use sqlx::{
+    PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+/// The migrations embedded in the binary, applied by [`Db::connect`].
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A connection pool to pactum's database, migrated.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: PgPool,
+}
+
+impl Db {
+    /// Connects to `url` with at most `max_connections` and applies any pending migration.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        let options: PgConnectOptions = url.parse().map_err(Error::Connect)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(Error::Connect)?;
+        MIGRATOR.run(&pool).await?;
+        tracing::debug!(max_connections, "database connected and migrated");
+        Ok(Self { pool })
+    }
+
+    /// Wraps an existing pool (already migrated).
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Whether the database answers (for readiness checks).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,555 @@
+use std::{collections::BTreeMap, time::Duration};
+
+use alloy::{
+    primitives::{Address, B256},
+    providers::DynProvider,
+};
+use pactum_db::{
+    Db,
+    chain::{self, AgreementRecord, BlockRef, Cursor, EventRecord, Transition},
+};
+use sqlx::Acquire;
+use tokio::sync::watch;
+
+use crate::{
+    Error,
+    derive::{self, derive_all},
+    events::{Contracts, PactumEvent},
+    metrics::Metrics,
+    source::{Backoff, Source},
+};
+
+/// What the indexer follows and how.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The chain id the node must report.
+    pub chain_id: u64,
+    /// The escrow.
+    pub escrow: Address,
+    /// The fee collector.
+    pub fee_collector: Address,
+    /// The deployment block: indexing starts here.
+    pub start_block: u64,
+    /// Most blocks per `eth_getLogs` request and per database transaction.
+    pub batch_blocks: u64,
+    /// Blocks behind the head that count as final when the node has no `finalized` tag (or
+    /// when `use_finalized_tag` is off).
+    pub confirmations: u64,
+    /// Use the node's `finalized` tag when it has one.
+    pub use_finalized_tag: bool,
+    /// How many blocks below the indexed block a reorg may reach and still be rolled back.
+    pub reorg_window: u64,
+    /// How long to wait for a new block once at the head.
+    pub poll_interval: Duration,
+    /// Retry policy for transient node failures.
+    pub backoff: Backoff,
+}
+
+impl Config {
+    /// Defaults for everything but the chain and the contracts.
+    pub fn new(chain_id: u64, escrow: Address, fee_collector: Address, start_block: u64) -> Self {
+        Self {
+            chain_id,
+            escrow,
+            fee_collector,
+            start_block,
+            batch_blocks: 2_000,
+            confirmations: 12,
+            use_finalized_tag: true,
+            reorg_window: 128,
+            poll_interval: Duration::from_millis(250),
+            backoff: Backoff::default(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if self.batch_blocks == 0 {
+            return Err(Error::Config("batch_blocks must be at least 1".into()));
+        }
+        if self.reorg_window < self.confirmations {
+            return Err(Error::Config(format!(
+                "reorg_window ({}) must be at least confirmations ({})",
+                self.reorg_window, self.confirmations
+            )));
+        }
+        if self.escrow == self.fee_collector {
+            return Err(Error::Config("escrow and fee collector must differ".into()));
+        }
+        Ok(())
+    }
+}
+
+/// What one [`Indexer::step`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Blocks `from..=to` were indexed with `events` events.
+    Indexed {
+        /// First block.
+        from: u64,
+        /// Last block.
+        to: u64,
+        /// Events stored.
+        events: usize,
+    },
+    /// A reorg was rolled back to `fork` (the last block still on the node's chain).
+    RolledBack {
+        /// The fork point.
+        fork: u64,
+        /// The indexed block before the rollback.
+        from: u64,
+        /// Events deleted.
+        events: u64,
+    },
+    /// Nothing new: the indexed block is the node's head.
+    AtHead {
+        /// The head.
+        head: u64,
+    },
+}
+
+/// The indexer for one chain and one contract set.
+#[derive(Debug)]
+pub struct Indexer {
+    config: Config,
+    db: Db,
+    source: Source,
+    contracts: Contracts,
+    metrics: Metrics,
+    cursor: Cursor,
+}
+
+impl Indexer {
+    /// Checks the node's chain id, and creates (or checks) the database checkpoint.
+    pub async fn new(
+        config: Config,
+        db: Db,
+        provider: DynProvider,
+        metrics: Metrics,
+    ) -> Result<Self, Error> {
+        config.validate()?;
+        let source = Source::new(
+            provider,
+            vec![config.escrow, config.fee_collector],
+            config.backoff,
+            metrics.clone(),
+        );
+        let actual = source.chain_id().await?;
+        if actual != config.chain_id {
+            return Err(Error::WrongChain {
+                configured: config.chain_id,
+                actual,
+            });
+        }
+        let start = source.block(config.start_block).await?.ok_or_else(|| {
+            Error::Config(format!(
+                "start block {} is not on the node",
+                config.start_block
+            ))
+        })?;
+        let initial = Cursor {
+            chain_id: config.chain_id,
+            escrow: config.escrow,
+            fee_collector: config.fee_collector,
+            start_block: config.start_block,
+            block_number: i64::try_from(config.start_block).unwrap_or(i64::MAX) - 1,
+            block_hash: start.parent_hash,
+            finalized_block: 0,
+            node_head: 0,
+        };
+        let mut conn = db.pool().acquire().await.map_err(pactum_db::Error::from)?;
+        let cursor = chain::init_cursor(&mut conn, &initial).await?;
+        drop(conn);
+        tracing::info!(
+            chain_id = config.chain_id,
+            escrow = %config.escrow,
+            fee_collector = %config.fee_collector,
+            indexed = cursor.block_number,
+            "indexer ready"
+        );
+        Ok(Self {
+            contracts: Contracts {
+                escrow: config.escrow,
+                fee_collector: config.fee_collector,
+            },
+            config,
+            db,
+            source,
+            metrics,
+            cursor,
+        })
+    }
+
+    /// The checkpoint as of the last step.
+    pub fn cursor(&self) -> &Cursor {
+        &self.cursor
+    }
+
+    /// The counters this indexer updates.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Follows the chain until `shutdown` turns true: indexes while behind, polls at the head.
+    /// Returns only on shutdown or on an error that retrying cannot fix.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+        loop {
+            if *shutdown.borrow() {
+                tracing::info!(indexed = self.cursor.block_number, "indexer stopping");
+                return Ok(());
+            }
+            let step = self.step().await?;
+            if let Step::AtHead { .. } = step {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.config.poll_interval) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+
+    /// Indexes until the head is reached (for tests and the benchmark); returns the steps taken.
+    pub async fn catch_up(&mut self) -> Result<Vec<Step>, Error> {
+        let mut steps = Vec::new();
+        loop {
+            let step = self.step().await?;
+            let done = matches!(step, Step::AtHead { .. });
+            steps.push(step);
+            if done {
+                return Ok(steps);
+            }
+        }
+    }
+
+    fn indexed(&self) -> u64 {
+        // -1 (nothing indexed yet, start block 0) maps to 0 for head comparisons below.
+        u64::try_from(self.cursor.block_number).unwrap_or(0)
+    }
+
+    fn nothing_indexed(&self) -> bool {
+        self.cursor.block_number < i64::try_from(self.config.start_block).unwrap_or(i64::MAX)
+    }
+
+    /// One unit of work: a batch of blocks, a reorg rollback, or nothing at the head.
+    pub async fn step(&mut self) -> Result<Step, Error> {
+        let head = self.source.head().await?;
+        self.metrics.set_head(head);
+        let indexed = self.indexed();
+
+        if !self.nothing_indexed() && head <= indexed {
+            // Same height or lower: is our block still the node's?
+            let at = head.min(indexed);
+            let node = self.source.block(at).await?;
+            let ours = if at == indexed {
+                Some(self.cursor.block_hash)
+            } else {
+                self.stored_hash(at).await?
+            };
+            match (node, ours) {
+                (Some(node), Some(ours)) if node.hash == ours => {
+                    if head < indexed {
+                        return Err(Error::NodeWentBackwards {
+                            head,
+                            indexed,
+                            hash: ours,
+                        });
+                    }
+                    return Ok(Step::AtHead { head });
+                }
+                _ => return self.roll_back(head).await,
+            }
+        }
+        if self.nothing_indexed() && head < self.config.start_block {
+            return Ok(Step::AtHead { head });
+        }
+
+        let from = if self.nothing_indexed() {
+            self.config.start_block
+        } else {
+            indexed + 1
+        };
+        let to = head.min(from + self.config.batch_blocks - 1);
+        let finalized = self.finalized(head).await?;
+
+        let first = self.block(from).await?;
+        if first.parent_hash != self.cursor.block_hash {
+            tracing::warn!(
+                block = from,
+                parent = %first.parent_hash,
+                indexed = %self.cursor.block_hash,
+                "parent hash mismatch: reorg"
+            );
+            return self.roll_back(head).await;
+        }
+
+        // Above the final block, fetch every block to check the logs and the chain's linkage.
+        let tip = to > finalized;
+        let mut blocks = vec![first];
+        if tip {
+            for number in from + 1..=to {
+                let block = self.block(number).await?;
+                let parent = blocks.last().map(|b| b.hash).unwrap_or_default();
+                if block.parent_hash != parent {
+                    // The chain changed while we read it: start over from the checkpoint.
+                    tracing::debug!(number, "chain moved during the batch; retrying");
+                    return Ok(Step::Indexed {
+                        from,
+                        to: from - 1,
+                        events: 0,
+                    });
+                }
+                blocks.push(block);
+            }
+        } else if to != from {
+            blocks.push(self.block(to).await?);
+        }
+        let last = *blocks.last().unwrap_or(&first);
+
+        let logs = self.source.logs(from, to).await?;
+        let mut records = Vec::with_capacity(logs.len());
+        let mut decoded = Vec::with_capacity(logs.len());
+        for log in &logs {
+            let (record, event) = self.contracts.record(log)?;
+            if record.block_number < from || record.block_number > to {
+                return Err(Error::Node(format!(
+                    "eth_getLogs {from}..={to} returned a log of block {}",
+                    record.block_number
+                )));
+            }
+            let expected = if tip {
+                blocks
+                    .get(usize::try_from(record.block_number - from).unwrap_or(usize::MAX))
+                    .map(|b| b.hash)
+            } else if record.block_number == to {
+                Some(last.hash)
+            } else {
+                None
+            };
+            if expected.is_some_and(|h| h != record.block_hash) {
+                tracing::debug!(
+                    block = record.block_number,
+                    "log of a replaced block; retrying"
+                );
+                return Ok(Step::Indexed {
+                    from,
+                    to: from - 1,
+                    events: 0,
+                });
+            }
+            records.push(record);
+            decoded.push(event);
+        }
+        if tip && self.source.block(to).await?.map(|b| b.hash) != Some(last.hash) {
+            tracing::debug!(to, "head replaced during the batch; retrying");
+            return Ok(Step::Indexed {
+                from,
+                to: from - 1,
+                events: 0,
+            });
+        }
+
+        let n = records.len();
+        self.commit(&records, &decoded, &blocks, last, finalized, head)
+            .await?;
+        tracing::debug!(from, to, events = n, finalized, head, "indexed");
+        Ok(Step::Indexed {
+            from,
+            to,
+            events: n,
+        })
+    }
+
+    async fn block(&self, number: u64) -> Result<BlockRef, Error> {
+        self.source
+            .block(number)
+            .await?
+            .ok_or_else(|| Error::Node(format!("block {number} is below the head but missing")))
+    }
+
+    async fn finalized(&self, head: u64) -> Result<u64, Error> {
+        let by_depth = head.saturating_sub(self.config.confirmations);
+        if self.config.use_finalized_tag
+            && let Some(tagged) = self.source.finalized().await?
+        {
+            return Ok(tagged.min(head));
+        }
+        Ok(by_depth)
+    }
+
+    async fn stored_hash(&self, number: u64) -> Result<Option<B256>, Error> {
+        let mut conn = self
+            .db
+            .pool()
+            .acquire()
+            .await
+            .map_err(pactum_db::Error::from)?;
+        let blocks = chain::recent_blocks(&mut conn, self.config.chain_id, number, 1).await?;
+        Ok(blocks
+            .first()
+            .filter(|b| b.number == number)
+            .map(|b| b.hash))
+    }
+
+    /// Writes one batch: events, the derived rows they change, block hashes and the checkpoint.
+    async fn commit(
+        &mut self,
+        records: &[EventRecord],
+        decoded: &[PactumEvent],
+        blocks: &[BlockRef],
+        last: BlockRef,
+        finalized: u64,
+        head: u64,
+    ) -> Result<(), Error> {
+        let chain_id = self.config.chain_id;
+        let mut conn = self
+            .db
+            .pool()
+            .acquire()
+            .await
+            .map_err(pactum_db::Error::from)?;
+        let mut tx = conn.begin().await.map_err(pactum_db::Error::from)?;
+
+        let touched: Vec<B256> = {
+            let mut ids: Vec<B256> = decoded
+                .iter()
+                .filter_map(PactumEvent::agreement_id)
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        };
+        let mut states: BTreeMap<B256, AgreementRecord> =
+            chain::load_agreements(&mut tx, chain_id, &touched)
+                .await?
+                .into_iter()
+                .map(|a| (a.agreement_id, a))
+                .collect();
+        for (record, event) in records.iter().zip(decoded) {
+            let Some(id) = event.agreement_id() else {
+                continue;
+            };
+            let at = Transition {
+                block: record.block_number,
+                tx: record.tx_hash,
+            };
+            let next = derive::apply(states.remove(&id), event, at)?;
+            if let Some(next) = next {
+                states.insert(id, next);
+            }
+        }
+        let changed: Vec<AgreementRecord> = states.into_values().collect();
+
+        chain::insert_events(&mut tx, chain_id, records).await?;
+        chain::upsert_agreements(&mut tx, chain_id, &changed).await?;
+        chain::insert_blocks(&mut tx, chain_id, blocks).await?;
+        let to = i64::try_from(last.number).unwrap_or(i64::MAX);
+        chain::move_cursor(
+            &mut tx,
+            chain_id,
+            self.cursor.block_number,
+            (to, last.hash),
+            finalized,
+            head,
+        )
+        .await?;
+        chain::prune_blocks(
+            &mut tx,
+            chain_id,
+            last.number.saturating_sub(self.config.reorg_window),
+        )
+        .await?;
+        tx.commit().await.map_err(pactum_db::Error::from)?;
+
+        self.cursor.block_number = to;
+        self.cursor.block_hash = last.hash;
+        self.cursor.finalized_block = finalized;
+        self.cursor.node_head = head;
+        self.metrics
+            .committed(last.number, finalized, records.len() as u64);
+        Ok(())
+    }
+
+    /// Finds the highest stored block still on the node's chain and rolls everything above it
+    /// back, in one transaction.
+    async fn roll_back(&mut self, head: u64) -> Result<Step, Error> {
+        let chain_id = self.config.chain_id;
+        let indexed = self.indexed();
+        let lowest = indexed
+            .saturating_sub(self.config.reorg_window)
+            .max(self.cursor.finalized_block)
+            .max(self.config.start_block);
+        let mut conn = self
+            .db
+            .pool()
+            .acquire()
+            .await
+            .map_err(pactum_db::Error::from)?;
+        let window = u32::try_from(self.config.reorg_window + 1).unwrap_or(u32::MAX);
+        let candidates =
+            chain::recent_blocks(&mut conn, chain_id, indexed.min(head), window).await?;
+        let mut fork = None;
+        for candidate in candidates.iter().filter(|b| b.number >= lowest) {
+            let node = self.source.block(candidate.number).await?;
+            if node.is_some_and(|n| n.hash == candidate.hash) {
+                fork = Some(*candidate);
+                break;
+            }
+        }
+        let Some(fork) = fork else {
+            return Err(Error::ReorgTooDeep {
+                indexed,
+                lowest,
+                window: self.config.reorg_window,
+                finalized: self.cursor.finalized_block,
+            });
+        };
+
+        let mut tx = conn.begin().await.map_err(pactum_db::Error::from)?;
+        let touched = chain::agreements_touched_above(&mut tx, chain_id, fork.number).await?;
+        let deleted = chain::delete_above(&mut tx, chain_id, fork.number).await?;
+        let remaining = chain::events_of(&mut tx, chain_id, &touched).await?;
+        let mut decoded = Vec::with_capacity(remaining.len());
+        for record in &remaining {
+            decoded.push(self.contracts.decode_record(record)?);
+        }
+        let derived = derive_all(decoded.iter().zip(remaining.iter().map(|r| Transition {
+            block: r.block_number,
+            tx: r.tx_hash,
+        })))?;
+        let gone: Vec<B256> = touched
+            .iter()
+            .copied()
+            .filter(|id| !derived.contains_key(id))
+            .collect();
+        chain::delete_agreements(&mut tx, chain_id, &gone).await?;
+        let rows: Vec<AgreementRecord> = derived.into_values().collect();
+        chain::upsert_agreements(&mut tx, chain_id, &rows).await?;
+        let to = i64::try_from(fork.number).unwrap_or(i64::MAX);
+        chain::move_cursor(
+            &mut tx,
+            chain_id,
+            self.cursor.block_number,
+            (to, fork.hash),
+            self.cursor.finalized_block,
+            head,
+        )
+        .await?;
+        tx.commit().await.map_err(pactum_db::Error::from)?;
+
+        tracing::warn!(
+            fork = fork.number,
+            from = indexed,
+            depth = indexed - fork.number,
+            deleted_events = deleted,
+            recomputed = touched.len(),
+            "rolled back a reorg"
+        );
+        self.cursor.block_number = to;
+        self.cursor.block_hash = fork.hash;
+        self.metrics.reorged(fork.number, deleted);
+        Ok(Step::RolledBack {
+            fork: fork.number,
+            from: indexed,
+            events: deleted,
+        })
+    }
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Makes sure PostgreSQL answers at $PACTUM_PG_URL (default postgres://postgres@127.0.0.1:5432).
+# In order: already running -> nothing to do; a Debian cluster installed but stopped -> start it;
+# otherwise initdb a project-local cluster in .run/pg (trust auth, owned by the postgres user,
+# since the server refuses to run as root) and start it on 127.0.0.1:5432.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$PACTUM_ROOT"
+
+ready() { pg_isready -q -h 127.0.0.1 -p 5432 -t 2 >/dev/null 2>&1; }
+
+if ready; then
+  exit 0
+fi
+
+if command -v pg_ctlcluster >/dev/null 2>&1 && [[ -d /etc/postgresql ]]; then
+  version="$(ls /etc/postgresql | sort -V | tail -1)"
+  log "starting PostgreSQL $version (Debian cluster 'main')"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 30); do ready && exit 0; sleep 0.5; done
+fi
+
+bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)"
+if [[ -z "$bin" ]]; then
+  echo "error: PostgreSQL is not running on 127.0.0.1:5432 and no server binaries are installed" >&2
+  echo "       (Debian: apt-get install postgresql)" >&2
+  exit 1
+fi
+data="$PACTUM_ROOT/.run/pg"
+mkdir -p "$PACTUM_ROOT/.run"
+as_pg() { if [[ "$(id -u)" == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+if [[ ! -f "$data/PG_VERSION" ]]; then
+  log "initialising a project-local PostgreSQL cluster in .run/pg"
+  mkdir -p "$data"
+  [[ "$(id -u)" == 0 ]] && chown postgres "$data"
+  as_pg "$bin/initdb" -D "$data" -U postgres --auth=trust >/dev/null
+fi
+log "starting the project-local PostgreSQL (.run/pg)"
+as_pg "$bin/pg_ctl" -D "$data" -l "$data/server.log" -o "-h 127.0.0.1 -p 5432 -k /tmp" start >/dev/null
+for _ in $(seq 1 30); do ready && exit 0; sleep 0.5; done
+echo "error: PostgreSQL did not come up; see .run/pg/server.log" >&2
+exit 1
