@@ -2,7 +2,9 @@
 
 use clap::{Parser, Subcommand};
 
+mod config;
 mod demo;
+mod indexer;
 
 /// pactum: usage agreements between AI agents, settled through an on-chain escrow.
 #[derive(Debug, Parser)]
@@ -18,17 +20,24 @@ enum Command {
     /// lifecycle: once with each party sending its own transactions, once with the parties only
     /// signing and a gas-sponsoring relayer account submitting everything.
     Demo(demo::Args),
+    /// Follow the escrow and fee-collector events into PostgreSQL (until SIGINT/SIGTERM).
+    Indexer(indexer::ServiceArgs),
+    /// Recompute every agreement's state from the stored events and compare with the stored rows.
+    Verify(indexer::ServiceArgs),
 }
 
 #[tokio::main]
 async fn main() -> eyre::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,pactum_indexer=info".into()),
         )
         .with_target(true)
         .init();
     match Cli::parse().command {
         Command::Demo(args) => demo::run(args).await,
+        Command::Indexer(args) => indexer::run(args).await,
+        Command::Verify(args) => indexer::verify(args).await,
     }
 }
