@@ -15,6 +15,11 @@
 //! | use `finalized` tag | `indexer.use_finalized_tag` | `PACTUM_INDEXER_USE_FINALIZED_TAG` | true |
 //! | reorg window | `indexer.reorg_window` | `PACTUM_INDEXER_REORG_WINDOW` | 128 |
 //! | poll interval | `indexer.poll_interval_ms` | `PACTUM_INDEXER_POLL_INTERVAL_MS` | 250 |
+//! | API address | `api.listen` | `PACTUM_API_LISTEN` | `127.0.0.1:8080` |
+//! | owner JWT key (HS256, ≥ 32 bytes) | `api.jwt_secret` | `PACTUM_API_JWT_SECRET` | none: owner JWTs refused |
+//! | required JWT `iss` | `api.jwt_issuer` | `PACTUM_API_JWT_ISSUER` | not checked |
+//! | required JWT `aud` | `api.jwt_audience` | `PACTUM_API_JWT_AUDIENCE` | not checked |
+//! | `/ready` lag limit (blocks) | `api.max_lag_blocks` | `PACTUM_API_MAX_LAG_BLOCKS` | 64 |
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -29,6 +34,30 @@ pub(crate) struct Config {
     pub(crate) database: Database,
     pub(crate) chain: Chain,
     pub(crate) indexer: Indexer,
+    pub(crate) api: Api,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Api {
+    pub(crate) listen: String,
+    pub(crate) jwt_secret: Option<String>,
+    pub(crate) jwt_issuer: Option<String>,
+    pub(crate) jwt_audience: Option<String>,
+    pub(crate) max_lag_blocks: u64,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            jwt_secret: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            max_lag_blocks: 64,
+        }
+    }
 }
 
 /// `[database]`.
@@ -192,6 +221,38 @@ impl Config {
             .ok_or_else(|| eyre!("chain.rpc_url (PACTUM_CHAIN_RPC_URL) is required"))?;
         raw.parse()
             .map_err(|e| eyre!("chain.rpc_url {raw:?} is not a URL: {e}"))
+    }
+
+    /// The chain id, required by every service.
+    pub(crate) fn chain_id(&self) -> eyre::Result<u64> {
+        self.chain
+            .chain_id
+            .ok_or_else(|| eyre!("chain.chain_id (PACTUM_CHAIN_ID) is required"))
+    }
+
+    /// The API's listen address.
+    pub(crate) fn listen(&self) -> eyre::Result<std::net::SocketAddr> {
+        self.api.listen.parse().map_err(|e| {
+            eyre!(
+                "api.listen {:?} is not an address:port: {e}",
+                self.api.listen
+            )
+        })
+    }
+
+    /// Owner JWT verification, if a key is configured.
+    pub(crate) fn jwt(&self) -> eyre::Result<Option<pactum_api::auth::JwtConfig>> {
+        let Some(secret) = &self.api.jwt_secret else {
+            return Ok(None);
+        };
+        if secret.len() < 32 {
+            bail!("api.jwt_secret (PACTUM_API_JWT_SECRET) must be at least 32 bytes for HS256");
+        }
+        Ok(Some(pactum_api::auth::JwtConfig {
+            secret: secret.as_bytes().to_vec(),
+            issuer: self.api.jwt_issuer.clone(),
+            audience: self.api.jwt_audience.clone(),
+        }))
     }
 
     /// The indexer's configuration, validated.

@@ -2,9 +2,11 @@
 
 use clap::{Parser, Subcommand};
 
+mod admin;
 mod config;
 mod demo;
 mod indexer;
+mod serve;
 
 /// pactum: usage agreements between AI agents, settled through an on-chain escrow.
 #[derive(Debug, Parser)]
@@ -24,6 +26,12 @@ enum Command {
     Indexer(indexer::ServiceArgs),
     /// Recompute every agreement's state from the stored events and compare with the stored rows.
     Verify(indexer::ServiceArgs),
+    /// Serve the HTTP API over the indexed state (until SIGINT/SIGTERM).
+    Api(indexer::ServiceArgs),
+    /// Run the indexer and the API in one process (local use).
+    Serve(indexer::ServiceArgs),
+    /// Register owners, agents and API keys; mint owner JWTs.
+    Admin(admin::Args),
 }
 
 #[tokio::main]
@@ -31,7 +39,7 @@ async fn main() -> eyre::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,pactum_indexer=info".into()),
+                .unwrap_or_else(|_| "warn,pactum_indexer=info,pactum_api=info".into()),
         )
         .with_target(true)
         .init();
@@ -39,5 +47,8 @@ async fn main() -> eyre::Result<()> {
         Command::Demo(args) => demo::run(args).await,
         Command::Indexer(args) => indexer::run(args).await,
         Command::Verify(args) => indexer::verify(args).await,
+        Command::Api(args) => serve::api(args).await,
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Admin(args) => admin::run(args).await,
     }
 }

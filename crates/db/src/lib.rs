@@ -4,8 +4,10 @@
 //!
 //! - [`chain`]: the indexer's checkpoint, recent block hashes, raw events and derived agreement
 //!   state.
+//! - [`api`]: owners, agents, API keys, and the idempotency records of write requests.
 //! - [`testing`] (feature `testing`): a fresh database per test.
 
+pub mod api;
 pub mod chain;
 mod error;
 #[cfg(feature = "testing")]

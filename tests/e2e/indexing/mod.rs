@@ -1,7 +1,7 @@
 //! The indexer against a real Anvil and a real PostgreSQL: lifecycles indexed and compared with
 //! the contract's own view, reorgs of every depth compared with a fresh index of the final chain.
 
-mod lifecycle;
+pub(crate) mod lifecycle;
 mod reorg;
 
 use alloy::{primitives::B256, providers::Provider, rpc::types::Filter};

@@ -1,0 +1,306 @@
+//! Authentication: agent API keys and owner JWTs, both as `Authorization: Bearer <token>`.
+//!
+//! - **Agent API key** `pk_<id>_<secret>`: `id` (16 base-32 characters) finds the key, `secret`
+//!   (256 random bits, hex) is checked against its stored SHA-256 in constant time. Revoked keys
+//!   are refused.
+//! - **Owner JWT**: HS256 only (any other `alg`, including `none`, is refused), signature checked
+//!   with the configured secret, `exp` required and checked (no leeway beyond `LEEWAY`), `nbf`
+//!   honoured, `iss`/`aud` checked when configured; `sub` is the owner id and must exist.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use alloy::primitives::Address;
+use axum::{
+    extract::{FromRequestParts, Request, State},
+    http::{header, request::Parts},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{AppState, problem::Problem};
+
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+pub const LEEWAY: u64 = 30;
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// An agent, authenticated by one of its API keys.
+    Agent {
+        /// Agent id.
+        agent_id: String,
+        /// Its owner.
+        owner_id: String,
+        /// Its wallet (buyer or seller address of its agreements).
+        wallet: Address,
+        /// The key used.
+        key_id: String,
+    },
+    /// An owner, authenticated by a JWT.
+    Owner {
+        /// Owner id (the JWT subject).
+        owner_id: String,
+    },
+}
+
+impl Principal {
+    /// A stable identifier, scoping idempotency keys.
+    pub fn scope(&self) -> String {
+        match self {
+            Self::Agent { agent_id, .. } => format!("agent:{agent_id}"),
+            Self::Owner { owner_id } => format!("owner:{owner_id}"),
+        }
+    }
+}
+
+/// JWT verification settings.
+#[derive(Clone)]
+pub struct JwtConfig {
+    /// The HS256 key.
+    pub secret: Vec<u8>,
+    /// Required `iss`, if any.
+    pub issuer: Option<String>,
+    /// Required `aud`, if any.
+    pub audience: Option<String>,
+}
+
+impl std::fmt::Debug for JwtConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtConfig")
+            .field("secret", &"<redacted>")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+/// The claims pactum reads from an owner JWT.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    /// Owner id.
+    pub sub: String,
+    /// Expiry (unix seconds).
+    pub exp: u64,
+    /// Issued at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// Not before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// Issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+#[derive(Deserialize, Serialize)]
+struct JwtHeader {
+    alg: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    typ: Option<String>,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Signs `claims` as an HS256 JWT (what the identity provider does; used by `pactum admin token`
+/// and tests).
+pub fn sign_jwt(claims: &Claims, secret: &[u8]) -> String {
+    let header = JwtHeader {
+        alg: "HS256".into(),
+        typ: Some("JWT".into()),
+    };
+    let encode = |v: &[u8]| URL_SAFE_NO_PAD.encode(v);
+    let signing_input = format!(
+        "{}.{}",
+        encode(&serde_json::to_vec(&header).unwrap_or_default()),
+        encode(&serde_json::to_vec(claims).unwrap_or_default())
+    );
+    let signature = hmac_sha256(secret, signing_input.as_bytes());
+    format!("{signing_input}.{}", encode(&signature))
+}
+
+fn hmac_sha256(secret: &[u8], data: &[u8]) -> Vec<u8> {
+    // HMAC accepts keys of any length.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
+    mac.update(data);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Verifies an owner JWT; the error text says why it was refused.
+pub fn verify_jwt(token: &str, config: &JwtConfig) -> Result<Claims, String> {
+    let mut parts = token.split('.');
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err("malformed JWT".into());
+    };
+    let decode = |part: &str| {
+        URL_SAFE_NO_PAD
+            .decode(part)
+            .map_err(|_| "malformed JWT encoding".to_owned())
+    };
+    let header: JwtHeader =
+        serde_json::from_slice(&decode(h)?).map_err(|_| "malformed JWT header".to_owned())?;
+    if header.alg != "HS256" {
+        return Err(format!(
+            "JWT algorithm {:?} is not accepted (HS256 only)",
+            header.alg
+        ));
+    }
+    let signature = decode(s)?;
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&config.secret)
+        .map_err(|_| "bad JWT key".to_owned())?;
+    mac.update(format!("{h}.{c}").as_bytes());
+    mac.verify_slice(&signature)
+        .map_err(|_| "JWT signature does not verify".to_owned())?;
+    let claims: Claims = serde_json::from_slice(&decode(c)?)
+        .map_err(|_| "JWT claims missing sub or exp".to_owned())?;
+    let t = now();
+    if claims.exp + LEEWAY <= t {
+        return Err("JWT expired".into());
+    }
+    if claims.nbf.is_some_and(|nbf| nbf > t + LEEWAY) {
+        return Err("JWT not yet valid".into());
+    }
+    if let Some(iss) = &config.issuer
+        && claims.iss.as_ref() != Some(iss)
+    {
+        return Err("JWT issuer not accepted".into());
+    }
+    if let Some(aud) = &config.audience
+        && claims.aud.as_ref() != Some(aud)
+    {
+        return Err("JWT audience not accepted".into());
+    }
+    Ok(claims)
+}
+
+/// 32 bytes from the operating system's CSPRNG.
+pub fn random_bytes() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    // The OS RNG failing is not something to continue past.
+    getrandom::fill(&mut bytes).unwrap_or_else(|e| panic!("operating system RNG failed: {e}"));
+    bytes
+}
+
+/// `len` characters of base 32 (lowercase, digits 2-7) from the CSPRNG.
+pub fn random_id(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+    // 256 is a multiple of 32, so `b % 32` is uniform.
+    random_bytes()[..len.min(32)]
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % 32]))
+        .collect()
+}
+
+/// A new API key: `(key id, full key to hand out once, SHA-256 of the secret to store)`.
+pub fn generate_api_key() -> (String, String, [u8; 32]) {
+    let id = random_id(16);
+    let secret = alloy::hex::encode(random_bytes());
+    let hash = Sha256::digest(secret.as_bytes()).into();
+    (id.clone(), format!("pk_{id}_{secret}"), hash)
+}
+
+/// Splits `pk_<id>_<secret>`.
+pub fn parse_api_key(token: &str) -> Option<(&str, &str)> {
+    let rest = token.strip_prefix("pk_")?;
+    let (id, secret) = rest.split_once('_')?;
+    let valid_id = id.len() == 16
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b));
+    let valid_secret = secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit());
+    (valid_id && valid_secret).then_some((id, secret))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn resolve(state: &AppState, token: &str) -> Result<Principal, Problem> {
+    if token.starts_with("pk_") {
+        let (id, secret) =
+            parse_api_key(token).ok_or_else(|| Problem::unauthenticated("malformed API key"))?;
+        let key = pactum_db::api::api_key(state.db.pool(), id)
+            .await?
+            .ok_or_else(|| Problem::unauthenticated("unknown API key"))?;
+        let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        if !constant_time_eq(&hash, &key.secret_hash) {
+            return Err(Problem::unauthenticated("unknown API key"));
+        }
+        if key.revoked {
+            return Err(Problem::unauthenticated("API key revoked"));
+        }
+        return Ok(Principal::Agent {
+            agent_id: key.agent.id,
+            owner_id: key.agent.owner_id,
+            wallet: key.agent.wallet,
+            key_id: key.id,
+        });
+    }
+    let jwt = state
+        .jwt
+        .as_ref()
+        .ok_or_else(|| Problem::unauthenticated("owner JWTs are not configured on this server"))?;
+    let claims = verify_jwt(token, jwt).map_err(Problem::unauthenticated)?;
+    if !pactum_db::api::owner_exists(state.db.pool(), &claims.sub).await? {
+        return Err(Problem::unauthenticated("unknown owner"));
+    }
+    Ok(Principal::Owner {
+        owner_id: claims.sub,
+    })
+}
+
+/// Middleware: resolves `Authorization: Bearer` into a [`Principal`] request extension. A request
+/// without the header passes on anonymous (routes that need a principal refuse it); a header that
+/// does not authenticate is refused here with 401.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+        return next.run(request).await;
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Problem::unauthenticated("Authorization must be `Bearer <api_key or jwt>`")
+            .into_response();
+    };
+    match resolve(&state, token).await {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(problem) => problem.into_response(),
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| Problem::unauthenticated("send Authorization: Bearer <api_key or jwt>"))
+    }
+}

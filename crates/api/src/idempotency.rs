@@ -1,0 +1,208 @@
+//! `Idempotency-Key` for every write endpoint, as one middleware.
+//!
+//! A write request (`POST`, `PUT`, `PATCH`, `DELETE`) with an `Idempotency-Key` header is run at
+//! most once per authenticated principal and key:
+//! - the first request claims the key, runs, and its response is stored (for `TTL`); a server
+//!   error (5xx) releases the key so that a retry runs again;
+//! - a retry with the same method, path and body gets the stored response, marked
+//!   `Idempotency-Replayed: true`;
+//! - the same key with another method, path or body is refused: 422 `idempotency_key_reused`;
+//! - a duplicate arriving while the first is still running waits for it (up to `WAIT`) and gets
+//!   its response, so concurrent duplicates produce one effect; after the wait, 409
+//!   `idempotency_request_in_progress`.
+//!
+//! Endpoints that require the header check it themselves ([`require_key`]).
+
+use std::time::Duration;
+
+use axum::{
+    body::{Body, to_bytes},
+    extract::{Request, State},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use pactum_db::api::{self as store, Claim};
+use sha2::{Digest, Sha256};
+
+use crate::{AppState, auth::Principal, problem::Problem};
+
+/// The request header.
+pub const HEADER: &str = "idempotency-key";
+/// The header marking a replayed response.
+pub const REPLAYED: &str = "idempotency-replayed";
+/// How long a stored response is replayed.
+pub const TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long a duplicate waits for the original to finish.
+pub const WAIT: Duration = Duration::from_secs(10);
+/// How long a claimed key stays taken if its request never completes (the process died).
+pub const LEASE: Duration = Duration::from_secs(60);
+/// Largest request body accepted on an idempotent write.
+pub const MAX_BODY: usize = 1 << 20;
+
+fn is_write(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    )
+}
+
+/// The key, if the request carries a valid one; a malformed key is a 400.
+pub fn key_of(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let Some(value) = headers.get(HEADER) else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or_default();
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            "Invalid Idempotency-Key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// For endpoints where the header is mandatory.
+pub fn require_key(headers: &HeaderMap) -> Result<String, Problem> {
+    key_of(headers)?.ok_or_else(|| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "idempotency_key_required",
+            "Idempotency-Key required",
+            "this endpoint requires an Idempotency-Key header",
+        )
+    })
+}
+
+fn replay(status: u16, content_type: &str, body: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    response.headers_mut().insert(
+        HeaderName::from_static(REPLAYED),
+        HeaderValue::from_static("true"),
+    );
+    response
+}
+
+/// The middleware (runs after [`crate::auth::authenticate`]).
+pub async fn idempotency(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if !is_write(request.method()) {
+        return next.run(request).await;
+    }
+    let key = match key_of(request.headers()) {
+        Ok(Some(key)) => key,
+        Ok(None) => return next.run(request).await,
+        Err(problem) => return problem.into_response(),
+    };
+    // Anonymous writes are refused by their handlers; scope them apart anyway.
+    let scope = request
+        .extensions()
+        .get::<Principal>()
+        .map_or_else(|| "anonymous".to_owned(), Principal::scope);
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
+        return Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "Request body too large",
+            format!("request bodies are limited to {MAX_BODY} bytes"),
+        )
+        .into_response();
+    };
+    let method = parts.method.as_str().to_owned();
+    let path = parts.uri.path().to_owned();
+    let mut hasher = Sha256::new();
+    for piece in [method.as_bytes(), path.as_bytes(), &bytes[..]] {
+        hasher.update((piece.len() as u64).to_be_bytes());
+        hasher.update(piece);
+    }
+    let hash: [u8; 32] = hasher.finalize().into();
+
+    match run_once(&state, &scope, &key, &method, &path, &hash, || {
+        next.run(Request::from_parts(parts, Body::from(bytes)))
+    })
+    .await
+    {
+        Ok(response) => response,
+        Err(problem) => problem.into_response(),
+    }
+}
+
+async fn run_once<F, Fut>(
+    state: &AppState,
+    scope: &str,
+    key: &str,
+    method: &str,
+    path: &str,
+    hash: &[u8; 32],
+    handler: F,
+) -> Result<Response, Problem>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Response>,
+{
+    let pool = state.db.pool();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match store::claim_idempotency_key(pool, scope, key, method, path, hash, LEASE).await? {
+            Claim::Claimed => break,
+            Claim::Existing(record) => {
+                if record.request_hash != *hash {
+                    return Err(Problem::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "idempotency_key_reused",
+                        "Idempotency-Key reused",
+                        format!(
+                            "this key was used for another request ({} {}); use a new key for a new request",
+                            record.method, record.path
+                        ),
+                    ));
+                }
+                if let Some((status, content_type, body)) = record.response {
+                    return Ok(replay(status, &content_type, body));
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(Problem::new(
+                        StatusCode::CONFLICT,
+                        "idempotency_request_in_progress",
+                        "Request in progress",
+                        "a request with this Idempotency-Key is still being processed; retry later",
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    let response = handler().await;
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, usize::MAX).await else {
+        store::release_idempotency_key(pool, scope, key).await?;
+        return Err(Problem::internal());
+    };
+    if parts.status.is_server_error() {
+        store::release_idempotency_key(pool, scope, key).await?;
+    } else {
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream");
+        store::complete_idempotency_key(
+            pool,
+            scope,
+            key,
+            parts.status.as_u16(),
+            content_type,
+            &bytes,
+            TTL,
+        )
+        .await?;
+    }
+    Ok(Response::from_parts(parts, Body::from(bytes)))
+}

@@ -1,0 +1,188 @@
+//! pactum's HTTP API.
+//!
+//! - Authentication ([`auth`]): agent API keys and owner JWTs as `Authorization: Bearer`.
+//! - Errors ([`problem`]): RFC 9457 problem details with a stable `code`.
+//! - Idempotent writes ([`idempotency`]): one middleware for every write endpoint.
+//! - `GET /usage-agreements/{agreement_id}/escrow-status` from the indexer's tables.
+//! - `/health`, `/ready`, `/metrics` (Prometheus), `/openapi.json` (generated from the handlers).
+
+pub mod auth;
+pub mod idempotency;
+pub mod metrics;
+pub mod problem;
+pub mod routes;
+
+use std::{net::SocketAddr, time::Duration};
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    middleware::{from_fn, from_fn_with_state},
+    routing::{get, post},
+};
+use pactum_db::Db;
+use tokio::{net::TcpListener, sync::watch};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+pub use routes::{
+    keys::{RevocationView, RevokeRequest},
+    status::{EscrowStatus, IndexedHead, TransitionView, Transitions, parse_agreement_id},
+};
+
+/// Everything a handler needs.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The database.
+    pub db: Db,
+    /// The chain whose index is served.
+    pub chain_id: u64,
+    /// Owner JWT verification (owner endpoints refuse JWTs when absent).
+    pub jwt: Option<auth::JwtConfig>,
+    /// The in-process indexer's counters, when the API and the indexer share a process.
+    pub indexer_metrics: Option<pactum_indexer::Metrics>,
+    /// `/ready` fails when the index trails the node by more blocks than this.
+    pub max_lag_blocks: u64,
+    /// Request metrics.
+    pub http_metrics: metrics::HttpMetrics,
+}
+
+impl AppState {
+    /// State for `chain_id` over `db`.
+    pub fn new(db: Db, chain_id: u64, jwt: Option<auth::JwtConfig>) -> Self {
+        Self {
+            db,
+            chain_id,
+            jwt,
+            indexer_metrics: None,
+            max_lag_blocks: 64,
+            http_metrics: metrics::HttpMetrics::default(),
+        }
+    }
+}
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("pk_<id>_<secret>")
+                    .description(Some("Agent API key"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "owner_jwt",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("Owner JWT (HS256)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "idempotency_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("Idempotency-Key"))),
+        );
+    }
+}
+
+/// The OpenAPI document, generated from the handlers and their types.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "pactum API", description = "Usage agreements between AI agents, settled through an on-chain escrow."),
+    paths(
+        routes::status::escrow_status,
+        routes::keys::revoke,
+        routes::health::health,
+        routes::health::ready,
+        routes::health::metrics,
+        routes::health::openapi,
+    ),
+    components(schemas(
+        problem::Problem,
+        routes::status::EscrowStatus,
+        routes::status::Transitions,
+        routes::status::TransitionView,
+        routes::status::IndexedHead,
+        routes::keys::RevokeRequest,
+        routes::keys::RevocationView,
+        routes::health::Health,
+        routes::health::Ready,
+    )),
+    modifiers(&SecuritySchemes)
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+/// The router: every route, with authentication, idempotency and metrics layered on.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/usage-agreements/{agreement_id}/escrow-status",
+            get(routes::status::escrow_status),
+        )
+        .route(
+            "/agents/{agent_id}/api-keys/{key_id}/revoke",
+            post(routes::keys::revoke),
+        )
+        .route("/health", get(routes::health::health))
+        .route("/ready", get(routes::health::ready))
+        .route("/metrics", get(routes::health::metrics))
+        .route("/openapi.json", get(routes::health::openapi))
+        .fallback(|| async {
+            problem::Problem::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "route_not_found",
+                "No such endpoint",
+                "see /openapi.json for the endpoints",
+            )
+        })
+        // Layers run outside in: metrics, then authentication, then idempotency, then the handler.
+        .layer(from_fn_with_state(state.clone(), idempotency::idempotency))
+        .layer(from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(from_fn_with_state(state.clone(), metrics::track))
+        .layer(DefaultBodyLimit::max(idempotency::MAX_BODY))
+        .layer(from_fn(trace))
+        .with_state(state)
+}
+
+async fn trace(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    tracing::debug!(%method, path, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    response
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` turns true (in-flight requests finish).
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(?addr, "API listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            while !*shutdown.borrow() {
+                if shutdown.changed().await.is_err() {
+                    // Sender gone: keep serving until the process ends.
+                    std::future::pending::<()>().await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        })
+        .await
+}

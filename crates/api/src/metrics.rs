@@ -1,0 +1,211 @@
+//! Prometheus metrics of the API (request counts and latency per route) and of the indexer
+//! (indexed head, node head, lag, events), rendered in the text exposition format.
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    middleware::Next,
+    response::Response,
+};
+
+use crate::AppState;
+
+/// Upper bounds of the latency histogram, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// (method, route template, status).
+type Series = (String, String, u16);
+
+/// Request metrics, keyed by (method, route template, status).
+#[derive(Debug, Default, Clone)]
+pub struct HttpMetrics(Arc<Mutex<BTreeMap<Series, Histogram>>>);
+
+impl HttpMetrics {
+    fn observe(&self, method: String, route: String, status: u16, seconds: f64) {
+        let Ok(mut map) = self.0.lock() else { return };
+        let h = map.entry((method, route, status)).or_default();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                h.counts[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += seconds;
+    }
+
+    fn render(&self, out: &mut String) {
+        let Ok(map) = self.0.lock() else { return };
+        let _ = writeln!(
+            out,
+            "# HELP pactum_http_requests_total HTTP requests by method, route and status."
+        );
+        let _ = writeln!(out, "# TYPE pactum_http_requests_total counter");
+        for ((method, route, status), h) in map.iter() {
+            let _ = writeln!(
+                out,
+                "pactum_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {}",
+                h.count
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP pactum_http_request_duration_seconds HTTP request latency."
+        );
+        let _ = writeln!(out, "# TYPE pactum_http_request_duration_seconds histogram");
+        for ((method, route, status), h) in map.iter() {
+            let labels = format!("method=\"{method}\",route=\"{route}\",status=\"{status}\"");
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "pactum_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {}",
+                    h.counts[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "pactum_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "pactum_http_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "pactum_http_request_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
+        }
+    }
+}
+
+/// Middleware recording every request's latency under its route template.
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    state.http_metrics.observe(
+        method,
+        route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    let _ = writeln!(out, "{name} {value}");
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// The whole exposition.
+pub async fn render(state: &AppState) -> String {
+    let mut out = String::new();
+    let mut conn = state.db.pool().acquire().await.ok();
+    let cursor = match conn.as_mut() {
+        Some(conn) => pactum_db::chain::load_cursor(conn, state.chain_id)
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    if let Some(c) = cursor {
+        let indexed = u64::try_from(c.block_number).unwrap_or(0);
+        let head = state
+            .indexer_metrics
+            .as_ref()
+            .map_or(c.node_head, |m| m.snapshot().node_head.max(c.node_head));
+        gauge(
+            &mut out,
+            "pactum_indexer_indexed_block",
+            "Last block fully indexed.",
+            indexed,
+        );
+        gauge(
+            &mut out,
+            "pactum_indexer_node_head_block",
+            "The node's head as last seen.",
+            head,
+        );
+        gauge(
+            &mut out,
+            "pactum_indexer_finalized_block",
+            "Highest block known final.",
+            c.finalized_block,
+        );
+        gauge(
+            &mut out,
+            "pactum_indexer_lag_blocks",
+            "Node head minus indexed block.",
+            head.saturating_sub(indexed),
+        );
+    }
+    if let Some(m) = &state.indexer_metrics {
+        let s = m.snapshot();
+        counter(
+            &mut out,
+            "pactum_indexer_events_total",
+            "Events indexed by this process.",
+            s.events,
+        );
+        counter(
+            &mut out,
+            "pactum_indexer_batches_total",
+            "Batches committed by this process.",
+            s.batches,
+        );
+        counter(
+            &mut out,
+            "pactum_indexer_reorgs_total",
+            "Reorgs rolled back by this process.",
+            s.reorgs,
+        );
+        counter(
+            &mut out,
+            "pactum_indexer_reorged_events_total",
+            "Events removed by reorgs.",
+            s.reorged_events,
+        );
+        counter(
+            &mut out,
+            "pactum_indexer_rpc_retries_total",
+            "Node requests retried.",
+            s.rpc_retries,
+        );
+        counter(
+            &mut out,
+            "pactum_indexer_range_splits_total",
+            "Log ranges split on the node's refusal.",
+            s.range_splits,
+        );
+    }
+    state.http_metrics.render(&mut out);
+    out
+}

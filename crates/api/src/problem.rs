@@ -1,0 +1,128 @@
+//! Errors as RFC 9457 problem details: a standard status code, a stable machine-readable `code`,
+//! a human `title` and `detail`. Clients branch on `code`, never on the text.
+
+use axum::{
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Media type of problem responses.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// A problem response.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// URI identifying the problem type (`urn:pactum:problem:<code>`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the problem type.
+    pub title: &'static str,
+    /// HTTP status code.
+    pub status: u16,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// Explanation specific to this occurrence.
+    pub detail: String,
+}
+
+impl Problem {
+    /// A problem with `status`, stable `code`, `title` and `detail`.
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind: format!("urn:pactum:problem:{code}"),
+            title,
+            status: status.as_u16(),
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// 400 `invalid_agreement_id`.
+    pub fn invalid_agreement_id(raw: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_agreement_id",
+            "Invalid agreement id",
+            format!("{raw:?} is not an on-chain agreement id (0x followed by 64 hex digits)"),
+        )
+    }
+
+    /// 404 `agreement_not_found`: unknown, or not visible to the caller (the two are not told
+    /// apart, so that ids of other parties' agreements cannot be probed).
+    pub fn agreement_not_found(id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "agreement_not_found",
+            "Agreement not found",
+            format!("no indexed agreement {id} is visible to these credentials"),
+        )
+    }
+
+    /// 401 `unauthenticated`.
+    pub fn unauthenticated(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Authentication required",
+            detail,
+        )
+    }
+
+    /// 403 `forbidden`.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed", detail)
+    }
+
+    /// 500 `internal_error` (details go to the log, not to the client).
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Internal error",
+            "the server failed to handle the request; it was logged",
+        )
+    }
+
+    /// 503 `unavailable`.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            detail,
+        )
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        if let Ok(value) = PROBLEM_JSON.parse() {
+            response.headers_mut().insert(header::CONTENT_TYPE, value);
+        }
+        if status == StatusCode::UNAUTHORIZED
+            && let Ok(value) = "Bearer".parse()
+        {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+impl From<pactum_db::Error> for Problem {
+    fn from(err: pactum_db::Error) -> Self {
+        tracing::error!(%err, "database error");
+        Self::internal()
+    }
+}

@@ -1,0 +1,99 @@
+//! Liveness, readiness, metrics and the OpenAPI document.
+
+use axum::{
+    Json,
+    extract::State,
+    http::header,
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::{AppState, metrics, problem::Problem};
+
+/// Health answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: &'static str,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health", responses((status = 200, body = Health)), tag = "operations")]
+pub async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    /// `ready`.
+    pub status: &'static str,
+    /// Last block indexed.
+    pub indexed_block: u64,
+    /// Blocks the index trails the node's head (as last seen by the indexer).
+    pub lag_blocks: u64,
+}
+
+/// Readiness: the database answers and the indexer has a checkpoint within `max_lag_blocks` of
+/// the node's head.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    responses(
+        (status = 200, body = Ready),
+        (status = 503, description = "Database unreachable or index not caught up (`unavailable`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    tag = "operations"
+)]
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, Problem> {
+    state
+        .db
+        .ping()
+        .await
+        .map_err(|e| Problem::unavailable(format!("database: {e}")))?;
+    let mut conn = state
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(pactum_db::Error::from)?;
+    let cursor = pactum_db::chain::load_cursor(&mut conn, state.chain_id)
+        .await?
+        .ok_or_else(|| Problem::unavailable("the indexer has not started on this chain"))?;
+    let indexed = u64::try_from(cursor.block_number).unwrap_or(0);
+    let head = state
+        .indexer_metrics
+        .as_ref()
+        .map_or(cursor.node_head, |m| {
+            m.snapshot().node_head.max(cursor.node_head)
+        });
+    let lag = head.saturating_sub(indexed);
+    if lag > state.max_lag_blocks {
+        return Err(Problem::unavailable(format!(
+            "index is {lag} blocks behind the node (more than {})",
+            state.max_lag_blocks
+        )));
+    }
+    Ok(Json(Ready {
+        status: "ready",
+        indexed_block: indexed,
+        lag_blocks: lag,
+    }))
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain")), tag = "operations")]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics::render(&state).await,
+    )
+        .into_response()
+}
+
+/// This API's OpenAPI document.
+#[utoipa::path(get, path = "/openapi.json", responses((status = 200, content_type = "application/json")), tag = "operations")]
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(crate::ApiDoc::openapi())
+}

@@ -1,0 +1,5 @@
+//! The endpoints, one module per concern.
+
+pub mod health;
+pub mod keys;
+pub mod status;

@@ -1,0 +1,243 @@
+//! `GET /usage-agreements/{agreement_id}/escrow-status`: an agreement's on-chain escrow, from
+//! indexed state.
+
+use alloy::primitives::{Address, B256};
+use axum::{
+    Json,
+    extract::{Path, State},
+};
+use pactum_db::chain::{self, AgreementRecord, Cursor, Transition};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::{AppState, auth::Principal, problem::Problem};
+
+/// Where one transition happened.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct TransitionView {
+    /// Transaction hash.
+    pub tx_hash: String,
+    /// Block number.
+    pub block_number: u64,
+    /// Blocks on top of it, counting its own, as far as indexed.
+    pub confirmations: u64,
+    /// Whether the block is at or below the final block.
+    pub finalized: bool,
+}
+
+/// Every transition of the agreement that happened so far.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct Transitions {
+    /// Funded.
+    pub activation: TransitionView,
+    /// Close window started.
+    pub close: Option<TransitionView>,
+    /// The seller's entitlement recorded.
+    pub seller_claim: Option<TransitionView>,
+    /// The seller paid.
+    pub seller_payout: Option<TransitionView>,
+    /// The buyer paid its remainder.
+    pub buyer_withdrawal: Option<TransitionView>,
+    /// Nothing left in escrow.
+    pub settlement: Option<TransitionView>,
+}
+
+/// The indexer's position when this answer was read.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct IndexedHead {
+    /// Last block fully indexed.
+    pub block_number: u64,
+    /// The node's head when that block was indexed.
+    pub node_head: u64,
+    /// Highest block known final.
+    pub finalized_block: u64,
+}
+
+/// An agreement's escrow, as indexed from the chain. Amounts are token base units, as decimal
+/// strings (they are uint256 on chain).
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct EscrowStatus {
+    /// The on-chain agreement id.
+    pub agreement_id: String,
+    /// Chain id.
+    pub chain_id: u64,
+    /// The escrow contract.
+    pub escrow_address: String,
+    /// `active`, `closing`, `seller_claimed` or `settled`.
+    pub status: String,
+    /// `submitted` (activation indexed, not yet final) or `confirmed` (final).
+    pub activation_status: String,
+    /// The activation transaction.
+    pub activation_tx_hash: String,
+    /// Buyer.
+    pub buyer: String,
+    /// Seller.
+    pub seller: String,
+    /// Token.
+    pub token: String,
+    /// Escrowed at activation (the agreement's maximum).
+    pub max_amount: String,
+    /// Infra fee of the terms.
+    pub infra_fee: String,
+    /// Infra fee collected.
+    pub fee_collected: String,
+    /// Amount deposited.
+    pub deposited: String,
+    /// The seller's recorded entitlement (its claimed voucher).
+    pub settled_amount: String,
+    /// Paid to the seller side.
+    pub seller_paid_amount: String,
+    /// Paid to the buyer side.
+    pub buyer_paid_amount: String,
+    /// Still held in escrow for this agreement.
+    pub held_in_escrow: String,
+    /// The seller's entitlement was paid.
+    pub seller_paid: bool,
+    /// The buyer's remainder was paid (or was zero).
+    pub buyer_withdrawn: bool,
+    /// Why the seller's payout is deferred, while it is.
+    pub payout_deferral_reason: Option<String>,
+    /// Unix time after which the terms can no longer be activated.
+    pub expiry: u64,
+    /// Seconds the seller has to claim after a close.
+    pub close_window: u64,
+    /// Unix time the close window ends, once started.
+    pub close_deadline: Option<u64>,
+    /// Who started the close.
+    pub close_initiator: Option<String>,
+    /// Where each transition happened.
+    pub transitions: Transitions,
+    /// The indexer's position.
+    pub indexed: IndexedHead,
+}
+
+fn view(t: Transition, cursor: &Cursor) -> TransitionView {
+    let indexed = u64::try_from(cursor.block_number).unwrap_or(0);
+    TransitionView {
+        tx_hash: t.tx.to_string(),
+        block_number: t.block,
+        confirmations: (indexed + 1).saturating_sub(t.block),
+        finalized: t.block <= cursor.finalized_block,
+    }
+}
+
+fn status_of(a: &AgreementRecord, cursor: &Cursor, chain_id: u64) -> EscrowStatus {
+    let v = |t: Option<Transition>| t.map(|t| view(t, cursor));
+    let held = a.deposited - a.seller_paid_amount - a.buyer_paid_amount;
+    let activation = view(a.activated, cursor);
+    EscrowStatus {
+        agreement_id: a.agreement_id.to_string(),
+        chain_id,
+        escrow_address: cursor.escrow.to_string(),
+        status: a.status.as_str().to_owned(),
+        activation_status: if activation.finalized {
+            "confirmed"
+        } else {
+            "submitted"
+        }
+        .to_owned(),
+        activation_tx_hash: a.activated.tx.to_string(),
+        buyer: a.buyer.to_string(),
+        seller: a.seller.to_string(),
+        token: a.token.to_string(),
+        max_amount: a.max_amount.to_string(),
+        infra_fee: a.infra_fee.to_string(),
+        fee_collected: a.fee_collected.to_string(),
+        deposited: a.deposited.to_string(),
+        settled_amount: a.settled_amount.to_string(),
+        seller_paid_amount: a.seller_paid_amount.to_string(),
+        buyer_paid_amount: a.buyer_paid_amount.to_string(),
+        held_in_escrow: held.to_string(),
+        seller_paid: a.seller_paid,
+        buyer_withdrawn: a.buyer_withdrawn,
+        payout_deferral_reason: a.deferral_reason.clone(),
+        expiry: a.expiry,
+        close_window: a.close_window,
+        close_deadline: a.close_deadline,
+        close_initiator: a.close_initiator.map(|x| x.to_string()),
+        transitions: Transitions {
+            activation,
+            close: v(a.closed),
+            seller_claim: v(a.claimed),
+            seller_payout: v(a.seller_paid_at),
+            buyer_withdrawal: v(a.withdrawn),
+            settlement: v(a.settled),
+        },
+        indexed: IndexedHead {
+            block_number: u64::try_from(cursor.block_number).unwrap_or(0),
+            node_head: cursor.node_head,
+            finalized_block: cursor.finalized_block,
+        },
+    }
+}
+
+/// Parses `0x` + 64 hex digits.
+pub fn parse_agreement_id(raw: &str) -> Result<B256, Problem> {
+    let hex = raw.strip_prefix("0x").or_else(|| raw.strip_prefix("0X"));
+    match hex {
+        Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            raw.parse().map_err(|_| Problem::invalid_agreement_id(raw))
+        }
+        _ => Err(Problem::invalid_agreement_id(raw)),
+    }
+}
+
+async fn visible(
+    state: &AppState,
+    principal: &Principal,
+    a: &AgreementRecord,
+) -> Result<bool, Problem> {
+    let parties = [a.buyer, a.seller];
+    Ok(match principal {
+        Principal::Agent { wallet, .. } => parties.contains(wallet),
+        Principal::Owner { owner_id } => {
+            let wallets: Vec<Address> =
+                pactum_db::api::owner_wallets(state.db.pool(), owner_id).await?;
+            wallets.iter().any(|w| parties.contains(w))
+        }
+    })
+}
+
+/// The escrow status of an agreement.
+///
+/// Agents see agreements whose buyer or seller is their wallet; owners see their agents'.
+/// Unknown ids and ids of agreements the caller may not see are both `404 agreement_not_found`.
+#[utoipa::path(
+    get,
+    path = "/usage-agreements/{agreement_id}/escrow-status",
+    params(("agreement_id" = String, Path, description = "On-chain agreement id (0x + 64 hex digits)")),
+    responses(
+        (status = 200, description = "Indexed escrow state", body = EscrowStatus),
+        (status = 400, description = "Malformed id (`invalid_agreement_id`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid credentials (`unauthenticated`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown or not visible (`agreement_not_found`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []), ("owner_jwt" = [])),
+    tag = "usage-agreements"
+)]
+pub async fn escrow_status(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(raw): Path<String>,
+) -> Result<Json<EscrowStatus>, Problem> {
+    let id = parse_agreement_id(&raw)?;
+    let mut conn = state
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(pactum_db::Error::from)?;
+    let agreement = chain::load_agreements(&mut conn, state.chain_id, &[id])
+        .await?
+        .pop();
+    let Some(agreement) = agreement else {
+        return Err(Problem::agreement_not_found(&raw));
+    };
+    if !visible(&state, &principal, &agreement).await? {
+        return Err(Problem::agreement_not_found(&raw));
+    }
+    let cursor = chain::load_cursor(&mut conn, state.chain_id)
+        .await?
+        .ok_or_else(|| Problem::unavailable("the indexer has not started on this chain"))?;
+    Ok(Json(status_of(&agreement, &cursor, state.chain_id)))
+}
