@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Sets everything up and runs pactum locally: installs the toolchain, builds, starts Anvil on
-# 127.0.0.1:8545 if nothing answers there, deploys the contracts and drives two demo agreements
-# through their whole lifecycle (one with direct wallet calls, one through signed authorizations
-# submitted by a gas-sponsoring relayer account). Anvil keeps running afterwards (see .run/).
+# Sets everything up and runs pactum locally:
+#   1. installs the toolchain and builds;
+#   2. starts PostgreSQL and Anvil (127.0.0.1:8545) if nothing answers there;
+#   3. deploys the contracts and writes .run/pactum.toml;
+#   4. starts the indexer and the API in one process (`pactum serve`, http://127.0.0.1:8080);
+#   5. registers a demo owner, its buyer and seller agents and the buyer's API key;
+#   6. drives two agreements through their whole lifecycle (direct wallet calls, and signed
+#      authorizations submitted by a gas-sponsoring relayer account), then reads the escrow status
+#      back through the API.
+# Anvil, PostgreSQL and `pactum serve` keep running afterwards (logs and pids in .run/).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$PACTUM_ROOT"
@@ -11,6 +17,13 @@ cd "$PACTUM_ROOT"
 
 log "building pactum"
 cargo build --locked --bin pactum
+pactum="$PACTUM_ROOT/target/debug/pactum"
+
+bash script/postgres.sh
+db="pactum_local"
+log "fresh database $db"
+PGOPTIONS="-c client_min_messages=warning" psql "$PACTUM_PG_URL/postgres" -qX -v ON_ERROR_STOP=1 \
+  -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
 
 rpc_url="${PACTUM_RPC_URL:-http://127.0.0.1:8545}"
 mkdir -p .run
@@ -28,8 +41,36 @@ else
   cast chain-id --rpc-url "$rpc_url" >/dev/null 2>&1 || { echo "anvil did not start; see .run/anvil.log" >&2; exit 1; }
 fi
 
+log "deploying the contracts"
+"$pactum" deploy --rpc-url "$rpc_url" --config-out .run/pactum.toml \
+  --database-url "$PACTUM_PG_URL/$db" --listen 127.0.0.1:8080
+
+if [[ -f .run/serve.pid ]] && kill -0 "$(cat .run/serve.pid)" 2>/dev/null; then
+  log "stopping the previous pactum serve"
+  kill "$(cat .run/serve.pid)" && sleep 0.5
+fi
+log "starting the indexer and the API (pactum serve; log: .run/serve.log, pid: .run/serve.pid)"
+RUST_LOG="${RUST_LOG:-info}" nohup "$pactum" serve --config .run/pactum.toml >.run/serve.log 2>&1 &
+echo $! >.run/serve.pid
+for _ in $(seq 1 100); do
+  curl -fsS http://127.0.0.1:8080/health >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fsS http://127.0.0.1:8080/health >/dev/null || { echo "pactum serve did not start; see .run/serve.log" >&2; exit 1; }
+
+log "registering the demo owner, its agents and the buyer's API key"
+admin() { "$pactum" admin --config .run/pactum.toml "$@"; }
+admin create-owner --id demo-owner --name "Demo owner" --email demo@pactum.local
+admin create-agent --id demo-buyer --owner demo-owner --name "buyer agent" \
+  --wallet 0x70997970C51812dc3A010C7d01b50e0d17dc79C8
+admin create-agent --id demo-seller --owner demo-owner --name "seller agent" \
+  --wallet 0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC
+buyer_key="$(admin create-key --agent demo-buyer --label demo 2>/dev/null)"
+
 log "pactum demo"
-target/debug/pactum demo --rpc-url "$rpc_url"
+"$pactum" demo --rpc-url "$rpc_url" --config .run/pactum.toml \
+  --api-url http://127.0.0.1:8080 --api-key "$buyer_key"
 
 echo
-echo "Anvil is still running at $rpc_url (stop it with: kill \$(cat .run/anvil.pid))."
+echo "Still running: Anvil at $rpc_url, the pactum API at http://127.0.0.1:8080 (try /openapi.json, /metrics)."
+echo "Stop them with: kill \$(cat .run/serve.pid) \$(cat .run/anvil.pid)"

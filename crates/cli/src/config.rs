@@ -10,6 +10,7 @@
 //! | escrow | `chain.escrow` | `PACTUM_CHAIN_ESCROW` | — (required) |
 //! | fee collector | `chain.fee_collector` | `PACTUM_CHAIN_FEE_COLLECTOR` | — (required) |
 //! | deployment block | `chain.start_block` | `PACTUM_CHAIN_START_BLOCK` | — (required) |
+//! | token, oracle (demo only) | `chain.token`, `chain.sanctions_oracle` | — | — |
 //! | blocks per batch | `indexer.batch_blocks` | `PACTUM_INDEXER_BATCH_BLOCKS` | 2000 |
 //! | confirmations | `indexer.confirmations` | `PACTUM_INDEXER_CONFIRMATIONS` | 12 |
 //! | use `finalized` tag | `indexer.use_finalized_tag` | `PACTUM_INDEXER_USE_FINALIZED_TAG` | true |
@@ -86,6 +87,10 @@ pub(crate) struct Chain {
     pub(crate) escrow: Option<Address>,
     pub(crate) fee_collector: Option<Address>,
     pub(crate) start_block: Option<u64>,
+    /// The token (development tools only; services do not need it).
+    pub(crate) token: Option<Address>,
+    /// The sanctions oracle (development tools only).
+    pub(crate) sanctions_oracle: Option<Address>,
 }
 
 /// `[indexer]`.

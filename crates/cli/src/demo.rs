@@ -20,6 +20,15 @@ pub(crate) struct Args {
     /// is spawned for the run.
     #[arg(long, env = "PACTUM_RPC_URL")]
     rpc_url: Option<String>,
+    /// Use the deployment of this configuration (written by `pactum deploy`) instead of deploying.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    /// The pactum API to read the escrow status back from (with `--api-key`).
+    #[arg(long, requires = "api_key")]
+    api_url: Option<String>,
+    /// The direct buyer's agent API key.
+    #[arg(long, env = "PACTUM_API_KEY")]
+    api_key: Option<String>,
 }
 
 const USDC: u64 = 1_000_000;
@@ -56,15 +65,30 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
         .await
         .wrap_err_with(|| format!("cannot reach the chain at {endpoint}"))?;
     println!("pactum demo on {endpoint} (chain id {chain_id})");
-    println!("\n== deploy ==");
-    let deployment =
-        pactum_devnet::deploy(&provider, deployer.address(), deployer.address(), treasury).await?;
-    for c in &deployment.contracts {
-        println!(
-            "  {:<22} {}  tx {}  gas {}",
-            c.name, c.address, c.tx_hash, c.gas_used
-        );
-    }
+    let deployment = match &args.config {
+        Some(path) => {
+            let d = deployment_of(path, chain_id)?;
+            println!("\n== using the deployment in {} ==", path.display());
+            println!(
+                "  escrow {}  fee collector {}  token {}",
+                d.escrow, d.fee_collector, d.token
+            );
+            d
+        }
+        None => {
+            println!("\n== deploy ==");
+            let d =
+                pactum_devnet::deploy(&provider, deployer.address(), deployer.address(), treasury)
+                    .await?;
+            for c in &d.contracts {
+                println!(
+                    "  {:<22} {}  tx {}  gas {}",
+                    c.name, c.address, c.tx_hash, c.gas_used
+                );
+            }
+            d
+        }
+    };
 
     let token = LocalUSDC::new(deployment.token, &provider);
     for buyer in [&direct_buyer, &relayed_buyer] {
@@ -115,6 +139,10 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
     )
     .await?;
     println!("  agreement id {}", direct.agreement_id);
+    if let (Some(api), Some(key)) = (&args.api_url, &args.api_key) {
+        let settled_tx = direct.receipts.last().map(|r| r.transaction_hash);
+        crate::status::show(api, key, direct.agreement_id, settled_tx).await?;
+    }
 
     println!(
         "\n== agreement 2: sponsored relay (parties only sign; relayer {} submits and pays gas) ==",
@@ -230,4 +258,28 @@ fn print_step(step: &Step) {
 fn short(address: Address) -> String {
     let s = address.to_string();
     format!("{}…{}", &s[..6], &s[s.len() - 4..])
+}
+
+/// The deployment recorded in a `pactum deploy` configuration.
+fn deployment_of(path: &std::path::Path, chain_id: u64) -> eyre::Result<Deployment> {
+    let config = crate::config::Config::load(Some(path))?;
+    let c = &config.chain;
+    let need = |v: Option<Address>, key: &str| {
+        v.ok_or_else(|| eyre::eyre!("{}: chain.{key} missing", path.display()))
+    };
+    eyre::ensure!(
+        c.chain_id == Some(chain_id),
+        "{} is for chain {:?}, the node is chain {chain_id}",
+        path.display(),
+        c.chain_id
+    );
+    Ok(Deployment {
+        chain_id,
+        token: need(c.token, "token")?,
+        sanctions_oracle: need(c.sanctions_oracle, "sanctions_oracle")?,
+        fee_collector: need(c.fee_collector, "fee_collector")?,
+        escrow: need(c.escrow, "escrow")?,
+        start_block: c.start_block.unwrap_or_default(),
+        contracts: Vec::new(),
+    })
 }

@@ -5,8 +5,10 @@ use clap::{Parser, Subcommand};
 mod admin;
 mod config;
 mod demo;
+mod deploy;
 mod indexer;
 mod serve;
+mod status;
 
 /// pactum: usage agreements between AI agents, settled through an on-chain escrow.
 #[derive(Debug, Parser)]
@@ -22,6 +24,8 @@ enum Command {
     /// lifecycle: once with each party sending its own transactions, once with the parties only
     /// signing and a gas-sponsoring relayer account submitting everything.
     Demo(demo::Args),
+    /// Deploy the contracts to a development chain and write the services' configuration.
+    Deploy(deploy::Args),
     /// Follow the escrow and fee-collector events into PostgreSQL (until SIGINT/SIGTERM).
     Indexer(indexer::ServiceArgs),
     /// Recompute every agreement's state from the stored events and compare with the stored rows.
@@ -45,6 +49,7 @@ async fn main() -> eyre::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Demo(args) => demo::run(args).await,
+        Command::Deploy(args) => deploy::run(args).await,
         Command::Indexer(args) => indexer::run(args).await,
         Command::Verify(args) => indexer::verify(args).await,
         Command::Api(args) => serve::api(args).await,
