@@ -41,11 +41,19 @@ pub fn anvil_binary() -> PathBuf {
 
 /// Spawns a throw-away Anvil on a free port; it is killed when the instance is dropped.
 pub fn spawn_anvil() -> Result<AnvilInstance> {
+    spawn_anvil_with(&[])
+}
+
+/// [`spawn_anvil`] with extra command-line arguments (e.g. `--block-time`, `--gas-limit`).
+pub fn spawn_anvil_with(args: &[&str]) -> Result<AnvilInstance> {
     let binary = anvil_binary();
     if !binary.exists() {
         return Err(Error::AnvilNotFound(binary));
     }
-    Ok(Anvil::new().path(binary).try_spawn()?)
+    Ok(Anvil::new()
+        .path(binary)
+        .args(args.iter().copied())
+        .try_spawn()?)
 }
 
 /// An HTTP provider signing with `wallet`, for development chains and tests.

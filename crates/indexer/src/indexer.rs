@@ -9,7 +9,7 @@ use pactum_db::{
     chain::{self, AgreementRecord, BlockRef, Cursor, EventRecord, Transition},
 };
 use sqlx::Acquire;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::{
     Error,
@@ -32,6 +32,9 @@ pub struct Config {
     pub start_block: u64,
     /// Most blocks per `eth_getLogs` request and per database transaction.
     pub batch_blocks: u64,
+    /// Events a batch aims at: the block span shrinks when a batch brings more and grows (up to
+    /// `batch_blocks`) when it brings fewer, which bounds memory whatever the backlog's density.
+    pub target_batch_events: usize,
     /// Blocks behind the head that count as final when the node has no `finalized` tag (or
     /// when `use_finalized_tag` is off).
     pub confirmations: u64,
@@ -54,6 +57,7 @@ impl Config {
             fee_collector,
             start_block,
             batch_blocks: 2_000,
+            target_batch_events: 10_000,
             confirmations: 12,
             use_finalized_tag: true,
             reorg_window: 128,
@@ -116,6 +120,8 @@ pub struct Indexer {
     contracts: Contracts,
     metrics: Metrics,
     cursor: Cursor,
+    /// Blocks per batch, adapted to the event density.
+    span: u64,
 }
 
 impl Indexer {
@@ -171,6 +177,7 @@ impl Indexer {
                 escrow: config.escrow,
                 fee_collector: config.fee_collector,
             },
+            span: config.batch_blocks.min(16),
             config,
             db,
             source,
@@ -192,6 +199,7 @@ impl Indexer {
     /// Follows the chain until `shutdown` turns true: indexes while behind, polls at the head.
     /// Returns only on shutdown or on an error that retrying cannot fix.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+        self.backfill().await?;
         loop {
             if *shutdown.borrow() {
                 tracing::info!(indexed = self.cursor.block_number, "indexer stopping");
@@ -209,7 +217,7 @@ impl Indexer {
 
     /// Indexes until the head is reached (for tests and the benchmark); returns the steps taken.
     pub async fn catch_up(&mut self) -> Result<Vec<Step>, Error> {
-        let mut steps = Vec::new();
+        let mut steps = self.backfill().await?;
         loop {
             let step = self.step().await?;
             let done = matches!(step, Step::AtHead { .. });
@@ -267,7 +275,7 @@ impl Indexer {
         } else {
             indexed + 1
         };
-        let to = head.min(from + self.config.batch_blocks - 1);
+        let to = head.min(from + self.span - 1);
         let finalized = self.finalized(head).await?;
 
         let first = self.block(from).await?;
@@ -350,12 +358,121 @@ impl Indexer {
         let n = records.len();
         self.commit(&records, &decoded, &blocks, last, finalized, head)
             .await?;
+        self.adapt_span(to - from + 1, n);
         tracing::debug!(from, to, events = n, finalized, head, "indexed");
         Ok(Step::Indexed {
             from,
             to,
             events: n,
         })
+    }
+
+    fn adapt_span(&mut self, blocks: u64, events: usize) {
+        self.span = next_span(self.span, blocks, events, &self.config);
+    }
+
+    /// Indexes the backlog below the final block with reading and writing overlapped: while one
+    /// batch is written, the next range is fetched (at most two batches wait in memory). Blocks
+    /// at or below the final block cannot be reorganised, so the only check a range needs is
+    /// that its first block's parent is the previous range's last block. Stops at the final block
+    /// (the tip is then followed by [`Indexer::step`]), or at a mismatch, which `step` handles.
+    pub async fn backfill(&mut self) -> Result<Vec<Step>, Error> {
+        let head = self.source.head().await?;
+        self.metrics.set_head(head);
+        let finalized = self.finalized(head).await?;
+        let start = if self.nothing_indexed() {
+            self.config.start_block
+        } else {
+            self.indexed() + 1
+        };
+        if start + self.span > finalized {
+            return Ok(Vec::new());
+        }
+        let (sender, mut receiver) = mpsc::channel::<OwnedBatch>(2);
+        let source = self.source.clone();
+        let contracts = self.contracts;
+        let config = self.config.clone();
+        let (mut parent, mut span) = (self.cursor.block_hash, self.span);
+        let producer = async move {
+            let mut from = start;
+            while from <= finalized {
+                let to = finalized.min(from + span - 1);
+                // The range's ends and its logs, fetched concurrently.
+                let (first, last, logs) =
+                    tokio::join!(source.block(from), source.block(to), source.logs(from, to));
+                let Some(first) = first? else {
+                    break;
+                };
+                if first.parent_hash != parent {
+                    break; // `step` finds out what happened
+                }
+                let last = last?.ok_or_else(|| Error::Node(format!("final block {to} missing")))?;
+                let logs = logs?;
+                let mut records = Vec::with_capacity(logs.len());
+                let mut decoded = Vec::with_capacity(logs.len());
+                for log in &logs {
+                    let (record, event) = contracts.record(log)?;
+                    if record.block_number == to && record.block_hash != last.hash {
+                        return Err(Error::Node(format!(
+                            "log of block {to} does not match its hash"
+                        )));
+                    }
+                    records.push(record);
+                    decoded.push(event);
+                }
+                let events = records.len();
+                let batch = OwnedBatch {
+                    records,
+                    decoded,
+                    blocks: if to == from {
+                        vec![last]
+                    } else {
+                        vec![first, last]
+                    },
+                    last,
+                    finalized,
+                    head,
+                };
+                if sender.send(batch).await.is_err() {
+                    break; // the writer stopped (and reports why)
+                }
+                span = next_span(span, to - from + 1, events, &config);
+                parent = last.hash;
+                from = to + 1;
+            }
+            Ok::<u64, Error>(span)
+        };
+        let consumer = async {
+            let mut steps = Vec::new();
+            while let Some(b) = receiver.recv().await {
+                let from = u64::try_from(self.cursor.block_number + 1).unwrap_or(0);
+                self.commit(
+                    &b.records,
+                    &b.decoded,
+                    &b.blocks,
+                    b.last,
+                    b.finalized,
+                    b.head,
+                )
+                .await?;
+                steps.push(Step::Indexed {
+                    from,
+                    to: b.last.number,
+                    events: b.records.len(),
+                });
+            }
+            Ok::<Vec<Step>, Error>(steps)
+        };
+        let (produced, written) = tokio::join!(producer, consumer);
+        let steps = written?;
+        self.span = produced?;
+        tracing::info!(
+            batches = steps.len(),
+            indexed = self.cursor.block_number,
+            finalized,
+            "backfill done"
+        );
+        Ok(steps)
     }
 
     async fn block(&self, number: u64) -> Result<BlockRef, Error> {
@@ -399,67 +516,23 @@ impl Indexer {
         finalized: u64,
         head: u64,
     ) -> Result<(), Error> {
-        let chain_id = self.config.chain_id;
-        let mut conn = self
-            .db
-            .pool()
-            .acquire()
-            .await
-            .map_err(pactum_db::Error::from)?;
-        let mut tx = conn.begin().await.map_err(pactum_db::Error::from)?;
-
-        let touched: Vec<B256> = {
-            let mut ids: Vec<B256> = decoded
-                .iter()
-                .filter_map(PactumEvent::agreement_id)
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            ids
-        };
-        let mut states: BTreeMap<B256, AgreementRecord> =
-            chain::load_agreements(&mut tx, chain_id, &touched)
-                .await?
-                .into_iter()
-                .map(|a| (a.agreement_id, a))
-                .collect();
-        for (record, event) in records.iter().zip(decoded) {
-            let Some(id) = event.agreement_id() else {
-                continue;
-            };
-            let at = Transition {
-                block: record.block_number,
-                tx: record.tx_hash,
-            };
-            let next = derive::apply(states.remove(&id), event, at)?;
-            if let Some(next) = next {
-                states.insert(id, next);
-            }
-        }
-        let changed: Vec<AgreementRecord> = states.into_values().collect();
-
-        chain::insert_events(&mut tx, chain_id, records).await?;
-        chain::upsert_agreements(&mut tx, chain_id, &changed).await?;
-        chain::insert_blocks(&mut tx, chain_id, blocks).await?;
-        let to = i64::try_from(last.number).unwrap_or(i64::MAX);
-        chain::move_cursor(
-            &mut tx,
-            chain_id,
-            self.cursor.block_number,
-            (to, last.hash),
+        let batch = Batch {
+            records,
+            decoded,
+            blocks,
+            last,
             finalized,
             head,
+        };
+        write_batch(
+            &self.db,
+            self.config.chain_id,
+            self.cursor.block_number,
+            self.config.reorg_window,
+            &batch,
         )
         .await?;
-        chain::prune_blocks(
-            &mut tx,
-            chain_id,
-            last.number.saturating_sub(self.config.reorg_window),
-        )
-        .await?;
-        tx.commit().await.map_err(pactum_db::Error::from)?;
-
-        self.cursor.block_number = to;
+        self.cursor.block_number = i64::try_from(last.number).unwrap_or(i64::MAX);
         self.cursor.block_hash = last.hash;
         self.cursor.finalized_block = finalized;
         self.cursor.node_head = head;
@@ -552,4 +625,117 @@ impl Indexer {
             events: deleted,
         })
     }
+}
+
+/// One batch of indexed blocks, ready to be written.
+#[derive(Debug)]
+pub struct Batch<'a> {
+    /// The events, in chain order.
+    pub records: &'a [EventRecord],
+    /// The same events, decoded.
+    pub decoded: &'a [PactumEvent],
+    /// Block hashes to remember for reorg detection.
+    pub blocks: &'a [BlockRef],
+    /// The batch's last block: the new checkpoint.
+    pub last: BlockRef,
+    /// The final block when the batch was read.
+    pub finalized: u64,
+    /// The node's head when the batch was read.
+    pub head: u64,
+}
+
+/// The write path: in one transaction, appends the events, applies them to the derived rows of
+/// the agreements they touch, stores the block hashes, moves the checkpoint from `expected` (an
+/// event stored twice, or a checkpoint moved by someone else, fails the whole transaction) and
+/// forgets block hashes older than the reorg window.
+pub async fn write_batch(
+    db: &Db,
+    chain_id: u64,
+    expected: i64,
+    reorg_window: u64,
+    batch: &Batch<'_>,
+) -> Result<(), Error> {
+    let mut conn = db.pool().acquire().await.map_err(pactum_db::Error::from)?;
+    let mut tx = conn.begin().await.map_err(pactum_db::Error::from)?;
+    // Losing the last commits in a database *server* crash is harmless here: the checkpoint is in
+    // the same transaction, so the indexer simply reads those blocks again. Not waiting for the
+    // WAL flush on every batch is therefore safe, and exactly-once is kept.
+    chain::relax_commit_durability(&mut tx).await?;
+
+    let touched: Vec<B256> = {
+        let mut ids: Vec<B256> = batch
+            .decoded
+            .iter()
+            .filter_map(PactumEvent::agreement_id)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    let mut states: BTreeMap<B256, AgreementRecord> =
+        chain::load_agreements(&mut tx, chain_id, &touched)
+            .await?
+            .into_iter()
+            .map(|a| (a.agreement_id, a))
+            .collect();
+    for (record, event) in batch.records.iter().zip(batch.decoded) {
+        let Some(id) = event.agreement_id() else {
+            continue;
+        };
+        let at = Transition {
+            block: record.block_number,
+            tx: record.tx_hash,
+        };
+        if let Some(next) = derive::apply(states.remove(&id), event, at)? {
+            states.insert(id, next);
+        }
+    }
+    let changed: Vec<AgreementRecord> = states.into_values().collect();
+
+    chain::insert_events(&mut tx, chain_id, batch.records).await?;
+    chain::upsert_agreements(&mut tx, chain_id, &changed).await?;
+    chain::insert_blocks(&mut tx, chain_id, batch.blocks).await?;
+    let to = i64::try_from(batch.last.number).unwrap_or(i64::MAX);
+    chain::move_cursor(
+        &mut tx,
+        chain_id,
+        expected,
+        (to, batch.last.hash),
+        batch.finalized,
+        batch.head,
+    )
+    .await?;
+    chain::prune_blocks(
+        &mut tx,
+        chain_id,
+        batch.last.number.saturating_sub(reorg_window),
+    )
+    .await?;
+    tx.commit().await.map_err(pactum_db::Error::from)?;
+    Ok(())
+}
+
+/// A batch on its way from the backfill reader to the writer.
+struct OwnedBatch {
+    records: Vec<EventRecord>,
+    decoded: Vec<PactumEvent>,
+    blocks: Vec<BlockRef>,
+    last: BlockRef,
+    finalized: u64,
+    head: u64,
+}
+
+/// The next batch's block span: scaled down to the event target when a batch brought more events,
+/// doubled when it brought fewer than half and used its whole span.
+fn next_span(span: u64, blocks: u64, events: usize, config: &Config) -> u64 {
+    let target = config.target_batch_events.max(1);
+    if events > target {
+        let scaled = u128::from(blocks) * target as u128 / events as u128;
+        u64::try_from(scaled).unwrap_or(1).max(1)
+    } else if events < target / 2 && blocks >= span {
+        span.saturating_mul(2)
+    } else {
+        span
+    }
+    .clamp(1, config.batch_blocks)
 }

@@ -24,5 +24,5 @@ pub mod source;
 pub mod verify;
 
 pub use error::Error;
-pub use indexer::{Config, Indexer, Step};
+pub use indexer::{Batch, Config, Indexer, Step, write_batch};
 pub use metrics::Metrics;

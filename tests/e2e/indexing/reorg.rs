@@ -23,6 +23,9 @@ enum Replacement {
     Drop,
     /// Another agreement is activated, and the claim is for another amount.
     Change,
+    /// `anvil_reorg`: the same height, the replaced blocks empty except for the original
+    /// activation, re-included one block later.
+    AnvilMove,
 }
 
 /// A chain with an agreement already in its close window (so that a claim can happen after the
@@ -109,6 +112,54 @@ async fn reorg_case(depth: u64, replacement: Replacement) -> eyre::Result<()> {
     indexer.catch_up().await?;
     let before = event_count(db, &chain).await?;
 
+    if let Replacement::AnvilMove = replacement {
+        // The activation was the first transaction after the fork: re-include it one block
+        // later (or in the same block for a depth of 1), everything else dropped.
+        let block = chain
+            .provider
+            .get_block_by_number((fork + 1).into())
+            .await?
+            .ok_or_else(|| eyre::eyre!("block {}", fork + 1))?;
+        let hash = block
+            .transactions
+            .hashes()
+            .next()
+            .ok_or_else(|| eyre::eyre!("no activation in block {}", fork + 1))?;
+        let tx: serde_json::Value = chain
+            .provider
+            .raw_request("eth_getTransactionByHash".into(), (hash,))
+            .await?;
+        let request = serde_json::json!({
+            "from": tx["from"], "to": tx["to"], "input": tx["input"], "gas": tx["gas"],
+        });
+        let offset = u64::from(depth > 1);
+        let _: serde_json::Value = chain
+            .provider
+            .raw_request("anvil_reorg".into(), (depth, vec![(request, offset)]))
+            .await?;
+        assert_eq!(chain.head().await?, fork + depth, "same height");
+        let steps = indexer.catch_up().await?;
+        assert!(
+            steps
+                .iter()
+                .any(|s| matches!(s, Step::RolledBack { fork: f, .. } if *f == fork)),
+            "depth {depth} anvil_reorg: {steps:?}"
+        );
+        assert_matches_chain(&chain, db).await?;
+        assert_equals_fresh_index(&chain, db).await?;
+        let mut conn = db.pool().acquire().await?;
+        let moved = store::all_events(&mut conn, chain.deployment.chain_id)
+            .await?
+            .into_iter()
+            .filter(|e| e.kind == "AgreementActivated" && e.block_number > fork)
+            .map(|e| e.block_number)
+            .collect::<Vec<_>>();
+        assert_eq!(moved, vec![fork + 1 + offset], "the activation moved");
+        drop(conn);
+        test_db.drop_database().await?;
+        return Ok(());
+    }
+
     chain.revert(snapshot).await?;
     assert_eq!(chain.head().await?, fork);
     match replacement {
@@ -117,7 +168,7 @@ async fn reorg_case(depth: u64, replacement: Replacement) -> eyre::Result<()> {
             activate(&chain, "in-window").await?;
             claim(&chain, &pre, pre_id, 40).await?;
         }
-        Replacement::Drop => {}
+        Replacement::Drop | Replacement::AnvilMove => {}
         Replacement::Change => {
             activate(&chain, "replacement").await?;
             claim(&chain, &pre, pre_id, 25).await?;
@@ -141,7 +192,9 @@ async fn reorg_case(depth: u64, replacement: Replacement) -> eyre::Result<()> {
     let after = event_count(db, &chain).await?;
     match replacement {
         Replacement::Drop => assert!(after < before, "dropped events are gone"),
-        Replacement::Move | Replacement::Change => assert!(after >= before - 1),
+        Replacement::Move | Replacement::Change | Replacement::AnvilMove => {
+            assert!(after >= before - 1)
+        }
     }
     test_db.drop_database().await?;
     Ok(())
@@ -157,7 +210,12 @@ async fn event_count(db: &Db, chain: &Chain) -> eyre::Result<usize> {
 #[tokio::test]
 async fn reorgs_of_every_depth_equal_a_fresh_index() -> eyre::Result<()> {
     for depth in [1_u64, 2, 5, 10, 30, 64] {
-        for replacement in [Replacement::Move, Replacement::Drop, Replacement::Change] {
+        for replacement in [
+            Replacement::Move,
+            Replacement::Drop,
+            Replacement::Change,
+            Replacement::AnvilMove,
+        ] {
             reorg_case(depth, replacement).await?;
         }
     }

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the benchmark binaries (optimised build) and prints their tables: the indexer (backfill of
+# 100,000+ events, write path, head lag) and the status API under load from a second process.
+# Not part of script/test.sh: benchmarks measure, tests assert.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$PACTUM_ROOT"
+"$PACTUM_ROOT/script/setup.sh"
+bash script/postgres.sh
+log "forge build (the benchmark's load driver)"
+forge build
+log "building the benchmarks (release)"
+cargo build --locked --release -p pactum-bench
+log "indexer benchmark"
+target/release/bench-indexer
+log "status API benchmark"
+target/release/bench-api
