@@ -126,6 +126,11 @@ impl Chain {
         Ok(())
     }
 
+    /// Anvil's own JSON-RPC URL.
+    pub(crate) fn anvil_url(&self) -> String {
+        self._anvil.endpoint()
+    }
+
     /// The head block number.
     pub(crate) async fn head(&self) -> eyre::Result<u64> {
         Ok(self.provider.get_block_number().await?)

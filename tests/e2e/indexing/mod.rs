@@ -2,6 +2,7 @@
 //! the contract's own view, reorgs of every depth compared with a fresh index of the final chain.
 
 pub(crate) mod lifecycle;
+mod node_faults;
 mod reorg;
 
 use alloy::{primitives::B256, providers::Provider, rpc::types::Filter};
