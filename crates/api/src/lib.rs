@@ -174,7 +174,20 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, "API listening");
-    axum::serve(listener, router(state))
+    // Expired idempotency records are swept every ten minutes.
+    let db = state.db.clone();
+    let sweeper = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            match pactum_db::api::purge_expired_idempotency_keys(db.pool()).await {
+                Ok(n) if n > 0 => tracing::info!(purged = n, "expired idempotency records deleted"),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(%err, "sweeping idempotency records failed"),
+            }
+        }
+    });
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {
             while !*shutdown.borrow() {
                 if shutdown.changed().await.is_err() {
@@ -184,5 +197,7 @@ pub async fn serve(
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         })
-        .await
+        .await;
+    sweeper.abort();
+    served
 }

@@ -198,6 +198,11 @@ impl Config {
             &mut self.indexer.poll_interval_ms,
             "PACTUM_INDEXER_POLL_INTERVAL_MS",
         )?;
+        set(&mut self.api.listen, "PACTUM_API_LISTEN")?;
+        set_opt(&mut self.api.jwt_secret, "PACTUM_API_JWT_SECRET")?;
+        set_opt(&mut self.api.jwt_issuer, "PACTUM_API_JWT_ISSUER")?;
+        set_opt(&mut self.api.jwt_audience, "PACTUM_API_JWT_AUDIENCE")?;
+        set(&mut self.api.max_lag_blocks, "PACTUM_API_MAX_LAG_BLOCKS")?;
         Ok(())
     }
 

@@ -61,8 +61,17 @@ pub(crate) fn shutdown_signal() -> watch::Receiver<bool> {
     rx
 }
 
+/// Every indexer setting, checked before anything connects.
+pub(crate) fn validate_indexer(config: &Config) -> eyre::Result<()> {
+    config.database_url()?;
+    config.indexer()?;
+    config.rpc_url()?;
+    Ok(())
+}
+
 pub(crate) async fn run(args: ServiceArgs) -> eyre::Result<()> {
     let config = Config::load(args.config.as_deref())?;
+    validate_indexer(&config)?;
     let db = connect(&config).await?;
     let indexer = build(&config, db, Metrics::default()).await?;
     indexer.run(shutdown_signal()).await?;
@@ -71,8 +80,8 @@ pub(crate) async fn run(args: ServiceArgs) -> eyre::Result<()> {
 
 pub(crate) async fn verify(args: ServiceArgs) -> eyre::Result<()> {
     let config = Config::load(args.config.as_deref())?;
-    let db = connect(&config).await?;
     let c = config.indexer()?;
+    let db = connect(&config).await?;
     let report = pactum_indexer::verify::verify(
         &db,
         c.chain_id,

@@ -14,11 +14,13 @@ async fn api_state(
     config: &Config,
     metrics: Option<Metrics>,
 ) -> eyre::Result<(AppState, TcpListener)> {
+    // Every setting is checked before anything connects.
+    config.database_url()?;
+    let (chain_id, jwt, addr) = (config.chain_id()?, config.jwt()?, config.listen()?);
     let db = connect(config).await?;
-    let mut state = AppState::new(db, config.chain_id()?, config.jwt()?);
+    let mut state = AppState::new(db, chain_id, jwt);
     state.max_lag_blocks = config.api.max_lag_blocks;
     state.indexer_metrics = metrics;
-    let addr = config.listen()?;
     let listener = TcpListener::bind(addr)
         .await
         .wrap_err_with(|| format!("cannot listen on {addr}"))?;
@@ -37,6 +39,7 @@ pub(crate) async fn api(args: ServiceArgs) -> eyre::Result<()> {
 /// `pactum serve`: indexer and API in one process, for local use.
 pub(crate) async fn serve(args: ServiceArgs) -> eyre::Result<()> {
     let config = Config::load(args.config.as_deref())?;
+    crate::indexer::validate_indexer(&config)?;
     let metrics = Metrics::default();
     let (state, listener) = api_state(&config, Some(metrics.clone())).await?;
     let indexer = build(&config, state.db.clone(), metrics).await?;

@@ -397,3 +397,14 @@ pub async fn release_idempotency_key(pool: &PgPool, principal: &str, key: &str) 
     .await?;
     Ok(())
 }
+
+/// Deletes expired idempotency records (stored responses past their TTL, abandoned claims past
+/// their lease). Returns how many.
+pub async fn purge_expired_idempotency_keys(pool: &PgPool) -> Result<u64> {
+    Ok(
+        sqlx::query!("DELETE FROM idempotency_keys WHERE expires_at < now()")
+            .execute(pool)
+            .await?
+            .rows_affected(),
+    )
+}
