@@ -166,10 +166,10 @@ pub fn verify_jwt(token: &str, config: &JwtConfig) -> Result<Claims, String> {
     let claims: Claims = serde_json::from_slice(&decode(c)?)
         .map_err(|_| "JWT claims missing sub or exp".to_owned())?;
     let t = now();
-    if claims.exp + LEEWAY <= t {
+    if claims.exp.saturating_add(LEEWAY) <= t {
         return Err("JWT expired".into());
     }
-    if claims.nbf.is_some_and(|nbf| nbf > t + LEEWAY) {
+    if claims.nbf.is_some_and(|nbf| nbf > t.saturating_add(LEEWAY)) {
         return Err("JWT not yet valid".into());
     }
     if let Some(iss) = &config.issuer

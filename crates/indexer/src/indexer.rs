@@ -104,6 +104,12 @@ pub enum Step {
         /// Events deleted.
         events: u64,
     },
+    /// The chain changed while a batch starting at `from` was read; nothing was written and the
+    /// batch is read again.
+    Retry {
+        /// First block of the dropped batch.
+        from: u64,
+    },
     /// Nothing new: the indexed block is the node's head.
     AtHead {
         /// The head.
@@ -299,11 +305,7 @@ impl Indexer {
                 if block.parent_hash != parent {
                     // The chain changed while we read it: start over from the checkpoint.
                     tracing::debug!(number, "chain moved during the batch; retrying");
-                    return Ok(Step::Indexed {
-                        from,
-                        to: from - 1,
-                        events: 0,
-                    });
+                    return Ok(Step::Retry { from });
                 }
                 blocks.push(block);
             }
@@ -337,22 +339,14 @@ impl Indexer {
                     block = record.block_number,
                     "log of a replaced block; retrying"
                 );
-                return Ok(Step::Indexed {
-                    from,
-                    to: from - 1,
-                    events: 0,
-                });
+                return Ok(Step::Retry { from });
             }
             records.push(record);
             decoded.push(event);
         }
         if tip && self.source.block(to).await?.map(|b| b.hash) != Some(last.hash) {
             tracing::debug!(to, "head replaced during the batch; retrying");
-            return Ok(Step::Indexed {
-                from,
-                to: from - 1,
-                events: 0,
-            });
+            return Ok(Step::Retry { from });
         }
 
         let n = records.len();
