@@ -89,7 +89,9 @@ fn replay(status: u16, content_type: &str, body: Vec<u8>) -> Response {
     response
 }
 
-/// The middleware (runs after [`crate::auth::authenticate`]).
+/// The middleware (runs after [`crate::auth::authenticate`]). Requests without an authenticated
+/// principal pass through untouched (their handlers refuse them), so that anonymous callers
+/// cannot fill the store.
 pub async fn idempotency(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if !is_write(request.method()) {
         return next.run(request).await;
@@ -99,11 +101,13 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
         Ok(None) => return next.run(request).await,
         Err(problem) => return problem.into_response(),
     };
-    // Anonymous writes are refused by their handlers; scope them apart anyway.
-    let scope = request
+    let Some(scope) = request
         .extensions()
         .get::<Principal>()
-        .map_or_else(|| "anonymous".to_owned(), Principal::scope);
+        .map(Principal::scope)
+    else {
+        return next.run(request).await;
+    };
     let (parts, body) = request.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
         return Problem::new(
@@ -115,44 +119,77 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
         .into_response();
     };
     let method = parts.method.as_str().to_owned();
-    let path = parts.uri.path().to_owned();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
     let mut hasher = Sha256::new();
     for piece in [method.as_bytes(), path.as_bytes(), &bytes[..]] {
         hasher.update((piece.len() as u64).to_be_bytes());
         hasher.update(piece);
     }
     let hash: [u8; 32] = hasher.finalize().into();
+    let token = crate::auth::random_id(24);
+    let request = store::IdempotencyRequest {
+        principal: &scope,
+        key: &key,
+        claim_token: &token,
+        method: &method,
+        path: &path,
+        request_hash: &hash,
+    };
 
-    match run_once(&state, &scope, &key, &method, &path, &hash, || {
-        next.run(Request::from_parts(parts, Body::from(bytes)))
-    })
-    .await
-    {
-        Ok(response) => response,
-        Err(problem) => problem.into_response(),
+    match claim(&state, request).await {
+        Ok(None) => {}
+        Ok(Some(response)) => return response,
+        Err(problem) => return problem.into_response(),
+    }
+
+    // The claimed request runs in its own task: if the client goes away, the handler still
+    // finishes and its response is stored, so a retry replays it instead of running it again.
+    let owned = (
+        scope.clone(),
+        key.clone(),
+        token.clone(),
+        method.clone(),
+        path.clone(),
+    );
+    let task = tokio::spawn(async move {
+        let (scope, key, token, method, path) = owned;
+        let request = store::IdempotencyRequest {
+            principal: &scope,
+            key: &key,
+            claim_token: &token,
+            method: &method,
+            path: &path,
+            request_hash: &hash,
+        };
+        run_claimed(
+            &state,
+            request,
+            next.run(Request::from_parts(parts, Body::from(bytes))),
+        )
+        .await
+    });
+    match task.await {
+        Ok(Ok(response)) => response,
+        Ok(Err(problem)) => problem.into_response(),
+        // The handler panicked: its claim expires with the lease and a retry runs again.
+        Err(_) => Problem::internal().into_response(),
     }
 }
 
-async fn run_once<F, Fut>(
+/// Claims the key, or answers from the existing record: `None` when this request holds the claim.
+async fn claim(
     state: &AppState,
-    scope: &str,
-    key: &str,
-    method: &str,
-    path: &str,
-    hash: &[u8; 32],
-    handler: F,
-) -> Result<Response, Problem>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Response>,
-{
-    let pool = state.db.pool();
+    request: store::IdempotencyRequest<'_>,
+) -> Result<Option<Response>, Problem> {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        match store::claim_idempotency_key(pool, scope, key, method, path, hash, LEASE).await? {
-            Claim::Claimed => break,
+        match store::claim_idempotency_key(state.db.pool(), request, LEASE).await? {
+            Claim::Claimed => return Ok(None),
             Claim::Existing(record) => {
-                if record.request_hash != *hash {
+                if record.request_hash != *request.request_hash {
                     return Err(Problem::new(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         "idempotency_key_reused",
@@ -164,7 +201,7 @@ where
                     ));
                 }
                 if let Some((status, content_type, body)) = record.response {
-                    return Ok(replay(status, &content_type, body));
+                    return Ok(Some(replay(status, &content_type, body)));
                 }
                 if tokio::time::Instant::now() >= deadline {
                     return Err(Problem::new(
@@ -178,31 +215,74 @@ where
             }
         }
     }
+}
 
-    let response = handler().await;
+/// Runs the claimed request, renewing its lease meanwhile, then stores (or, on a server error,
+/// releases) the result.
+async fn run_claimed(
+    state: &AppState,
+    request: store::IdempotencyRequest<'_>,
+    handler: impl Future<Output = Response>,
+) -> Result<Response, Problem> {
+    let pool = state.db.pool();
+    // Renews the lease until the handler finishes (the select below drops it then). Never
+    // completes on its own: a lost claim is logged and the handler still runs to the end.
+    let renew = async {
+        loop {
+            tokio::time::sleep(LEASE / 3).await;
+            match store::renew_idempotency_lease(
+                pool,
+                request.principal,
+                request.key,
+                request.claim_token,
+                LEASE,
+            )
+            .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(
+                        key = request.key,
+                        "idempotency claim lost while its request ran"
+                    );
+                    std::future::pending::<()>().await;
+                }
+                Err(err) => tracing::warn!(%err, "renewing an idempotency lease failed"),
+            }
+        }
+    };
+    let response = tokio::select! {
+        response = handler => response,
+        () = renew => unreachable!("the renewal loop never ends"),
+    };
     let (parts, body) = response.into_parts();
     let Ok(bytes) = to_bytes(body, usize::MAX).await else {
-        store::release_idempotency_key(pool, scope, key).await?;
+        store::release_idempotency_key(pool, request.principal, request.key, request.claim_token)
+            .await?;
         return Err(Problem::internal());
     };
     if parts.status.is_server_error() {
-        store::release_idempotency_key(pool, scope, key).await?;
+        store::release_idempotency_key(pool, request.principal, request.key, request.claim_token)
+            .await?;
     } else {
         let content_type = parts
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/octet-stream");
-        store::complete_idempotency_key(
+        let stored = store::complete_idempotency_key(
             pool,
-            scope,
-            key,
-            parts.status.as_u16(),
-            content_type,
-            &bytes,
+            request,
+            (parts.status.as_u16(), content_type, &bytes),
             TTL,
         )
         .await?;
+        if !stored {
+            tracing::warn!(
+                key = request.key,
+                "idempotency claim lost before the response was stored"
+            );
+        }
     }
     Ok(Response::from_parts(parts, Body::from(bytes)))
 }

@@ -214,7 +214,9 @@ impl Config {
             .as_deref()
             .ok_or_else(|| eyre!("database.url (PACTUM_DATABASE_URL) is required"))?;
         if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
-            bail!("database.url must be a postgres:// URL, got {url:?}");
+            // Only the scheme: the URL may carry a password.
+            let scheme = url.split("://").next().unwrap_or_default();
+            bail!("database.url must be a postgres:// URL, got a {scheme:?} URL");
         }
         if self.database.max_connections == 0 {
             bail!("database.max_connections must be at least 1");

@@ -34,7 +34,7 @@ fn missing_and_invalid_settings_are_named() {
         (
             &["indexer"],
             &[("PACTUM_DATABASE_URL", "mysql://localhost/x")],
-            "database.url must be a postgres:// URL",
+            "database.url must be a postgres:// URL, got a \"mysql\" URL",
         ),
         (
             &["indexer"],

@@ -261,57 +261,61 @@ fn seconds(d: Duration) -> f64 {
     f64::from(u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
 }
 
+/// A request's identity for the idempotency store.
+#[derive(Debug, Clone, Copy)]
+pub struct IdempotencyRequest<'a> {
+    /// The authenticated principal (scope).
+    pub principal: &'a str,
+    /// The client's key.
+    pub key: &'a str,
+    /// Random token of this attempt's claim.
+    pub claim_token: &'a str,
+    /// Method.
+    pub method: &'a str,
+    /// Path.
+    pub path: &'a str,
+    /// SHA-256 of method, path and body.
+    pub request_hash: &'a [u8; 32],
+}
+
 /// Claims `(principal, key)` for a request, or returns the record that holds it. The claim is a
-/// lease: if the request never completes (the process died), the key frees itself after `lease`.
+/// lease (renewed while the request runs): if the process dies, the key frees itself.
 pub async fn claim_idempotency_key(
     pool: &PgPool,
-    principal: &str,
-    key: &str,
-    method: &str,
-    path: &str,
-    request_hash: &[u8; 32],
+    r: IdempotencyRequest<'_>,
     lease: Duration,
 ) -> Result<Claim> {
-    let ttl_seconds = seconds(lease);
-    sqlx::query!(
-        "DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2 AND expires_at < now()",
-        principal,
-        key
-    )
-    .execute(pool)
-    .await?;
-    let inserted = sqlx::query!(
-        r#"INSERT INTO idempotency_keys (principal, key, method, path, request_hash, state, expires_at)
-           VALUES ($1, $2, $3, $4, $5, 'in_progress', now() + make_interval(secs => $6))
-           ON CONFLICT (principal, key) DO NOTHING"#,
-        principal,
-        key,
-        method,
-        path,
-        request_hash.as_slice(),
-        ttl_seconds
-    )
-    .execute(pool)
-    .await?
-    .rows_affected();
-    if inserted == 1 {
-        return Ok(Claim::Claimed);
-    }
-    match load_idempotency_key(pool, principal, key).await? {
-        Some(record) => Ok(Claim::Existing(record)),
-        // Completed and expired between the two statements: claim again.
-        None => {
-            Box::pin(claim_idempotency_key(
-                pool,
-                principal,
-                key,
-                method,
-                path,
-                request_hash,
-                lease,
-            ))
-            .await
+    loop {
+        sqlx::query!(
+            "DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2 AND expires_at < now()",
+            r.principal,
+            r.key
+        )
+        .execute(pool)
+        .await?;
+        let inserted = sqlx::query!(
+            r#"INSERT INTO idempotency_keys
+                 (principal, key, claim_token, method, path, request_hash, state, expires_at)
+               VALUES ($1, $2, $3, $4, $5, $6, 'in_progress', now() + make_interval(secs => $7))
+               ON CONFLICT (principal, key) DO NOTHING"#,
+            r.principal,
+            r.key,
+            r.claim_token,
+            r.method,
+            r.path,
+            r.request_hash.as_slice(),
+            seconds(lease)
+        )
+        .execute(pool)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(Claim::Claimed);
         }
+        if let Some(record) = load_idempotency_key(pool, r.principal, r.key).await? {
+            return Ok(Claim::Existing(record));
+        }
+        // Expired and deleted between the two statements: claim again.
     }
 }
 
@@ -359,39 +363,68 @@ pub async fn load_idempotency_key(
     .transpose()
 }
 
-/// Stores the response of the request that claimed the key, replayable for `ttl`.
-pub async fn complete_idempotency_key(
+/// Extends the lease of a claim still held by `claim_token`; `false` if the claim was lost.
+pub async fn renew_idempotency_lease(
     pool: &PgPool,
     principal: &str,
     key: &str,
-    status: u16,
-    content_type: &str,
-    body: &[u8],
-    ttl: Duration,
-) -> Result<()> {
-    sqlx::query!(
-        r#"UPDATE idempotency_keys
-           SET state = 'completed', response_status = $3, response_type = $4, response_body = $5,
-               expires_at = now() + make_interval(secs => $6)
-           WHERE principal = $1 AND key = $2"#,
+    claim_token: &str,
+    lease: Duration,
+) -> Result<bool> {
+    Ok(sqlx::query!(
+        r#"UPDATE idempotency_keys SET expires_at = now() + make_interval(secs => $4)
+           WHERE principal = $1 AND key = $2 AND claim_token = $3 AND state = 'in_progress'"#,
         principal,
         key,
+        claim_token,
+        seconds(lease)
+    )
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Stores the response of the request holding the claim, replayable for `ttl`. `false` if the
+/// claim was lost (the response is then not stored).
+pub async fn complete_idempotency_key(
+    pool: &PgPool,
+    r: IdempotencyRequest<'_>,
+    response: (u16, &str, &[u8]),
+    ttl: Duration,
+) -> Result<bool> {
+    let (status, content_type, body) = response;
+    Ok(sqlx::query!(
+        r#"UPDATE idempotency_keys
+           SET state = 'completed', response_status = $4, response_type = $5, response_body = $6,
+               expires_at = now() + make_interval(secs => $7)
+           WHERE principal = $1 AND key = $2 AND claim_token = $3 AND state = 'in_progress'"#,
+        r.principal,
+        r.key,
+        r.claim_token,
         i32::from(status),
         content_type,
         body,
         seconds(ttl)
     )
     .execute(pool)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected()
+        == 1)
 }
 
-/// Gives the key up (the request failed in a way a retry may fix, e.g. a server error).
-pub async fn release_idempotency_key(pool: &PgPool, principal: &str, key: &str) -> Result<()> {
+/// Gives up the claim held by `claim_token` (the request failed in a way a retry may fix).
+pub async fn release_idempotency_key(
+    pool: &PgPool,
+    principal: &str,
+    key: &str,
+    claim_token: &str,
+) -> Result<()> {
     sqlx::query!(
-        "DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2 AND state = 'in_progress'",
+        "DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2 AND claim_token = $3 AND state = 'in_progress'",
         principal,
-        key
+        key,
+        claim_token
     )
     .execute(pool)
     .await?;

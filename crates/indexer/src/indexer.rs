@@ -170,6 +170,21 @@ impl Indexer {
         };
         let mut conn = db.pool().acquire().await.map_err(pactum_db::Error::from)?;
         let cursor = chain::init_cursor(&mut conn, &initial).await?;
+        // Remember the start block's parent, so that a reorg replacing every indexed block (down
+        // to the start block) still finds its fork point.
+        if cursor.block_number == initial.block_number && config.start_block > 0 {
+            let base = source
+                .block(config.start_block - 1)
+                .await?
+                .ok_or_else(|| Error::Node(format!("block {} missing", config.start_block - 1)))?;
+            chain::insert_blocks(&mut conn, config.chain_id, &[base]).await?;
+        }
+        if config.confirmations == 0 && !config.use_finalized_tag {
+            tracing::warn!(
+                "confirmations = 0 without the finalized tag: every block counts as final, so reorgs \
+                 are not detected within batches; use this only on development chains"
+            );
+        }
         drop(conn);
         tracing::info!(
             chain_id = config.chain_id,
@@ -212,7 +227,7 @@ impl Indexer {
                 return Ok(());
             }
             let step = self.step().await?;
-            if let Step::AtHead { .. } = step {
+            if let Step::AtHead { .. } | Step::Retry { .. } = step {
                 tokio::select! {
                     _ = tokio::time::sleep(self.config.poll_interval) => {}
                     _ = shutdown.changed() => {}
@@ -227,6 +242,9 @@ impl Indexer {
         loop {
             let step = self.step().await?;
             let done = matches!(step, Step::AtHead { .. });
+            if let Step::Retry { .. } = step {
+                tokio::time::sleep(self.config.poll_interval.min(Duration::from_millis(50))).await;
+            }
             steps.push(step);
             if done {
                 return Ok(steps);
@@ -436,11 +454,15 @@ impl Indexer {
             }
             Ok::<u64, Error>(span)
         };
-        let consumer = async {
+        // The writer owns the receiving end: if a write fails, the receiver is dropped with it,
+        // so the reader's next send fails and it stops too (instead of waiting forever on a full
+        // channel).
+        let this = &mut *self;
+        let consumer = async move {
             let mut steps = Vec::new();
             while let Some(b) = receiver.recv().await {
-                let from = u64::try_from(self.cursor.block_number + 1).unwrap_or(0);
-                self.commit(
+                let from = u64::try_from(this.cursor.block_number + 1).unwrap_or(0);
+                this.commit(
                     &b.records,
                     &b.decoded,
                     &b.blocks,
@@ -543,7 +565,7 @@ impl Indexer {
         let lowest = indexed
             .saturating_sub(self.config.reorg_window)
             .max(self.cursor.finalized_block)
-            .max(self.config.start_block);
+            .max(self.config.start_block.saturating_sub(1));
         let mut conn = self
             .db
             .pool()

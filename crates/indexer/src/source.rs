@@ -173,7 +173,9 @@ impl Source {
                         pending.push((lo, mid));
                         break Vec::new();
                     }
-                    Err(err) if err.is_error_resp() && !is_range_too_large(&err) => {
+                    // Refused although it is a single block (or not about size at all): retrying
+                    // cannot help.
+                    Err(err) if err.is_error_resp() => {
                         return Err(Error::Rpc(format!("eth_getLogs {lo}..={hi}"), err));
                     }
                     Err(err) => {

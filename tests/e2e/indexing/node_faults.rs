@@ -175,3 +175,66 @@ async fn rides_out_failing_requests_and_a_node_restart() -> eyre::Result<()> {
     test_db.drop_database().await?;
     Ok(())
 }
+
+/// A node that refuses even a single block's logs: the indexer stops with the node's error
+/// instead of retrying forever.
+#[tokio::test]
+async fn single_block_refusal_stops_with_the_nodes_error() -> eyre::Result<()> {
+    let chain = Chain::start().await?;
+    populate(&chain, "refuse").await?;
+    let (url, _proxy) = start_proxy(&chain, 0, 0).await?;
+    let test_db = TestDatabase::create().await?;
+    let provider = ProviderBuilder::new().connect_http(url.parse()?).erased();
+    let mut indexer = Indexer::new(
+        config(&chain),
+        test_db.db().clone(),
+        provider,
+        Metrics::default(),
+    )
+    .await?;
+    let outcome =
+        tokio::time::timeout(std::time::Duration::from_secs(20), indexer.catch_up()).await;
+    let err = outcome
+        .map_err(|_| eyre::eyre!("the indexer kept retrying a permanent refusal"))?
+        .err()
+        .ok_or_else(|| eyre::eyre!("must stop"))?;
+    assert!(
+        err.to_string().contains("query returned more than"),
+        "{err}"
+    );
+    test_db.drop_database().await?;
+    Ok(())
+}
+
+/// A write that fails in the middle of a pipelined backfill (here: another writer moved the
+/// checkpoint) stops the backfill with that error; the reader does not wait forever.
+#[tokio::test]
+async fn a_failed_write_stops_the_backfill() -> eyre::Result<()> {
+    let chain = Chain::start().await?;
+    populate(&chain, "stall").await?;
+    let test_db = TestDatabase::create().await?;
+    let mut config = config(&chain);
+    config.batch_blocks = 1;
+    let mut indexer = Indexer::new(
+        config,
+        test_db.db().clone(),
+        chain.provider.clone(),
+        Metrics::default(),
+    )
+    .await?;
+    sqlx::query("UPDATE indexer_cursor SET block_number = block_number - 7")
+        .execute(test_db.db().pool())
+        .await?;
+    let outcome =
+        tokio::time::timeout(std::time::Duration::from_secs(20), indexer.backfill()).await;
+    let err = outcome
+        .map_err(|_| eyre::eyre!("the backfill hung after a failed write"))?
+        .err()
+        .ok_or_else(|| eyre::eyre!("must fail"))?;
+    assert!(
+        err.to_string().contains("is another indexer running"),
+        "{err}"
+    );
+    test_db.drop_database().await?;
+    Ok(())
+}

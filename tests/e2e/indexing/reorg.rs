@@ -258,6 +258,41 @@ async fn same_height_anvil_reorg_is_detected_at_the_head() -> eyre::Result<()> {
     Ok(())
 }
 
+/// A reorg that replaces every indexed block, down to the start block itself, rolls back to the
+/// start block's parent rather than being mistaken for one deeper than the window.
+#[tokio::test]
+async fn reorg_down_to_the_start_block_rolls_back_everything() -> eyre::Result<()> {
+    let chain = Chain::start().await?;
+    let (_pre, _) = closing_agreement(&chain).await?;
+    let test_db = TestDatabase::create().await?;
+    let db = test_db.db();
+    let mut indexer = indexer(&chain, db, |_| {}).await?;
+    indexer.catch_up().await?;
+    let start = chain.deployment.start_block;
+    let depth = chain.head().await? - start + 1;
+    let _: serde_json::Value = chain
+        .provider
+        .raw_request(
+            "anvil_reorg".into(),
+            (depth, Vec::<serde_json::Value>::new()),
+        )
+        .await?;
+    let steps = indexer.catch_up().await?;
+    assert!(
+        steps
+            .iter()
+            .any(|s| matches!(s, Step::RolledBack { fork, .. } if *fork == start - 1)),
+        "{steps:?}"
+    );
+    assert_eq!(
+        event_count(db, &chain).await?,
+        0,
+        "the contracts no longer exist on this chain"
+    );
+    test_db.drop_database().await?;
+    Ok(())
+}
+
 /// A reorg below the rollback window stops the indexer and writes nothing.
 #[tokio::test]
 async fn reorg_deeper_than_the_window_stops_without_writing() -> eyre::Result<()> {
