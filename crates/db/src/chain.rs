@@ -226,6 +226,15 @@ pub async fn relax_commit_durability(conn: &mut PgConnection) -> Result<()> {
     Ok(())
 }
 
+/// Makes the current transaction a read-only snapshot (`REPEATABLE READ`): every read in it sees
+/// the same committed state. Must be the transaction's first statement.
+pub async fn read_only_snapshot(conn: &mut PgConnection) -> Result<()> {
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Cursor
 // ---------------------------------------------------------------------------------------------

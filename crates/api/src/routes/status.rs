@@ -8,6 +8,7 @@ use axum::{
 };
 use pactum_db::chain::{self, AgreementRecord, Cursor, Transition};
 use serde::Serialize;
+use sqlx::Acquire;
 use utoipa::ToSchema;
 
 use crate::{AppState, auth::Principal, problem::Problem};
@@ -182,22 +183,6 @@ pub fn parse_agreement_id(raw: &str) -> Result<B256, Problem> {
     }
 }
 
-async fn visible(
-    state: &AppState,
-    principal: &Principal,
-    a: &AgreementRecord,
-) -> Result<bool, Problem> {
-    let parties = [a.buyer, a.seller];
-    Ok(match principal {
-        Principal::Agent { wallet, .. } => parties.contains(wallet),
-        Principal::Owner { owner_id } => {
-            let wallets: Vec<Address> =
-                pactum_db::api::owner_wallets(state.db.pool(), owner_id).await?;
-            wallets.iter().any(|w| parties.contains(w))
-        }
-    })
-}
-
 /// The escrow status of an agreement.
 ///
 /// Agents see agreements whose buyer or seller is their wallet; owners see their agents'.
@@ -221,23 +206,35 @@ pub async fn escrow_status(
     Path(raw): Path<String>,
 ) -> Result<Json<EscrowStatus>, Problem> {
     let id = parse_agreement_id(&raw)?;
+    // Whom the caller may see is settled before the agreement is looked up, so that an existing
+    // and a missing id cost the same.
+    let wallets: Vec<Address> = match &principal {
+        Principal::Agent { wallet, .. } => vec![*wallet],
+        Principal::Owner { owner_id } => {
+            pactum_db::api::owner_wallets(state.db.pool(), owner_id).await?
+        }
+    };
     let mut conn = state
         .db
         .pool()
         .acquire()
         .await
         .map_err(pactum_db::Error::from)?;
-    let agreement = chain::load_agreements(&mut conn, state.chain_id, &[id])
-        .await?
-        .pop();
-    let Some(agreement) = agreement else {
-        return Err(Problem::agreement_not_found(&raw));
-    };
-    if !visible(&state, &principal, &agreement).await? {
-        return Err(Problem::agreement_not_found(&raw));
-    }
-    let cursor = chain::load_cursor(&mut conn, state.chain_id)
+    // One snapshot for the checkpoint and the agreement: a rollback committed in between cannot
+    // show a transition above the indexed block.
+    let mut tx = conn.begin().await.map_err(pactum_db::Error::from)?;
+    chain::read_only_snapshot(&mut tx).await?;
+    let cursor = chain::load_cursor(&mut tx, state.chain_id)
         .await?
         .ok_or_else(|| Problem::unavailable("the indexer has not started on this chain"))?;
+    let agreement = chain::load_agreements(&mut tx, state.chain_id, &[id])
+        .await?
+        .pop();
+    tx.commit().await.map_err(pactum_db::Error::from)?;
+    let Some(agreement) =
+        agreement.filter(|a| wallets.contains(&a.buyer) || wallets.contains(&a.seller))
+    else {
+        return Err(Problem::agreement_not_found(&raw));
+    };
     Ok(Json(status_of(&agreement, &cursor, state.chain_id)))
 }
