@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Makes sure PostgreSQL answers at $PACTUM_PG_URL (default postgres://postgres@127.0.0.1:5432).
-# In order: already running -> nothing to do; a Debian cluster installed but stopped -> start it;
-# otherwise initdb a project-local cluster in .run/pg (trust auth, owned by the postgres user,
-# since the server refuses to run as root) and start it on 127.0.0.1:5432.
+# In order: already running -> nothing to do; a project-local cluster in .run/pg -> start it; a
+# Debian cluster installed but stopped -> start it;
+# otherwise (installing the server from Debian's packages if it is missing) initdb a project-local
+# cluster in .run/pg (trust auth, owned by the postgres user, since the server refuses to run as
+# root) and start it on 127.0.0.1:5432.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$PACTUM_ROOT"
@@ -13,7 +15,10 @@ if ready; then
   exit 0
 fi
 
-if command -v pg_ctlcluster >/dev/null 2>&1 && [[ -d /etc/postgresql ]]; then
+data="$PACTUM_ROOT/.run/pg"
+# A project-local cluster made by an earlier run wins over the Debian one (which, when this script
+# installed the package, asks for passwords on TCP).
+if command -v pg_ctlcluster >/dev/null 2>&1 && [[ -d /etc/postgresql ]] && [[ ! -f "$data/PG_VERSION" ]]; then
   version="$(ls /etc/postgresql | sort -V | tail -1)"
   log "starting PostgreSQL $version (Debian cluster 'main')"
   pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
@@ -21,12 +26,22 @@ if command -v pg_ctlcluster >/dev/null 2>&1 && [[ -d /etc/postgresql ]]; then
 fi
 
 bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)"
+if [[ -z "$bin" ]] && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  log "installing PostgreSQL from Debian's packages"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null \
+    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; }
+  # The package's own cluster asks for passwords on TCP; stop it and use a trust-auth cluster of
+  # the project's own (below) instead.
+  for cluster in /etc/postgresql/*/main; do
+    [[ -d "$cluster" ]] && pg_ctlcluster --skip-systemctl-redirect "$(basename "$(dirname "$cluster")")" main stop 2>/dev/null || true
+  done
+  bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)"
+fi
 if [[ -z "$bin" ]]; then
-  echo "error: PostgreSQL is not running on 127.0.0.1:5432 and no server binaries are installed" >&2
+  echo "error: PostgreSQL is not running on 127.0.0.1:5432 and its server binaries could not be installed" >&2
   echo "       (Debian: apt-get install postgresql)" >&2
   exit 1
 fi
-data="$PACTUM_ROOT/.run/pg"
 mkdir -p "$PACTUM_ROOT/.run"
 as_pg() { if [[ "$(id -u)" == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 if [[ ! -f "$data/PG_VERSION" ]]; then

@@ -81,3 +81,14 @@ impl TryFrom<contracts::agreement_escrow::IAgreementEscrow::Status> for Agreemen
         Self::try_from(raw.into_underlying())
     }
 }
+
+/// The name of an `IAgreementEscrow.DeferralReason` (events carry it as a `uint8`), as the
+/// indexer stores it and the API shows it.
+pub fn deferral_reason(reason: u8) -> &'static str {
+    match reason {
+        0 => "sanctioned",
+        1 => "screening_unavailable",
+        2 => "transfer_failed",
+        _ => "unknown",
+    }
+}

@@ -217,7 +217,7 @@ pub async fn run<P: Provider>(
             return Err(Error::PayoutDeferred {
                 agreement_id: id,
                 tx: receipt.transaction_hash,
-                reason: deferral_reason(deferred.reason),
+                reason: pactum_bindings::deferral_reason(deferred.reason),
             });
         }
         seller_paid = amount;
@@ -383,15 +383,5 @@ pub fn usdc(amount: U256) -> String {
     } else {
         let frac = format!("{frac:06}");
         format!("{whole}.{} USDC", frac.trim_end_matches('0'))
-    }
-}
-
-/// The name of an `IAgreementEscrow.DeferralReason` (events carry it as a `uint8`).
-pub fn deferral_reason(reason: u8) -> &'static str {
-    match reason {
-        0 => "Sanctioned",
-        1 => "ScreeningUnavailable",
-        2 => "TransferFailed",
-        _ => "unknown",
     }
 }

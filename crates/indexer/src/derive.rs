@@ -28,16 +28,6 @@ pub struct DeriveError {
     pub state: String,
 }
 
-/// The name of an `IAgreementEscrow.DeferralReason`.
-pub fn deferral_reason(reason: u8) -> &'static str {
-    match reason {
-        0 => "sanctioned",
-        1 => "screening_unavailable",
-        2 => "transfer_failed",
-        _ => "unknown",
-    }
-}
-
 /// Applies one event to an agreement's state (`None` before activation). Events without an
 /// agreement leave it unchanged.
 pub fn apply(
@@ -132,7 +122,7 @@ pub fn apply(
         PactumEvent::Escrow(E::SellerPayoutDeferred(e))
             if s.status == AgreementStatus::SellerClaimed && !s.seller_paid =>
         {
-            s.deferral_reason = Some(deferral_reason(e.reason).to_owned());
+            s.deferral_reason = Some(pactum_bindings::deferral_reason(e.reason).to_owned());
             true
         }
         PactumEvent::Escrow(E::BuyerWithdrew(e)) => match s.status {
