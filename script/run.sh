@@ -3,11 +3,12 @@
 #   1. installs the toolchain and builds;
 #   2. starts PostgreSQL and Anvil (127.0.0.1:8545) if nothing answers there;
 #   3. deploys the contracts and writes .run/pactum.toml;
-#   4. starts the indexer and the API in one process (`pactum serve`, http://127.0.0.1:8080);
+#   4. starts the indexer, the relayer and the API in one process (`pactum serve`,
+#      http://127.0.0.1:8080);
 #   5. registers a demo owner, its buyer and seller agents and the buyer's API key;
-#   6. drives two agreements through their whole lifecycle (direct wallet calls, and signed
-#      authorizations submitted by a gas-sponsoring relayer account), then reads the escrow status
-#      back through the API.
+#   6. drives two agreements through their whole lifecycle (direct wallet calls; and, through the
+#      API's sponsored-action endpoints, signed authorizations the relayer submits and pays for),
+#      then reads the escrow status back through the API.
 # Anvil, PostgreSQL and `pactum serve` keep running afterwards (logs and pids in .run/).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -49,7 +50,7 @@ if [[ -f .run/serve.pid ]] && kill -0 "$(cat .run/serve.pid)" 2>/dev/null; then
   log "stopping the previous pactum serve"
   kill "$(cat .run/serve.pid)" && sleep 0.5
 fi
-log "starting the indexer and the API (pactum serve; log: .run/serve.log, pid: .run/serve.pid)"
+log "starting the indexer, the relayer and the API (pactum serve; log: .run/serve.log, pid: .run/serve.pid)"
 RUST_LOG="${RUST_LOG:-info}" nohup "$pactum" serve --config .run/pactum.toml >.run/serve.log 2>&1 &
 echo $! >.run/serve.pid
 for _ in $(seq 1 100); do

@@ -6,4 +6,5 @@ mod artifacts;
 mod chain;
 mod indexing;
 mod lifecycle;
+mod relayer;
 mod signatures;

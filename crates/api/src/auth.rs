@@ -48,6 +48,14 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// The wallets whose agreements this principal may see: an agent's own; an owner's agents'.
+    pub async fn visible_wallets(&self, pool: &sqlx::PgPool) -> Result<Vec<Address>, Problem> {
+        match self {
+            Self::Agent { wallet, .. } => Ok(vec![*wallet]),
+            Self::Owner { owner_id } => Ok(pactum_db::api::owner_wallets(pool, owner_id).await?),
+        }
+    }
+
     /// A stable identifier, scoping idempotency keys.
     pub fn scope(&self) -> String {
         match self {
@@ -185,23 +193,7 @@ pub fn verify_jwt(token: &str, config: &JwtConfig) -> Result<Claims, String> {
     Ok(claims)
 }
 
-/// 32 bytes from the operating system's CSPRNG.
-pub fn random_bytes() -> [u8; 32] {
-    let mut bytes = [0u8; 32];
-    // The OS RNG failing is not something to continue past.
-    getrandom::fill(&mut bytes).unwrap_or_else(|e| panic!("operating system RNG failed: {e}"));
-    bytes
-}
-
-/// `len` characters of base 32 (lowercase, digits 2-7) from the CSPRNG.
-pub fn random_id(len: usize) -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
-    // 256 is a multiple of 32, so `b % 32` is uniform.
-    random_bytes()[..len.min(32)]
-        .iter()
-        .map(|b| char::from(ALPHABET[usize::from(*b) % 32]))
-        .collect()
-}
+pub use pactum_db::{random_bytes, random_id};
 
 /// A new API key: `(key id, full key to hand out once, SHA-256 of the secret to store)`.
 pub fn generate_api_key() -> (String, String, [u8; 32]) {

@@ -4,6 +4,8 @@
 //! - Errors ([`problem`]): RFC 9457 problem details with a stable `code`.
 //! - Idempotent writes ([`idempotency`]): one middleware for every write endpoint.
 //! - `GET /usage-agreements/{agreement_id}/escrow-status` from the indexer's tables.
+//! - The settlement paths ([`routes::settlement`]): options, direct-path calldata, and sponsored
+//!   actions through the relayer.
 //! - `/health`, `/ready`, `/metrics` (Prometheus), `/openapi.json` (generated from the handlers).
 
 pub mod auth;
@@ -47,6 +49,8 @@ pub struct AppState {
     pub max_lag_blocks: u64,
     /// Request metrics.
     pub http_metrics: metrics::HttpMetrics,
+    /// The sponsored-action relayer (settlement endpoints answer 503 without one).
+    pub relayer: Option<pactum_relayer::Relayer>,
 }
 
 impl AppState {
@@ -59,6 +63,7 @@ impl AppState {
             indexer_metrics: None,
             max_lag_blocks: 64,
             http_metrics: metrics::HttpMetrics::default(),
+            relayer: None,
         }
     }
 }
@@ -101,6 +106,13 @@ impl Modify for SecuritySchemes {
     info(title = "pactum API", description = "Usage agreements between AI agents, settled through an on-chain escrow."),
     paths(
         routes::status::escrow_status,
+        routes::settlement::settlement_action_options,
+        routes::settlement::initiate_close_calldata,
+        routes::settlement::claim_instructions,
+        routes::settlement::sponsor_initiate_close,
+        routes::settlement::sponsor_seller_claim,
+        routes::settlement::sponsor_buyer_withdraw,
+        routes::settlement::sponsored_action_status,
         routes::keys::revoke,
         routes::health::health,
         routes::health::ready,
@@ -113,6 +125,16 @@ impl Modify for SecuritySchemes {
         routes::status::Transitions,
         routes::status::TransitionView,
         routes::status::IndexedHead,
+        routes::settlement::InitiateCloseBody,
+        routes::settlement::SellerClaimBody,
+        routes::settlement::BuyerWithdrawBody,
+        routes::settlement::DomainBody,
+        routes::settlement::RelayView,
+        routes::settlement::AttemptView,
+        routes::settlement::FailureView,
+        pactum_relayer::ActionOptions,
+        pactum_relayer::PathOption,
+        pactum_relayer::DirectCall,
         routes::keys::RevokeRequest,
         routes::keys::RevocationView,
         routes::health::Health,
@@ -129,6 +151,34 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/usage-agreements/{agreement_id}/escrow-status",
             get(routes::status::escrow_status),
+        )
+        .route(
+            "/usage-agreements/{agreement_id}/settlement-action-options",
+            get(routes::settlement::settlement_action_options),
+        )
+        .route(
+            "/usage-agreements/{agreement_id}/initiate-close-calldata",
+            get(routes::settlement::initiate_close_calldata),
+        )
+        .route(
+            "/usage-agreements/{agreement_id}/claim-instructions",
+            get(routes::settlement::claim_instructions),
+        )
+        .route(
+            "/usage-agreements/{agreement_id}/sponsored-actions/initiate-close",
+            post(routes::settlement::sponsor_initiate_close),
+        )
+        .route(
+            "/usage-agreements/{agreement_id}/sponsored-actions/seller-claim",
+            post(routes::settlement::sponsor_seller_claim),
+        )
+        .route(
+            "/usage-agreements/{agreement_id}/sponsored-actions/buyer-withdraw",
+            post(routes::settlement::sponsor_buyer_withdraw),
+        )
+        .route(
+            "/usage-agreements/{agreement_id}/sponsored-actions/{relay_id}",
+            get(routes::settlement::sponsored_action_status),
         )
         .route(
             "/agents/{agent_id}/api-keys/{key_id}/revoke",

@@ -210,6 +210,12 @@ pub async fn render(state: &AppState) -> String {
             s.range_splits,
         );
     }
+    if let Some(relayer) = &state.relayer {
+        let queue = pactum_db::relay::jobs_by_state(state.db.pool(), state.chain_id)
+            .await
+            .unwrap_or_default();
+        relayer.metrics().render(&mut out, &queue);
+    }
     state.http_metrics.render(&mut out);
     out
 }

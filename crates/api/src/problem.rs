@@ -25,6 +25,9 @@ pub struct Problem {
     pub code: &'static str,
     /// Explanation specific to this occurrence.
     pub detail: String,
+    /// When what was refused becomes possible (unix seconds), if only time stands in the way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub earliest_at: Option<u64>,
 }
 
 impl Problem {
@@ -41,6 +44,7 @@ impl Problem {
             status: status.as_u16(),
             code,
             detail: detail.into(),
+            earliest_at: None,
         }
     }
 

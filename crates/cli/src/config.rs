@@ -21,10 +21,24 @@
 //! | required JWT `iss` | `api.jwt_issuer` | `PACTUM_API_JWT_ISSUER` | not checked |
 //! | required JWT `aud` | `api.jwt_audience` | `PACTUM_API_JWT_AUDIENCE` | not checked |
 //! | `/ready` lag limit (blocks) | `api.max_lag_blocks` | `PACTUM_API_MAX_LAG_BLOCKS` | 64 |
+//! | relayer signer keys (hex, comma-separated in the environment) | `relayer.keys` | `PACTUM_RELAYER_KEYS` | none: no relayer |
+//! | confirmations before `confirmed` | `relayer.confirmations` | `PACTUM_RELAYER_CONFIRMATIONS` | 1 |
+//! | worker poll interval | `relayer.poll_interval_ms` | `PACTUM_RELAYER_POLL_INTERVAL_MS` | 200 |
+//! | re-check / fee-bump after | `relayer.stuck_after_ms` | `PACTUM_RELAYER_STUCK_AFTER_MS` | 15000 |
+//! | fee bump (%) | `relayer.fee_bump_percent` | `PACTUM_RELAYER_FEE_BUMP_PERCENT` | 15 |
+//! | tip (wei/gas) | `relayer.priority_fee_wei` | `PACTUM_RELAYER_PRIORITY_FEE_WEI` | 1 gwei |
+//! | jobs per round | `relayer.batch_size` | `PACTUM_RELAYER_BATCH_SIZE` | 64 |
+//! | gas ceiling per action | `relayer.max_gas_per_action` | `PACTUM_RELAYER_MAX_GAS_PER_ACTION` | 400000 |
+//! | actions per agreement | `relayer.max_actions_per_agreement` | `PACTUM_RELAYER_MAX_ACTIONS_PER_AGREEMENT` | 8 |
+//! | actions per party per day | `relayer.max_actions_per_party_per_day` | `PACTUM_RELAYER_MAX_ACTIONS_PER_PARTY_PER_DAY` | 500 |
+//! | daily gas budget | `relayer.daily_gas_budget` | `PACTUM_RELAYER_DAILY_GAS_BUDGET` | 500000000 |
+//! | minimum signer balance (wei) | `relayer.min_signer_balance_wei` | `PACTUM_RELAYER_MIN_SIGNER_BALANCE_WEI` | 10^16 |
+//! | minimum deadline margin (s) | `relayer.min_deadline_margin_secs` | `PACTUM_RELAYER_MIN_DEADLINE_MARGIN_SECS` | 60 |
+//! | fee cap (wei/gas) | `relayer.max_fee_per_gas_wei` | `PACTUM_RELAYER_MAX_FEE_PER_GAS_WEI` | 500 gwei |
 
 use std::{path::Path, str::FromStr, time::Duration};
 
-use alloy::primitives::Address;
+use alloy::{primitives::Address, signers::local::PrivateKeySigner};
 use eyre::{WrapErr, bail, eyre};
 use serde::Deserialize;
 
@@ -36,6 +50,51 @@ pub(crate) struct Config {
     pub(crate) chain: Chain,
     pub(crate) indexer: Indexer,
     pub(crate) api: Api,
+    pub(crate) relayer: Relayer,
+}
+
+/// `[relayer]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Relayer {
+    /// Private keys of the gas-paying accounts (one worker each).
+    pub(crate) keys: Vec<String>,
+    pub(crate) confirmations: u64,
+    pub(crate) poll_interval_ms: u64,
+    pub(crate) stuck_after_ms: u64,
+    pub(crate) fee_bump_percent: u64,
+    pub(crate) priority_fee_wei: u128,
+    pub(crate) batch_size: u32,
+    pub(crate) max_gas_per_action: u64,
+    pub(crate) max_actions_per_agreement: u64,
+    pub(crate) max_actions_per_party_per_day: u64,
+    pub(crate) daily_gas_budget: u64,
+    pub(crate) min_signer_balance_wei: u128,
+    pub(crate) min_deadline_margin_secs: u64,
+    pub(crate) max_fee_per_gas_wei: u128,
+}
+
+impl Default for Relayer {
+    fn default() -> Self {
+        let settings = pactum_relayer::Settings::new(0, Address::ZERO, Address::ZERO);
+        let policy = &settings.policy;
+        Self {
+            keys: Vec::new(),
+            confirmations: settings.confirmations,
+            poll_interval_ms: u64::try_from(settings.poll_interval.as_millis()).unwrap_or(200),
+            stuck_after_ms: u64::try_from(settings.stuck_after.as_millis()).unwrap_or(15_000),
+            fee_bump_percent: settings.fee_bump_percent,
+            priority_fee_wei: settings.priority_fee,
+            batch_size: settings.batch_size,
+            max_gas_per_action: policy.max_gas_per_action,
+            max_actions_per_agreement: policy.max_actions_per_agreement,
+            max_actions_per_party_per_day: policy.max_actions_per_party_per_day,
+            daily_gas_budget: policy.daily_gas_budget,
+            min_signer_balance_wei: policy.min_signer_balance.to(),
+            min_deadline_margin_secs: policy.min_deadline_margin,
+            max_fee_per_gas_wei: policy.max_fee_per_gas,
+        }
+    }
 }
 
 /// `[api]`.
@@ -203,6 +262,46 @@ impl Config {
         set_opt(&mut self.api.jwt_issuer, "PACTUM_API_JWT_ISSUER")?;
         set_opt(&mut self.api.jwt_audience, "PACTUM_API_JWT_AUDIENCE")?;
         set(&mut self.api.max_lag_blocks, "PACTUM_API_MAX_LAG_BLOCKS")?;
+        if let Some(keys) = env::<String>("PACTUM_RELAYER_KEYS")? {
+            self.relayer.keys = keys
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        let r = &mut self.relayer;
+        set(&mut r.confirmations, "PACTUM_RELAYER_CONFIRMATIONS")?;
+        set(&mut r.poll_interval_ms, "PACTUM_RELAYER_POLL_INTERVAL_MS")?;
+        set(&mut r.stuck_after_ms, "PACTUM_RELAYER_STUCK_AFTER_MS")?;
+        set(&mut r.fee_bump_percent, "PACTUM_RELAYER_FEE_BUMP_PERCENT")?;
+        set(&mut r.priority_fee_wei, "PACTUM_RELAYER_PRIORITY_FEE_WEI")?;
+        set(&mut r.batch_size, "PACTUM_RELAYER_BATCH_SIZE")?;
+        set(
+            &mut r.max_gas_per_action,
+            "PACTUM_RELAYER_MAX_GAS_PER_ACTION",
+        )?;
+        set(
+            &mut r.max_actions_per_agreement,
+            "PACTUM_RELAYER_MAX_ACTIONS_PER_AGREEMENT",
+        )?;
+        set(
+            &mut r.max_actions_per_party_per_day,
+            "PACTUM_RELAYER_MAX_ACTIONS_PER_PARTY_PER_DAY",
+        )?;
+        set(&mut r.daily_gas_budget, "PACTUM_RELAYER_DAILY_GAS_BUDGET")?;
+        set(
+            &mut r.min_signer_balance_wei,
+            "PACTUM_RELAYER_MIN_SIGNER_BALANCE_WEI",
+        )?;
+        set(
+            &mut r.min_deadline_margin_secs,
+            "PACTUM_RELAYER_MIN_DEADLINE_MARGIN_SECS",
+        )?;
+        set(
+            &mut r.max_fee_per_gas_wei,
+            "PACTUM_RELAYER_MAX_FEE_PER_GAS_WEI",
+        )?;
         Ok(())
     }
 
@@ -265,6 +364,66 @@ impl Config {
             issuer: self.api.jwt_issuer.clone(),
             audience: self.api.jwt_audience.clone(),
         }))
+    }
+
+    /// The relayer's signer keys and settings, validated; `None` when no key is configured.
+    pub(crate) fn relayer(
+        &self,
+    ) -> eyre::Result<Option<(Vec<PrivateKeySigner>, pactum_relayer::Settings)>> {
+        let r = &self.relayer;
+        if r.keys.is_empty() {
+            return Ok(None);
+        }
+        let mut keys = Vec::with_capacity(r.keys.len());
+        for (i, raw) in r.keys.iter().enumerate() {
+            // Never echo a key, not even a malformed one.
+            let key: PrivateKeySigner = raw.trim().parse().map_err(|_| {
+                eyre!("relayer.keys[{i}] is not a secp256k1 private key (0x + 64 hex digits)")
+            })?;
+            if keys
+                .iter()
+                .any(|k: &PrivateKeySigner| k.address() == key.address())
+            {
+                bail!("relayer.keys[{i}] repeats the key of {}", key.address());
+            }
+            keys.push(key);
+        }
+        let c = &self.chain;
+        let missing =
+            |key: &str, var: &str| eyre!("chain.{key} ({var}) is required by the relayer");
+        let mut settings = pactum_relayer::Settings::new(
+            c.chain_id
+                .ok_or_else(|| missing("chain_id", "PACTUM_CHAIN_ID"))?,
+            c.escrow
+                .ok_or_else(|| missing("escrow", "PACTUM_CHAIN_ESCROW"))?,
+            c.fee_collector
+                .ok_or_else(|| missing("fee_collector", "PACTUM_CHAIN_FEE_COLLECTOR"))?,
+        );
+        if r.batch_size == 0 || r.max_gas_per_action < 21_000 || r.confirmations == 0 {
+            bail!(
+                "relayer.batch_size and relayer.confirmations must be at least 1, relayer.max_gas_per_action at least 21000"
+            );
+        }
+        if r.fee_bump_percent < 10 {
+            bail!(
+                "relayer.fee_bump_percent must be at least 10 (nodes refuse smaller replacements)"
+            );
+        }
+        settings.confirmations = r.confirmations;
+        settings.poll_interval = Duration::from_millis(r.poll_interval_ms.max(10));
+        settings.stuck_after = Duration::from_millis(r.stuck_after_ms.max(100));
+        settings.fee_bump_percent = r.fee_bump_percent;
+        settings.priority_fee = r.priority_fee_wei;
+        settings.batch_size = r.batch_size;
+        let p = &mut settings.policy;
+        p.max_gas_per_action = r.max_gas_per_action;
+        p.max_actions_per_agreement = r.max_actions_per_agreement;
+        p.max_actions_per_party_per_day = r.max_actions_per_party_per_day;
+        p.daily_gas_budget = r.daily_gas_budget;
+        p.min_signer_balance = alloy::primitives::U256::from(r.min_signer_balance_wei);
+        p.min_deadline_margin = r.min_deadline_margin_secs;
+        p.max_fee_per_gas = r.max_fee_per_gas_wei;
+        Ok(Some((keys, settings)))
     }
 
     /// The indexer's configuration, validated.

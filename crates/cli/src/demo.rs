@@ -144,40 +144,120 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
         crate::status::show(api, key, direct.agreement_id, settled_tx).await?;
     }
 
-    println!(
-        "\n== agreement 2: sponsored relay (parties only sign; relayer {} submits and pays gas) ==",
-        relayer.address()
-    );
-    println!(
-        "  buyer {}  seller {}  (neither holds any ETH)",
-        relayed_buyer.address(),
-        relayed_seller.address()
-    );
-    let relayer_eth_before = provider.get_balance(relayer.address()).await?;
-    let agreement = demo_agreement(
-        &provider,
-        &deployment,
-        &relayed_buyer,
-        &relayed_seller,
-        "relayed",
-    )
-    .await?;
-    let relayed = scenario::run(
-        &provider,
-        &deployment,
-        &agreement,
-        &relayed_buyer,
-        &relayed_seller,
-        SettlementPath::Relayed {
-            relayer: relayer.address(),
-        },
-        &usage,
-        print_step,
-    )
-    .await?;
-    println!("  agreement id {}", relayed.agreement_id);
-    let relayer_spent = relayer_eth_before - provider.get_balance(relayer.address()).await?;
-    println!("  relayer paid {relayer_spent} wei of gas; buyer and seller paid none");
+    match (&args.api_url, &args.api_key, &args.config) {
+        (Some(api), Some(_), Some(config)) => {
+            println!(
+                "\n== agreement 2: sponsored settlement through the pactum API (parties only sign; the relayer in `pactum serve` submits and pays gas) =="
+            );
+            println!(
+                "  buyer {}  seller {}  (neither holds any ETH)",
+                relayed_buyer.address(),
+                relayed_seller.address()
+            );
+            let [buyer_key, seller_key] = crate::sponsored::register(
+                config,
+                "demo-owner",
+                [
+                    ("buyer", relayed_buyer.address()),
+                    ("seller", relayed_seller.address()),
+                ],
+            )
+            .await?;
+            let agreement = demo_agreement(
+                &provider,
+                &deployment,
+                &relayed_buyer,
+                &relayed_seller,
+                "sponsored",
+            )
+            .await?;
+            // Activation still goes on chain from a funded account here: the activate-escrow
+            // endpoint that hands the buyer's package to the relayer is not built yet.
+            let (id, receipt) = scenario::activate(
+                &provider,
+                &deployment,
+                &agreement,
+                &relayed_buyer,
+                relayer.address(),
+            )
+            .await?;
+            println!(
+                "  [activate     ] the buyer's signed activation package, submitted by {}\n                  tx {}  gas {}  block {}",
+                short(relayer.address()),
+                receipt.transaction_hash,
+                receipt.gas_used,
+                receipt.block_number.unwrap_or_default()
+            );
+            let highest = usage[usage.len() - 1];
+            println!(
+                "  [voucher      ] the buyer signs cumulative vouchers of {} (off-chain); the seller keeps the highest",
+                usage
+                    .iter()
+                    .map(|u| usdc(*u))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let buyer = crate::sponsored::Party {
+                label: "buyer",
+                signer: &relayed_buyer,
+                api_key: buyer_key,
+            };
+            let seller = crate::sponsored::Party {
+                label: "seller",
+                signer: &relayed_seller,
+                api_key: seller_key,
+            };
+            let settled = crate::sponsored::settle(
+                api,
+                chain_id,
+                deployment.escrow,
+                id,
+                &buyer,
+                &seller,
+                highest,
+            )
+            .await?;
+            println!("  agreement id {id}");
+            crate::status::show(api, &buyer.api_key, id, Some(settled)).await?;
+        }
+        _ => {
+            println!(
+                "\n== agreement 2: sponsored relay (parties only sign; relayer {} submits and pays gas) ==",
+                relayer.address()
+            );
+            println!(
+                "  buyer {}  seller {}  (neither holds any ETH)",
+                relayed_buyer.address(),
+                relayed_seller.address()
+            );
+            let relayer_eth_before = provider.get_balance(relayer.address()).await?;
+            let agreement = demo_agreement(
+                &provider,
+                &deployment,
+                &relayed_buyer,
+                &relayed_seller,
+                "relayed",
+            )
+            .await?;
+            let relayed = scenario::run(
+                &provider,
+                &deployment,
+                &agreement,
+                &relayed_buyer,
+                &relayed_seller,
+                SettlementPath::Relayed {
+                    relayer: relayer.address(),
+                },
+                &usage,
+                print_step,
+            )
+            .await?;
+            println!("  agreement id {}", relayed.agreement_id);
+            let relayer_spent =
+                relayer_eth_before - provider.get_balance(relayer.address()).await?;
+            println!("  relayer paid {relayer_spent} wei of gas; buyer and seller paid none");
+        }
+    }
 
     println!("\n== fees ==");
     let collector = InfraFeeCollector::new(deployment.fee_collector, &provider);

@@ -76,6 +76,12 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
         "[api]\nlisten = \"{}\"\njwt_secret = \"{secret}\"",
         args.listen
     );
+    // The relayer pays gas from development account 5 (a development chain's well-known key).
+    let _ = writeln!(
+        toml,
+        "\n[relayer]\nkeys = [\"{}\"]\nstuck_after_ms = 5000",
+        pactum_devnet::DEV_PRIVATE_KEYS[5]
+    );
     std::fs::write(&args.config_out, toml)
         .wrap_err_with(|| format!("cannot write {}", args.config_out.display()))?;
     println!("  configuration written to {}", args.config_out.display());

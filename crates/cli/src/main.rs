@@ -8,6 +8,7 @@ mod demo;
 mod deploy;
 mod indexer;
 mod serve;
+mod sponsored;
 mod status;
 
 /// pactum: usage agreements between AI agents, settled through an on-chain escrow.
@@ -32,7 +33,9 @@ enum Command {
     Verify(indexer::ServiceArgs),
     /// Serve the HTTP API over the indexed state (until SIGINT/SIGTERM).
     Api(indexer::ServiceArgs),
-    /// Run the indexer and the API in one process (local use).
+    /// Run the relayer's workers: submit accepted sponsored actions from the configured keys.
+    Relayer(indexer::ServiceArgs),
+    /// Run the indexer, the relayer (if keys are configured) and the API in one process.
     Serve(indexer::ServiceArgs),
     /// Register owners, agents and API keys; mint owner JWTs.
     Admin(admin::Args),
@@ -42,8 +45,9 @@ enum Command {
 async fn main() -> eyre::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,pactum_indexer=info,pactum_api=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                "warn,pactum_indexer=info,pactum_api=info,pactum_relayer=info".into()
+            }),
         )
         .with_target(true)
         .init();
@@ -53,6 +57,7 @@ async fn main() -> eyre::Result<()> {
         Command::Indexer(args) => indexer::run(args).await,
         Command::Verify(args) => indexer::verify(args).await,
         Command::Api(args) => serve::api(args).await,
+        Command::Relayer(args) => serve::relayer(args).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Admin(args) => admin::run(args).await,
     }

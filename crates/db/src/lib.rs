@@ -5,11 +5,13 @@
 //! - [`chain`]: the indexer's checkpoint, recent block hashes, raw events and derived agreement
 //!   state.
 //! - [`api`]: owners, agents, API keys, and the idempotency records of write requests.
+//! - [`relay`]: the relayer's signer keys and nonces, jobs and signed attempts.
 //! - [`testing`] (feature `testing`): a fresh database per test.
 
 pub mod api;
 pub mod chain;
 mod error;
+pub mod relay;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -20,6 +22,25 @@ use sqlx::{
     PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
+
+/// 32 bytes from the operating system's CSPRNG.
+pub fn random_bytes() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    // The OS RNG failing is not something to continue past.
+    getrandom::fill(&mut bytes).unwrap_or_else(|e| panic!("operating system RNG failed: {e}"));
+    bytes
+}
+
+/// `len` (at most 32) characters of base 32 (lowercase, digits 2-7) from the CSPRNG: the random
+/// part of row ids (`rel_...`, `rev_...`) and secrets.
+pub fn random_id(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+    // 256 is a multiple of 32, so `b % 32` is uniform.
+    random_bytes()[..len.min(32)]
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % 32]))
+        .collect()
+}
 
 /// The migrations embedded in the binary, applied by [`Db::connect`].
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -2,4 +2,5 @@
 
 pub mod health;
 pub mod keys;
+pub mod settlement;
 pub mod status;

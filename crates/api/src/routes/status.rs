@@ -1,7 +1,7 @@
 //! `GET /usage-agreements/{agreement_id}/escrow-status`: an agreement's on-chain escrow, from
 //! indexed state.
 
-use alloy::primitives::{Address, B256};
+use alloy::primitives::B256;
 use axum::{
     Json,
     extract::{Path, State},
@@ -208,12 +208,7 @@ pub async fn escrow_status(
     let id = parse_agreement_id(&raw)?;
     // Whom the caller may see is settled before the agreement is looked up, so that an existing
     // and a missing id cost the same.
-    let wallets: Vec<Address> = match &principal {
-        Principal::Agent { wallet, .. } => vec![*wallet],
-        Principal::Owner { owner_id } => {
-            pactum_db::api::owner_wallets(state.db.pool(), owner_id).await?
-        }
-    };
+    let wallets = principal.visible_wallets(state.db.pool()).await?;
     let mut conn = state
         .db
         .pool()

@@ -1,0 +1,409 @@
+//! Accepting a request: every check that can refuse it runs here, before any gas is spent.
+
+use std::sync::Arc;
+
+use alloy::{
+    primitives::{Address, B256, U256},
+    providers::DynProvider,
+    sol_types::{Eip712Domain, SolStruct},
+};
+use pactum_bindings::{
+    Agreement,
+    eip712::{self, Voucher},
+};
+use pactum_db::{
+    Db,
+    relay::{self, Attempt, Inserted, Job, NewJob},
+};
+use tokio::sync::Notify;
+
+use crate::{
+    AcceptError, Authorization, Error, Metrics, Refusal, Settings,
+    chain::{self, Simulation},
+    options::eligibility,
+};
+
+/// A request the relayer took on.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// Its job.
+    pub job: Job,
+    /// The same authorization had been accepted before: this is that job.
+    pub existing: bool,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: Db,
+    provider: DynProvider,
+    settings: Settings,
+    /// The signer keys' addresses (simulations run from the first).
+    signers: Vec<Address>,
+    wake: Notify,
+    metrics: Metrics,
+}
+
+/// The relayer's shared handle: accepts requests, answers questions about jobs, and wakes the
+/// workers. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Relayer {
+    inner: Arc<Inner>,
+}
+
+impl Relayer {
+    /// A relayer for `settings` on `provider` (which must be on `settings.chain_id`), submitting
+    /// from `signers` (their workers run separately, see [`crate::Worker`]).
+    pub async fn new(
+        db: Db,
+        provider: DynProvider,
+        settings: Settings,
+        signers: Vec<Address>,
+    ) -> Result<Self, Error> {
+        let actual = chain::chain_id(&provider).await?;
+        if actual != settings.chain_id {
+            return Err(Error::WrongChain {
+                expected: settings.chain_id,
+                actual,
+            });
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                provider,
+                settings,
+                signers,
+                wake: Notify::new(),
+                metrics: Metrics::default(),
+            }),
+        })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// The node.
+    pub fn provider(&self) -> &DynProvider {
+        &self.inner.provider
+    }
+
+    /// Counters and latencies.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The signer keys' addresses.
+    pub fn signers(&self) -> &[Address] {
+        &self.inner.signers
+    }
+
+    /// The escrow's EIP-712 domain.
+    pub fn escrow_domain(&self) -> Eip712Domain {
+        eip712::escrow_domain(self.inner.settings.chain_id, self.inner.settings.escrow)
+    }
+
+    /// Wakes the workers (a job was queued).
+    pub fn wake(&self) {
+        self.inner.wake.notify_waiters();
+    }
+
+    pub(crate) fn woken(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.wake.notified()
+    }
+
+    /// A job and its attempts.
+    pub async fn job(&self, relay_id: &str) -> Result<Option<(Job, Vec<Attempt>)>, Error> {
+        let pool = self.inner.db.pool();
+        let Some(job) = relay::job_by_id(pool, relay_id).await? else {
+            return Ok(None);
+        };
+        let attempts = relay::attempts_of(pool, relay_id).await?;
+        Ok(Some((job, attempts)))
+    }
+
+    /// Why sponsoring is paused, if it is: no signer key was seen holding the minimum balance.
+    pub async fn sponsor_unavailable(&self) -> Result<Option<Refusal>, Error> {
+        let settings = &self.inner.settings;
+        let balances = relay::signer_balances(self.inner.db.pool(), settings.chain_id).await?;
+        let funded = balances.iter().any(|(address, balance, _)| {
+            self.inner.signers.contains(address)
+                && balance.is_some_and(|b| b >= settings.policy.min_signer_balance)
+        });
+        Ok((!funded).then(|| {
+            Refusal::new(
+                503,
+                "sponsor_paused",
+                "Sponsoring paused",
+                "no relayer key holds the minimum balance; sponsoring resumes once one is topped up \
+                 (the direct path stays open)",
+            )
+        }))
+    }
+
+    /// Checks `authorization` for the agreement with `terms` and queues it. Refusals spend no gas.
+    /// The same authorization (same signed digest) always yields the same job.
+    pub async fn accept(
+        &self,
+        terms: &Agreement,
+        authorization: Authorization,
+        requested_by: &str,
+    ) -> Result<Accepted, AcceptError> {
+        let settings = &self.inner.settings;
+        let provider = &self.inner.provider;
+        let domain = self.escrow_domain();
+        let id = eip712::agreement_id(terms, &domain);
+        let target = settings.escrow;
+        let digest = authorization.digest(terms, id, &domain, target);
+        let kind = authorization.kind();
+
+        let mut conn = self.inner.db.pool().acquire().await?;
+        if let Some(job) = relay::job_by_authorization(&mut conn, settings.chain_id, digest).await?
+        {
+            return Ok(Accepted {
+                job,
+                existing: true,
+            });
+        }
+        drop(conn);
+
+        let head = chain::head(provider).await?;
+        let deadline = authorization.deadline();
+        if deadline <= head.timestamp {
+            return Err(Refusal::invalid(
+                "authorization_expired",
+                "Authorization expired",
+                format!(
+                    "deadline {deadline} is not after block time {}",
+                    head.timestamp
+                ),
+            )
+            .into());
+        }
+        if deadline < head.timestamp + settings.policy.min_deadline_margin {
+            return Err(Refusal::invalid(
+                "deadline_too_soon",
+                "Deadline too soon",
+                format!(
+                    "deadline {deadline} leaves less than {} s after block time {}: sign a later one",
+                    settings.policy.min_deadline_margin, head.timestamp
+                ),
+            )
+            .into());
+        }
+
+        let state = chain::agreement_state(provider, settings.escrow, id).await?;
+        eligibility(kind, terms, &state, head.timestamp)?;
+        self.check_message(terms, id, &authorization, state.settledAmount)
+            .await?;
+
+        let signer = authorization.signer(terms);
+        if let Some(signature) = authorization.signature()
+            && !chain::signature_valid(provider, signer, digest, signature).await?
+        {
+            return Err(Refusal::invalid(
+                "invalid_signature",
+                "Invalid signature",
+                format!(
+                    "the signature is not {signer}'s on digest {digest} (escrow domain: chain {}, contract {})",
+                    settings.chain_id, settings.escrow
+                ),
+            )
+            .into());
+        }
+        if let (
+            Authorization::SellerClaim {
+                amount,
+                voucher_signature,
+                ..
+            },
+            0,
+        ) = (&authorization, state.settledAmount)
+        {
+            let voucher = Voucher {
+                agreementId: id,
+                cumulativeAmount: *amount,
+            }
+            .eip712_signing_hash(&domain);
+            if !chain::signature_valid(provider, terms.buyer, voucher, voucher_signature).await? {
+                return Err(Refusal::invalid(
+                    "invalid_voucher",
+                    "Invalid voucher",
+                    format!(
+                        "the voucher for {amount} is not signed by the buyer {}",
+                        terms.buyer
+                    ),
+                )
+                .into());
+            }
+        }
+
+        if let Some(paused) = self.sponsor_unavailable().await? {
+            return Err(paused.into());
+        }
+        let calldata = authorization.calldata(terms);
+        let from = self.inner.signers.first().copied().unwrap_or_default();
+        let estimate = match chain::simulate(provider, from, target, &calldata).await? {
+            Simulation::Ok(gas) => gas,
+            Simulation::Reverts(refusal) => return Err(refusal.into()),
+        };
+        let policy = &settings.policy;
+        if estimate > policy.max_gas_per_action {
+            return Err(Refusal::invalid(
+                "gas_ceiling_exceeded",
+                "Gas ceiling exceeded",
+                format!(
+                    "the call needs about {estimate} gas; the sponsor pays at most {} per action",
+                    policy.max_gas_per_action
+                ),
+            )
+            .into());
+        }
+        let gas_limit = (estimate.saturating_mul(100 + settings.gas_margin_percent) / 100)
+            .min(policy.max_gas_per_action);
+
+        let relay_id = format!("rel_{}", pactum_db::random_id(20));
+        let new = NewJob {
+            id: &relay_id,
+            chain_id: settings.chain_id,
+            agreement_id: id,
+            action: kind,
+            authorization: digest,
+            signer,
+            buyer: terms.buyer,
+            seller: terms.seller,
+            target,
+            calldata: &calldata,
+            deadline,
+            gas_limit,
+            requested_by,
+        };
+        let mut tx = self.inner.db.pool().begin().await?;
+        relay::lock_acceptance(&mut tx, settings.chain_id).await?;
+        let usage = relay::usage(&mut tx, settings.chain_id, id, signer).await?;
+        if usage.agreement_jobs >= policy.max_actions_per_agreement {
+            return Err(quota(format!(
+                "the agreement already had {} sponsored actions (limit {})",
+                usage.agreement_jobs, policy.max_actions_per_agreement
+            )));
+        }
+        if usage.signer_jobs_24h >= policy.max_actions_per_party_per_day {
+            return Err(quota(format!(
+                "{signer} signed {} sponsored actions in the last 24 hours (limit {})",
+                usage.signer_jobs_24h, policy.max_actions_per_party_per_day
+            )));
+        }
+        if usage.gas_today.saturating_add(gas_limit) > policy.daily_gas_budget {
+            return Err(Refusal::new(
+                429,
+                "sponsor_budget_exhausted",
+                "Sponsor budget exhausted",
+                format!(
+                    "today's gas budget ({}) is spent or reserved ({}); the direct path stays open",
+                    policy.daily_gas_budget, usage.gas_today
+                ),
+            )
+            .into());
+        }
+        let outcome = relay::insert_job(&mut tx, &new).await?;
+        tx.commit().await?;
+        match outcome {
+            Inserted::New(job) => {
+                self.inner.metrics.accepted(kind);
+                tracing::info!(relay_id = %job.id, agreement = %id, action = kind.as_str(), %signer, "sponsored action accepted");
+                self.wake();
+                Ok(Accepted {
+                    job,
+                    existing: false,
+                })
+            }
+            Inserted::Existing(job) => Ok(Accepted {
+                job,
+                existing: true,
+            }),
+            Inserted::Competing(other) => Err(Refusal::conflict(
+                "competing_action_in_flight",
+                "Another action in flight",
+                format!(
+                    "{} ({}) for this agreement is still in flight; retry once it is confirmed or failed",
+                    other.id,
+                    other.action.as_str()
+                ),
+            )
+            .into()),
+        }
+    }
+
+    /// Checks of the signed message's own fields against the terms and the state.
+    async fn check_message(
+        &self,
+        terms: &Agreement,
+        _id: B256,
+        authorization: &Authorization,
+        settled: u128,
+    ) -> Result<(), AcceptError> {
+        let escrow = self.inner.settings.escrow;
+        let recipient_ok = |r: &Address| !r.is_zero() && *r != escrow;
+        match authorization {
+            Authorization::InitiateClose { party, .. } => {
+                if *party != terms.buyer && *party != terms.seller {
+                    return Err(Refusal::invalid(
+                        "not_a_party",
+                        "Not a party",
+                        format!("{party} is neither the buyer nor the seller"),
+                    )
+                    .into());
+                }
+            }
+            Authorization::SellerClaim {
+                amount, recipient, ..
+            } => {
+                if !recipient_ok(recipient) {
+                    return Err(invalid_recipient(*recipient));
+                }
+                if settled > 0 && *amount != U256::from(settled) {
+                    return Err(Refusal::invalid(
+                        "claim_amount_mismatch",
+                        "Claim amount mismatch",
+                        format!("the recorded entitlement is {settled}, not {amount}"),
+                    )
+                    .into());
+                }
+                if amount.is_zero() || *amount > terms.maxAmount {
+                    return Err(Refusal::invalid(
+                        "invalid_amount",
+                        "Invalid amount",
+                        format!("{amount} is zero or above the maximum {}", terms.maxAmount),
+                    )
+                    .into());
+                }
+            }
+            Authorization::BuyerWithdraw { recipient, .. } => {
+                if !recipient_ok(recipient) {
+                    return Err(invalid_recipient(*recipient));
+                }
+            }
+            Authorization::ActivateWithAuthorization { .. }
+            | Authorization::ActivateWithPermit { .. } => {}
+        }
+        Ok(())
+    }
+}
+
+fn invalid_recipient(recipient: Address) -> AcceptError {
+    Refusal::invalid(
+        "invalid_recipient",
+        "Invalid recipient",
+        format!("{recipient} cannot receive the payout (zero address or the escrow)"),
+    )
+    .into()
+}
+
+fn quota(detail: String) -> AcceptError {
+    Refusal::new(429, "quota_exceeded", "Sponsor quota exceeded", detail).into()
+}

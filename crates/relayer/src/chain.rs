@@ -1,0 +1,336 @@
+//! What the relayer asks the node: the head, an agreement's state, code and ERC-1271 answers,
+//! gas estimates (the simulation), and the meaning of a revert.
+
+use alloy::{
+    eips::{BlockId, BlockNumberOrTag},
+    primitives::{Address, B256, Bytes, U256, b256},
+    providers::{DynProvider, Provider},
+    rpc::types::TransactionRequest,
+    signers::Signature,
+    sol,
+    sol_types::{SolCall, SolInterface},
+    transports::{RpcError, TransportErrorKind},
+};
+use pactum_bindings::{
+    AgreementEscrow::{self, AgreementEscrowErrors},
+    AgreementState,
+};
+
+use crate::{Error, Refusal};
+
+sol! {
+    /// ERC-1271.
+    function isValidSignature(bytes32 hash, bytes signature) external view returns (bytes4 magic);
+}
+
+/// `isValidSignature`'s success value.
+const ERC1271_MAGIC: [u8; 4] = [0x16, 0x26, 0xba, 0x7e];
+/// Half the secp256k1 group order: OpenZeppelin's ECDSA refuses signatures with a larger `s`.
+const HALF_ORDER: B256 = b256!("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0");
+
+/// The latest block, as far as the relayer needs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Head {
+    pub(crate) number: u64,
+    pub(crate) timestamp: u64,
+    pub(crate) base_fee: u128,
+}
+
+pub(crate) async fn head(provider: &DynProvider) -> Result<Head, Error> {
+    let block = provider
+        .get_block_by_number(BlockNumberOrTag::Latest)
+        .await
+        .map_err(|e| Error::node("reading the latest block", e))?
+        .ok_or_else(|| Error::node("reading the latest block", "node returned no block"))?;
+    Ok(Head {
+        number: block.header.number,
+        timestamp: block.header.timestamp,
+        base_fee: u128::from(block.header.base_fee_per_gas.unwrap_or(0)),
+    })
+}
+
+pub(crate) async fn agreement_state(
+    provider: &DynProvider,
+    escrow: Address,
+    id: B256,
+) -> Result<AgreementState, Error> {
+    AgreementEscrow::new(escrow, provider)
+        .agreementState(id)
+        .call()
+        .block(BlockId::latest())
+        .await
+        .map_err(|e| Error::node("reading the agreement state", e))
+}
+
+/// What a signer's account supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SignerKind {
+    /// No code (or an EIP-7702 delegation): ECDSA.
+    Eoa,
+    /// A contract answering ERC-1271.
+    Erc1271,
+    /// A contract without ERC-1271: it can only act directly.
+    Unsupported,
+}
+
+fn is_delegation(code: &[u8]) -> bool {
+    code.len() == 23 && code.starts_with(&[0xef, 0x01, 0x00])
+}
+
+/// Probes `account`: a contract "supports" ERC-1271 when `isValidSignature` answers at all (a
+/// 32-byte result, or a revert carrying a reason), rather than falling into an empty fallback.
+pub(crate) async fn signer_kind(
+    provider: &DynProvider,
+    account: Address,
+) -> Result<SignerKind, Error> {
+    let code = provider
+        .get_code_at(account)
+        .await
+        .map_err(|e| Error::node("reading a signer's code", e))?;
+    if code.is_empty() || is_delegation(&code) {
+        return Ok(SignerKind::Eoa);
+    }
+    let probe = isValidSignatureCall {
+        hash: B256::ZERO,
+        signature: Bytes::new(),
+    };
+    let request = TransactionRequest::default()
+        .to(account)
+        .input(probe.abi_encode().into());
+    match provider.call(request).block(BlockId::latest()).await {
+        Ok(out) if out.len() >= 32 => Ok(SignerKind::Erc1271),
+        Ok(_) => Ok(SignerKind::Unsupported),
+        Err(err) => match revert_data(&err) {
+            Some(data) if !data.is_empty() => Ok(SignerKind::Erc1271),
+            Some(_) => Ok(SignerKind::Unsupported),
+            None => Err(Error::node("probing a signer for ERC-1271", err)),
+        },
+    }
+}
+
+/// Recovers an EOA signature the way the escrow (OpenZeppelin ECDSA) does: 65 bytes, `v` 27 or
+/// 28, `s` in the lower half of the order.
+fn recover(digest: B256, signature: &[u8]) -> Option<Address> {
+    if signature.len() != 65 || !matches!(signature[64], 27 | 28) {
+        return None;
+    }
+    if B256::from_slice(&signature[32..64]) > HALF_ORDER {
+        return None;
+    }
+    let sig = Signature::from_raw(signature).ok()?;
+    sig.recover_address_from_prehash(&digest).ok()
+}
+
+/// Whether `signature` is `signer`'s on `digest`, exactly as the escrow decides it: ECDSA first,
+/// then ERC-1271 if the signer has code.
+pub(crate) async fn signature_valid(
+    provider: &DynProvider,
+    signer: Address,
+    digest: B256,
+    signature: &Bytes,
+) -> Result<bool, Error> {
+    if recover(digest, signature) == Some(signer) {
+        return Ok(true);
+    }
+    let code = provider
+        .get_code_at(signer)
+        .await
+        .map_err(|e| Error::node("reading a signer's code", e))?;
+    if code.is_empty() {
+        return Ok(false);
+    }
+    let call = isValidSignatureCall {
+        hash: digest,
+        signature: signature.clone(),
+    };
+    let request = TransactionRequest::default()
+        .to(signer)
+        .input(call.abi_encode().into());
+    match provider.call(request).block(BlockId::latest()).await {
+        Ok(out) => Ok(out.len() >= 32 && out[..4] == ERC1271_MAGIC),
+        Err(err) if revert_data(&err).is_some() => Ok(false),
+        Err(err) => Err(Error::node("calling isValidSignature", err)),
+    }
+}
+
+/// The revert data of a failed call or estimate, if the node says it reverted.
+pub(crate) fn revert_data(err: &RpcError<TransportErrorKind>) -> Option<Bytes> {
+    let payload = err.as_error_resp()?;
+    if let Some(data) = payload.as_revert_data() {
+        return Some(data);
+    }
+    // A revert without data (e.g. `revert()`), which some nodes report without a data field.
+    payload.message.contains("revert").then(Bytes::new)
+}
+
+/// The outcome of simulating a call.
+#[derive(Debug)]
+pub(crate) enum Simulation {
+    /// It succeeds with about this much gas.
+    Ok(u64),
+    /// It reverts: why, for the client.
+    Reverts(Refusal),
+}
+
+/// Simulates `input` on `to` from `from` (`eth_estimateGas`: it runs the call and finds the gas it
+/// needs).
+pub(crate) async fn simulate(
+    provider: &DynProvider,
+    from: Address,
+    to: Address,
+    input: &Bytes,
+) -> Result<Simulation, Error> {
+    let request = TransactionRequest::default()
+        .from(from)
+        .to(to)
+        .input(input.clone().into());
+    // Against the latest block, never `pending`: the pending block holds the relayer's own
+    // unmined transactions, and a simulation seeing its own action already applied would
+    // wrongly conclude that the action can no longer succeed.
+    match provider
+        .estimate_gas(request)
+        .block(BlockId::latest())
+        .await
+    {
+        Ok(gas) => Ok(Simulation::Ok(gas)),
+        Err(err) => match revert_data(&err) {
+            Some(data) => Ok(Simulation::Reverts(explain_revert(&data))),
+            None => {
+                // Some nodes report running out of gas (or funds) instead of a revert.
+                let message = err.as_error_resp().map(|p| p.message.to_string());
+                match message {
+                    Some(m) if m.contains("gas") || m.contains("funds") => Ok(Simulation::Reverts(
+                        Refusal::invalid("simulation_failed", "Simulation failed", m),
+                    )),
+                    _ => Err(Error::node("simulating the call", err)),
+                }
+            }
+        },
+    }
+}
+
+/// A revert of the escrow, as a refusal with a stable code.
+pub(crate) fn explain_revert(data: &[u8]) -> Refusal {
+    use AgreementEscrowErrors as E;
+    let Ok(error) = AgreementEscrowErrors::abi_decode(data) else {
+        return Refusal::invalid(
+            "simulation_failed",
+            "Simulation failed",
+            format!(
+                "the call reverts with data 0x{} (not an escrow error: the token or the oracle refused)",
+                alloy::hex::encode(data)
+            ),
+        );
+    };
+    match error {
+        E::UnexpectedStatus(e) => Refusal::conflict(
+            "wrong_state",
+            "Wrong agreement state",
+            format!(
+                "the agreement is {:?} on chain, the action needs {:?}",
+                e.actual, e.expected
+            ),
+        ),
+        E::SanctionedAddress(e) => Refusal::invalid(
+            "sanctioned",
+            "Sanctioned address",
+            format!("{} is on the sanctions list", e.account),
+        ),
+        E::NotParty(e) => Refusal::invalid(
+            "not_a_party",
+            "Not a party",
+            format!("{} is not {}", e.caller, e.expected),
+        ),
+        E::NotBuyerOrSeller(e) => Refusal::invalid(
+            "not_a_party",
+            "Not a party",
+            format!("{} is neither the buyer nor the seller", e.account),
+        ),
+        E::AuthorizationExpired(e) => Refusal::invalid(
+            "authorization_expired",
+            "Authorization expired",
+            format!(
+                "deadline {} is before block time {}",
+                e.deadline, e.timestamp
+            ),
+        ),
+        E::InvalidSignature(e) => Refusal::invalid(
+            "invalid_signature",
+            "Invalid signature",
+            format!("the signature does not verify for {}", e.signer),
+        ),
+        E::InvalidVoucher(e) => Refusal::invalid(
+            "invalid_voucher",
+            "Invalid voucher",
+            format!("the buyer's voucher for {} does not verify", e.amount),
+        ),
+        E::InvalidVoucherAmount(e) => Refusal::invalid(
+            "invalid_amount",
+            "Invalid amount",
+            format!(
+                "voucher amount {} is zero or above the maximum {}",
+                e.amount, e.maxAmount
+            ),
+        ),
+        E::CloseWindowElapsed(e) => Refusal::conflict(
+            "close_window_elapsed",
+            "Close window elapsed",
+            format!("the close window ended at {}", e.closeDeadline),
+        ),
+        E::CloseWindowOpen(e) => Refusal::conflict(
+            "close_window_open",
+            "Close window still open",
+            format!("the buyer can withdraw from {}", e.closeDeadline),
+        )
+        .at(u64::try_from(e.closeDeadline).unwrap_or(u64::MAX)),
+        E::ClaimAmountMismatch(e) => Refusal::invalid(
+            "claim_amount_mismatch",
+            "Claim amount mismatch",
+            format!(
+                "the recorded entitlement is {}, not {}",
+                e.recorded, e.given
+            ),
+        ),
+        E::SellerAlreadyPaid(_) => Refusal::conflict(
+            "action_already_taken",
+            "Already done",
+            "the seller was already paid",
+        ),
+        E::BuyerAlreadyWithdrawn(_) => Refusal::conflict(
+            "action_already_taken",
+            "Already done",
+            "the buyer already withdrew its remainder",
+        ),
+        E::InvalidRecipient(e) => Refusal::invalid(
+            "invalid_recipient",
+            "Invalid recipient",
+            format!("{} cannot receive the payout", e.recipient),
+        ),
+        E::AgreementExpired(e) => Refusal::invalid(
+            "agreement_expired",
+            "Agreement expired",
+            format!("the terms expired at {}", e.expiry),
+        ),
+        other => Refusal::invalid(
+            "simulation_failed",
+            "Simulation failed",
+            format!("the escrow refuses the call: {other:?}"),
+        ),
+    }
+}
+
+/// The node's chain id.
+pub(crate) async fn chain_id(provider: &DynProvider) -> Result<u64, Error> {
+    provider
+        .get_chain_id()
+        .await
+        .map_err(|e| Error::node("reading the chain id", e))
+}
+
+/// An account's balance.
+pub(crate) async fn balance(provider: &DynProvider, account: Address) -> Result<U256, Error> {
+    provider
+        .get_balance(account)
+        .await
+        .map_err(|e| Error::node("reading a balance", e))
+}

@@ -1,0 +1,136 @@
+//! EIP-712 typed data as JSON (`eth_signTypedData_v4`), so that a client signs exactly what the
+//! escrow will verify.
+
+use alloy::{
+    primitives::{Address, B256, U256},
+    sol_types::{Eip712Domain, SolStruct},
+};
+use pactum_bindings::{
+    Agreement,
+    eip712::{BuyerWithdraw, InitiateClose, SellerClaim},
+};
+use serde_json::{Value, json};
+
+fn domain_json(domain: &Eip712Domain) -> Value {
+    json!({
+        "name": domain.name.as_deref().unwrap_or_default(),
+        "version": domain.version.as_deref().unwrap_or_default(),
+        "chainId": domain.chain_id.map(|c| c.to::<u64>()),
+        "verifyingContract": domain.verifying_contract.map(|a| a.to_string()),
+    })
+}
+
+fn fields<S: SolStruct>() -> Value {
+    // `eip712_encode_type` is "Name(type name,type name,...)" for these flat structs.
+    let encoded = S::eip712_encode_type();
+    let inner = encoded
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map_or("", |(inner, _)| inner);
+    Value::Array(
+        inner
+            .split(',')
+            .filter_map(|f| f.split_once(' '))
+            .map(|(ty, name)| json!({ "name": name, "type": ty }))
+            .collect(),
+    )
+}
+
+fn typed<S: SolStruct>(domain: &Eip712Domain, message: Value) -> Value {
+    json!({
+        "types": {
+            "EIP712Domain": [
+                { "name": "name", "type": "string" },
+                { "name": "version", "type": "string" },
+                { "name": "chainId", "type": "uint256" },
+                { "name": "verifyingContract", "type": "address" },
+            ],
+            S::NAME: fields::<S>(),
+        },
+        "primaryType": S::NAME,
+        "domain": domain_json(domain),
+        "message": message,
+    })
+}
+
+/// `InitiateClose` for `party`.
+pub fn initiate_close(
+    domain: &Eip712Domain,
+    id: B256,
+    party: Address,
+    deadline: u64,
+) -> (Value, B256) {
+    let message = InitiateClose {
+        agreementId: id,
+        party,
+        deadline: U256::from(deadline),
+    };
+    let json = json!({ "agreementId": id.to_string(), "party": party.to_string(), "deadline": deadline.to_string() });
+    (
+        typed::<InitiateClose>(domain, json),
+        message.eip712_signing_hash(domain),
+    )
+}
+
+/// `SellerClaim` of `amount` to `recipient`.
+pub fn seller_claim(
+    domain: &Eip712Domain,
+    id: B256,
+    amount: U256,
+    recipient: Address,
+    deadline: u64,
+) -> (Value, B256) {
+    let message = SellerClaim {
+        agreementId: id,
+        amount,
+        recipient,
+        deadline: U256::from(deadline),
+    };
+    let json = json!({
+        "agreementId": id.to_string(),
+        "amount": amount.to_string(),
+        "recipient": recipient.to_string(),
+        "deadline": deadline.to_string(),
+    });
+    (
+        typed::<SellerClaim>(domain, json),
+        message.eip712_signing_hash(domain),
+    )
+}
+
+/// `BuyerWithdraw` to `recipient`.
+pub fn buyer_withdraw(
+    domain: &Eip712Domain,
+    id: B256,
+    recipient: Address,
+    deadline: u64,
+) -> (Value, B256) {
+    let message = BuyerWithdraw {
+        agreementId: id,
+        recipient,
+        deadline: U256::from(deadline),
+    };
+    let json = json!({
+        "agreementId": id.to_string(),
+        "recipient": recipient.to_string(),
+        "deadline": deadline.to_string(),
+    });
+    (
+        typed::<BuyerWithdraw>(domain, json),
+        message.eip712_signing_hash(domain),
+    )
+}
+
+/// The terms as JSON (amounts as decimal strings).
+pub fn terms_json(terms: &Agreement) -> Value {
+    json!({
+        "buyer": terms.buyer.to_string(),
+        "seller": terms.seller.to_string(),
+        "token": terms.token.to_string(),
+        "maxAmount": terms.maxAmount.to_string(),
+        "infraFee": terms.infraFee.to_string(),
+        "expiry": terms.expiry.to_string(),
+        "closeWindow": terms.closeWindow.to_string(),
+        "salt": terms.salt.to_string(),
+    })
+}

@@ -1,0 +1,239 @@
+//! The chain misbehaving under the relayer: a node that forgets a transaction, a base-fee spike,
+//! the key's nonce moved under it (both ways), and interval mining. Each time every accepted
+//! authorization takes effect exactly once and the key's nonces have no gap.
+
+use std::time::{Duration, Instant};
+
+use alloy::{
+    primitives::{B256, U256},
+    providers::Provider,
+    transports::http::reqwest::StatusCode,
+};
+use pactum_bindings::AgreementStatus;
+use serde_json::Value;
+
+use super::{Fixture, Sign};
+
+async fn rpc(f: &Fixture, method: &'static str, params: Value) -> eyre::Result<Value> {
+    Ok(f.plain.raw_request(method.into(), params).await?)
+}
+
+/// Accepts a sponsored close of a fresh agreement; returns (agreement id, relay id).
+async fn close(f: &Fixture, salt: &str) -> eyre::Result<(B256, String)> {
+    let (_, id) = f.active_agreement(salt).await?;
+    Ok((id, post_close(f, id, salt).await?))
+}
+
+/// Posts the buyer's signed close of `id`; returns the relay id.
+async fn post_close(f: &Fixture, id: B256, salt: &str) -> eyre::Result<String> {
+    let deadline = f.now().await? + 3_600;
+    let body = Sign { f, id }
+        .initiate_close(&f.chain.buyer, deadline)
+        .await?;
+    let (code, accepted) = f
+        .request(
+            "POST",
+            &format!("/usage-agreements/{id}/sponsored-actions/initiate-close"),
+            &f.buyer_key,
+            Some(&format!("close-{salt}")),
+            Some(body),
+        )
+        .await?;
+    eyre::ensure!(code == StatusCode::ACCEPTED, "{code}: {accepted}");
+    Ok(accepted["relay_id"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Waits until the relay has `n` attempts, the last one broadcast.
+async fn attempts(f: &Fixture, id: B256, relay_id: &str, n: usize) -> eyre::Result<Value> {
+    let started = Instant::now();
+    loop {
+        let (_, body) = f
+            .request(
+                "GET",
+                &format!("/usage-agreements/{id}/sponsored-actions/{relay_id}"),
+                &f.buyer_key,
+                None,
+                None,
+            )
+            .await?;
+        let list = body["attempts"].as_array().cloned().unwrap_or_default();
+        if list.len() >= n && list.last().is_some_and(|a| a["broadcast"] == true) {
+            return Ok(body);
+        }
+        eyre::ensure!(
+            started.elapsed() < Duration::from_secs(20),
+            "no attempt {n}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn closing(f: &Fixture, id: B256) -> eyre::Result<bool> {
+    let state = f.chain.escrow().agreementState(id).call().await?;
+    Ok(AgreementStatus::try_from(state.status)? == AgreementStatus::Closing)
+}
+
+#[tokio::test]
+async fn a_dropped_transaction_is_broadcast_again_byte_for_byte() -> eyre::Result<()> {
+    let mut f = Fixture::new(|_| {}).await?;
+    f.start_worker().await?;
+    let (_, id) = f.active_agreement("dropped").await?;
+    rpc(&f, "evm_setAutomine", serde_json::json!([false])).await?;
+    let relay_id = post_close(&f, id, "dropped").await?;
+    let body = attempts(&f, id, &relay_id, 1).await?;
+    let hash = body["attempts"][0]["tx_hash"].clone();
+    rpc(&f, "anvil_dropTransaction", serde_json::json!([hash])).await?;
+    assert!(
+        f.plain
+            .get_transaction_by_hash(hash.as_str().unwrap_or_default().parse()?)
+            .await?
+            .is_none()
+    );
+    // After `stuck_after` the worker finds it gone and sends the stored bytes again.
+    let started = Instant::now();
+    while f
+        .plain
+        .get_transaction_by_hash(hash.as_str().unwrap_or_default().parse()?)
+        .await?
+        .is_none()
+    {
+        eyre::ensure!(
+            started.elapsed() < Duration::from_secs(10),
+            "never re-broadcast"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    rpc(&f, "evm_mine", serde_json::json!([])).await?;
+    let done = f.wait_for(id, &relay_id, "confirmed").await?;
+    assert_eq!(done["attempts"].as_array().map(Vec::len), Some(1), "{done}");
+    assert_eq!(done["tx_hash"], hash);
+    assert!(closing(&f, id).await?);
+    assert_eq!(f.relayer_nonce().await?, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_base_fee_spike_is_outbid_by_a_fee_bumped_replacement() -> eyre::Result<()> {
+    let mut f = Fixture::new(|_| {}).await?;
+    f.start_worker().await?;
+    let (_, id) = f.active_agreement("spike").await?;
+    rpc(&f, "evm_setAutomine", serde_json::json!([false])).await?;
+    let relay_id = post_close(&f, id, "spike").await?;
+    let first = attempts(&f, id, &relay_id, 1).await?;
+    let offered: u128 = first["attempts"][0]["max_fee_per_gas"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()?;
+    // The next block's base fee jumps to three times what the transaction offers: it stays out.
+    rpc(
+        &f,
+        "anvil_setNextBlockBaseFeePerGas",
+        serde_json::json!([U256::from(offered * 3)]),
+    )
+    .await?;
+    rpc(&f, "evm_mine", serde_json::json!([])).await?;
+    assert!(
+        !closing(&f, id).await?,
+        "mined despite a fee cap under the base fee"
+    );
+    // The worker replaces it with a higher fee (same nonce), which the next block includes.
+    let bumped = attempts(&f, id, &relay_id, 2).await?;
+    let second: u128 = bumped["attempts"][1]["max_fee_per_gas"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()?;
+    assert!(
+        second > offered * 3 / 2,
+        "replacement offers {second}, base fee near {}",
+        offered * 3
+    );
+    assert_eq!(
+        bumped["attempts"][0]["nonce"],
+        bumped["attempts"][1]["nonce"]
+    );
+    rpc(&f, "evm_mine", serde_json::json!([])).await?;
+    let done = f.wait_for(id, &relay_id, "confirmed").await?;
+    let list = done["attempts"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        list.iter().filter(|a| a["outcome"] == "mined").count(),
+        1,
+        "{done}"
+    );
+    assert_eq!(list[0]["outcome"], "replaced");
+    assert!(closing(&f, id).await?);
+    assert_eq!(f.relayer_nonce().await?, 1, "one nonce, used once");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_nonce_moved_ahead_requeues_and_one_moved_back_is_filled() -> eyre::Result<()> {
+    let mut f = Fixture::new(|_| {}).await?;
+    f.start_worker().await?;
+
+    // Ahead: a pending transaction's nonce is used up under it.
+    let (_, id) = f.active_agreement("ahead").await?;
+    rpc(&f, "evm_setAutomine", serde_json::json!([false])).await?;
+    let relay_id = post_close(&f, id, "ahead").await?;
+    attempts(&f, id, &relay_id, 1).await?;
+    rpc(
+        &f,
+        "anvil_setNonce",
+        serde_json::json!([f.key.address(), 5]),
+    )
+    .await?;
+    rpc(&f, "evm_setAutomine", serde_json::json!([true])).await?;
+    rpc(&f, "evm_mine", serde_json::json!([])).await?;
+    let done = f.wait_for(id, &relay_id, "confirmed").await?;
+    assert_eq!(done["nonce"], 5, "{done}");
+    assert_eq!(done["attempts"][0]["outcome"], "replaced");
+    assert!(closing(&f, id).await?);
+    assert_eq!(f.relayer_nonce().await?, 6);
+
+    // Back: the chain forgets nonces 1..6; the worker fills them before the next job.
+    rpc(
+        &f,
+        "anvil_setNonce",
+        serde_json::json!([f.key.address(), 1]),
+    )
+    .await?;
+    let (id, relay_id) = close(&f, "back").await?;
+    let done = f.wait_for(id, &relay_id, "confirmed").await?;
+    assert!(closing(&f, id).await?);
+    let fills: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM relay_attempts WHERE kind = 'fill' AND outcome = 'mined'",
+    )
+    .fetch_one(f.db().pool())
+    .await?;
+    assert_eq!(fills, 5, "nonces 1..=5 filled");
+    assert_eq!(done["nonce"], 6);
+    assert_eq!(f.relayer_nonce().await?, 7);
+    f.stop_worker().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn interval_mining_confirms_a_burst() -> eyre::Result<()> {
+    // Blocks every second; a transaction is only "stuck" after five.
+    let mut f = Fixture::new(|s| s.stuck_after = std::time::Duration::from_secs(5)).await?;
+    f.start_worker().await?;
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        let (_, id) = f.active_agreement(&format!("burst-{i}")).await?;
+        ids.push(id);
+    }
+    rpc(&f, "evm_setAutomine", serde_json::json!([false])).await?;
+    rpc(&f, "evm_setIntervalMining", serde_json::json!([1])).await?;
+    let mut relays = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        relays.push((*id, post_close(&f, *id, &format!("burst-{i}")).await?));
+    }
+    for (id, relay_id) in &relays {
+        f.wait_for(*id, relay_id, "confirmed").await?;
+        assert!(closing(&f, *id).await?);
+    }
+    assert_eq!(f.relayer_nonce().await?, 8);
+    assert_eq!(f.attempts().await?, 8, "no replacement was needed");
+    let states = super::states(&f).await?;
+    assert_eq!(states, vec![("confirmed".to_owned(), 8)]);
+    Ok(())
+}

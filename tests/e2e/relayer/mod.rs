@@ -1,0 +1,361 @@
+//! The sponsored-action relayer against a real Anvil and a real PostgreSQL, through the HTTP
+//! API: the parties only sign; the relayer's own key submits and pays.
+
+mod endpoints;
+mod faults;
+mod races;
+
+mod refusals;
+
+use std::time::{Duration, Instant};
+
+use alloy::{
+    primitives::{Address, B256, Bytes, U256},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    signers::local::PrivateKeySigner,
+    sol_types::SolStruct,
+    transports::http::reqwest::{Client, StatusCode},
+};
+use pactum_api::{AppState, auth::generate_api_key};
+use pactum_bindings::{
+    Agreement,
+    eip712::{self, BuyerWithdraw, InitiateClose, SellerClaim, Voucher},
+    sign,
+};
+use pactum_db::{Db, api as principals, relay, testing::TestDatabase};
+use pactum_devnet::{dev_signer, scenario};
+use pactum_relayer::{Relayer, Settings, Worker};
+use serde_json::{Value, json};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+
+use crate::{
+    chain::{Chain, USDC},
+    indexing::indexer,
+};
+
+/// A chain, a database, the API with a relayer, and (optionally) its worker.
+pub(crate) struct Fixture {
+    pub(crate) chain: Chain,
+    pub(crate) db: TestDatabase,
+    pub(crate) relayer: Relayer,
+    pub(crate) key: PrivateKeySigner,
+    pub(crate) base: String,
+    pub(crate) http: Client,
+    pub(crate) buyer_key: String,
+    pub(crate) seller_key: String,
+    pub(crate) stop: watch::Sender<bool>,
+    worker: Option<JoinHandle<()>>,
+    /// A provider without a wallet, on the same node.
+    pub(crate) plain: DynProvider,
+}
+
+impl Fixture {
+    /// Starts everything; `tune` adjusts the relayer's settings before it starts. The worker is
+    /// started by [`Fixture::start_worker`].
+    pub(crate) async fn new(tune: impl FnOnce(&mut Settings)) -> eyre::Result<Self> {
+        // `RUST_LOG=pactum_relayer=debug` shows what the worker does.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let chain = Chain::start().await?;
+        let test_db = TestDatabase::create().await?;
+        let db = test_db.db().clone();
+        let d = &chain.deployment;
+        let mut settings = Settings::new(d.chain_id, d.escrow, d.fee_collector);
+        settings.poll_interval = Duration::from_millis(50);
+        settings.stuck_after = Duration::from_millis(800);
+        tune(&mut settings);
+        let key = dev_signer(5);
+        let plain = ProviderBuilder::new()
+            .connect_http(chain.anvil_url().parse()?)
+            .erased();
+        let relayer =
+            Relayer::new(db.clone(), plain.clone(), settings, vec![key.address()]).await?;
+
+        let mut conn = db.pool().acquire().await?;
+        principals::create_owner(&mut conn, "acme", "Acme", "ops@acme.test").await?;
+        principals::create_agent(&mut conn, "buyer", "acme", "buyer", chain.buyer.address())
+            .await?;
+        principals::create_agent(
+            &mut conn,
+            "seller",
+            "acme",
+            "seller",
+            chain.seller.address(),
+        )
+        .await?;
+        let mut keys = Vec::new();
+        for agent in ["buyer", "seller"] {
+            let (id, key, hash) = generate_api_key();
+            principals::create_api_key(&mut conn, &id, agent, &hash, "test").await?;
+            keys.push(key);
+        }
+        drop(conn);
+
+        let mut state = AppState::new(db.clone(), d.chain_id, None);
+        state.relayer = Some(relayer.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let (stop, rx) = watch::channel(false);
+        tokio::spawn(pactum_api::serve(listener, state, rx));
+        let seller_key = keys.pop().unwrap_or_default();
+        let buyer_key = keys.pop().unwrap_or_default();
+        Ok(Self {
+            chain,
+            db: test_db,
+            relayer,
+            key,
+            base,
+            http: Client::new(),
+            buyer_key,
+            seller_key,
+            stop,
+            worker: None,
+            plain,
+        })
+    }
+
+    pub(crate) fn db(&self) -> &Db {
+        self.db.db()
+    }
+
+    /// Starts the relayer's worker for its key, and waits for its first round.
+    pub(crate) async fn start_worker(&mut self) -> eyre::Result<()> {
+        let worker = Worker::new(self.relayer.clone(), self.key.clone());
+        let rx = self.stop.subscribe();
+        self.worker = Some(tokio::spawn(async move {
+            if let Err(err) = worker.run(rx).await {
+                eprintln!("worker stopped: {err}");
+            }
+        }));
+        let started = Instant::now();
+        while self.relayer.sponsor_unavailable().await?.is_some() {
+            eyre::ensure!(
+                started.elapsed() < Duration::from_secs(10),
+                "worker did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// Stops the background worker (jobs stay queued).
+    pub(crate) async fn stop_worker(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            worker.abort();
+            let _ = worker.await;
+        }
+    }
+
+    /// Runs one worker round by hand (no background worker).
+    pub(crate) async fn round(&self) -> eyre::Result<()> {
+        let mut worker = Worker::new(self.relayer.clone(), self.key.clone());
+        worker.round().await?;
+        Ok(())
+    }
+
+    /// Activates fresh terms directly (the buyer's package, submitted by the test's own
+    /// account) and indexes them; returns the terms and id.
+    pub(crate) async fn active_agreement(&self, salt: &str) -> eyre::Result<(Agreement, B256)> {
+        let c = &self.chain;
+        let terms = c
+            .agreement(c.buyer.address(), c.seller.address(), salt)
+            .await?;
+        let (id, _) = scenario::activate(
+            &c.provider,
+            &c.deployment,
+            &terms,
+            &c.buyer,
+            c.relayer.address(),
+        )
+        .await?;
+        self.index().await?;
+        Ok((terms, id))
+    }
+
+    /// Brings the index up to the head.
+    pub(crate) async fn index(&self) -> eyre::Result<()> {
+        indexer(&self.chain, self.db(), |c| c.confirmations = 0)
+            .await?
+            .catch_up()
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn now(&self) -> eyre::Result<u64> {
+        Ok(scenario::latest_timestamp(&self.chain.provider).await?)
+    }
+
+    pub(crate) fn domain(&self) -> alloy::sol_types::Eip712Domain {
+        let d = &self.chain.deployment;
+        eip712::escrow_domain(d.chain_id, d.escrow)
+    }
+
+    /// The relayer key's mined nonce.
+    pub(crate) async fn relayer_nonce(&self) -> eyre::Result<u64> {
+        Ok(self.plain.get_transaction_count(self.key.address()).await?)
+    }
+
+    pub(crate) async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        idempotency_key: Option<&str>,
+        body: Option<Value>,
+    ) -> eyre::Result<(StatusCode, Value)> {
+        let method = method.parse()?;
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("authorization", format!("Bearer {token}"));
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Ok((status, value))
+    }
+
+    /// Polls a relay until it reaches `status` (or fails the test after 30 s).
+    pub(crate) async fn wait_for(
+        &self,
+        id: B256,
+        relay_id: &str,
+        status: &str,
+    ) -> eyre::Result<Value> {
+        let path = format!("/usage-agreements/{id}/sponsored-actions/{relay_id}");
+        let started = Instant::now();
+        loop {
+            let (code, body) = self
+                .request("GET", &path, &self.buyer_key, None, None)
+                .await?;
+            eyre::ensure!(code == StatusCode::OK, "status {code}: {body}");
+            if body["status"] == status {
+                return Ok(body);
+            }
+            eyre::ensure!(
+                started.elapsed() < Duration::from_secs(30),
+                "relay {relay_id} stuck: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub(crate) async fn jobs(&self) -> eyre::Result<i64> {
+        Ok(
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM relay_jobs")
+                .fetch_one(self.db().pool())
+                .await?,
+        )
+    }
+
+    pub(crate) async fn attempts(&self) -> eyre::Result<i64> {
+        Ok(
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM relay_attempts")
+                .fetch_one(self.db().pool())
+                .await?,
+        )
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(worker) = self.worker.take() {
+            worker.abort();
+        }
+    }
+}
+
+/// Signed request bodies.
+pub(crate) struct Sign<'a> {
+    pub(crate) f: &'a Fixture,
+    pub(crate) id: B256,
+}
+
+impl Sign<'_> {
+    pub(crate) async fn initiate_close(
+        &self,
+        party: &PrivateKeySigner,
+        deadline: u64,
+    ) -> eyre::Result<Value> {
+        let message = InitiateClose {
+            agreementId: self.id,
+            party: party.address(),
+            deadline: U256::from(deadline),
+        };
+        let signature = sign::sign_typed(party, &message, &self.f.domain()).await?;
+        Ok(
+            json!({ "party": party.address().to_string(), "deadline": deadline, "signature": signature.to_string() }),
+        )
+    }
+
+    pub(crate) async fn voucher(&self, amount: u64) -> eyre::Result<Bytes> {
+        let message = Voucher {
+            agreementId: self.id,
+            cumulativeAmount: U256::from(amount),
+        };
+        Ok(sign::sign_typed(&self.f.chain.buyer, &message, &self.f.domain()).await?)
+    }
+
+    pub(crate) async fn seller_claim(
+        &self,
+        amount: u64,
+        recipient: Address,
+        deadline: u64,
+    ) -> eyre::Result<Value> {
+        let voucher = self.voucher(amount).await?;
+        let message = SellerClaim {
+            agreementId: self.id,
+            amount: U256::from(amount),
+            recipient,
+            deadline: U256::from(deadline),
+        };
+        let signature = sign::sign_typed(&self.f.chain.seller, &message, &self.f.domain()).await?;
+        Ok(json!({
+            "amount": amount.to_string(),
+            "voucher_signature": voucher.to_string(),
+            "recipient": recipient.to_string(),
+            "deadline": deadline,
+            "signature": signature.to_string(),
+        }))
+    }
+
+    pub(crate) async fn buyer_withdraw(
+        &self,
+        recipient: Address,
+        deadline: u64,
+    ) -> eyre::Result<Value> {
+        let message = BuyerWithdraw {
+            agreementId: self.id,
+            recipient,
+            deadline: U256::from(deadline),
+        };
+        let signature = sign::sign_typed(&self.f.chain.buyer, &message, &self.f.domain()).await?;
+        Ok(
+            json!({ "recipient": recipient.to_string(), "deadline": deadline, "signature": signature.to_string() }),
+        )
+    }
+}
+
+/// The digest a message hashes to under the escrow domain (for comparing with the API's).
+pub(crate) fn digest<S: SolStruct>(f: &Fixture, message: &S) -> B256 {
+    message.eip712_signing_hash(&f.domain())
+}
+
+pub(crate) const AMOUNT: u64 = 40 * USDC;
+
+/// The jobs table as (state, count), for assertions.
+pub(crate) async fn states(f: &Fixture) -> eyre::Result<Vec<(String, i64)>> {
+    Ok(relay::jobs_by_state(f.db().pool(), f.chain.deployment.chain_id).await?)
+}

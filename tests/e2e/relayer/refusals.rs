@@ -1,0 +1,525 @@
+//! Every refusal: a clear problem code, no job, and no transaction (the relayer's nonce does not
+//! move and no attempt is stored).
+
+use std::time::Duration;
+
+use alloy::{
+    primitives::{Address, U256},
+    providers::Provider,
+    transports::http::reqwest::StatusCode,
+};
+use pactum_bindings::{eip712::InitiateClose, sign};
+use pactum_devnet::dev_signer;
+use pactum_relayer::Settings;
+use serde_json::{Value, json};
+
+use super::{AMOUNT, Fixture, Sign};
+
+/// Posts `body` to the sponsored `action` and checks it is refused with `status` and `code`,
+/// having sent nothing.
+async fn refused(
+    f: &Fixture,
+    id: alloy::primitives::B256,
+    action: &str,
+    token: &str,
+    body: Value,
+    status: StatusCode,
+    code: &str,
+) -> eyre::Result<Value> {
+    let (nonce, jobs, attempts) = (
+        f.relayer_nonce().await?,
+        f.jobs().await?,
+        f.attempts().await?,
+    );
+    let key = format!("{code}-{}", pactum_db::random_id(8));
+    let (got, problem) = f
+        .request(
+            "POST",
+            &format!("/usage-agreements/{id}/sponsored-actions/{action}"),
+            token,
+            Some(&key),
+            Some(body),
+        )
+        .await?;
+    assert_eq!(
+        (got, problem["code"].as_str()),
+        (status, Some(code)),
+        "{problem}"
+    );
+    // Give a worker (if running) time to do anything it wrongly would.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        f.relayer_nonce().await?,
+        nonce,
+        "a refusal sent a transaction"
+    );
+    assert_eq!(f.jobs().await?, jobs, "a refusal created a job");
+    assert_eq!(
+        f.attempts().await?,
+        attempts,
+        "a refusal signed a transaction"
+    );
+    Ok(problem)
+}
+
+#[tokio::test]
+async fn bad_signatures_domains_and_deadlines_cost_nothing() -> eyre::Result<()> {
+    let mut f = Fixture::new(|_| {}).await?;
+    f.start_worker().await?;
+    let (_, id) = f.active_agreement("refusals").await?;
+    let sign = Sign { f: &f, id };
+    let now = f.now().await?;
+    let deadline = now + 3_600;
+    let close = "initiate-close";
+
+    // Signed by someone else than the named party.
+    let mut body = sign.initiate_close(&f.chain.buyer, deadline).await?;
+    let stranger = sign.initiate_close(&dev_signer(4), deadline).await?;
+    body["signature"] = stranger["signature"].clone();
+    refused(
+        &f,
+        id,
+        close,
+        &f.buyer_key,
+        body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_signature",
+    )
+    .await?;
+
+    // Garbage and malleated (high-s) signatures.
+    let mut body = sign.initiate_close(&f.chain.buyer, deadline).await?;
+    body["signature"] = json!("0x1234");
+    refused(
+        &f,
+        id,
+        close,
+        &f.buyer_key,
+        body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_signature",
+    )
+    .await?;
+    let mut body = sign.initiate_close(&f.chain.buyer, deadline).await?;
+    let good: alloy::primitives::Bytes = body["signature"].as_str().unwrap_or_default().parse()?;
+    let n = U256::from_str_radix(
+        "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
+        16,
+    )?;
+    let s = U256::from_be_slice(&good[32..64]);
+    let mut high = good.to_vec();
+    high[32..64].copy_from_slice(&(n - s).to_be_bytes::<32>());
+    high[64] = if good[64] == 27 { 28 } else { 27 };
+    body["signature"] = json!(alloy::primitives::Bytes::from(high).to_string());
+    refused(
+        &f,
+        id,
+        close,
+        &f.buyer_key,
+        body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_signature",
+    )
+    .await?;
+
+    // Signed under another chain's domain: declared, it is `wrong_domain`; undeclared, the
+    // signature does not verify under ours.
+    let other = pactum_bindings::eip712::escrow_domain(1, f.chain.deployment.escrow);
+    let message = InitiateClose {
+        agreementId: id,
+        party: f.chain.buyer.address(),
+        deadline: U256::from(deadline),
+    };
+    let foreign = sign::sign_typed(&f.chain.buyer, &message, &other).await?;
+    let body = json!({
+        "party": f.chain.buyer.address().to_string(), "deadline": deadline,
+        "signature": foreign.to_string(),
+        "domain": { "chain_id": 1, "verifying_contract": f.chain.deployment.escrow.to_string() },
+    });
+    refused(
+        &f,
+        id,
+        close,
+        &f.buyer_key,
+        body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "wrong_domain",
+    )
+    .await?;
+    let body = json!({
+        "party": f.chain.buyer.address().to_string(), "deadline": deadline,
+        "signature": foreign.to_string(),
+    });
+    refused(
+        &f,
+        id,
+        close,
+        &f.buyer_key,
+        body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_signature",
+    )
+    .await?;
+
+    // Expired, and expiring too soon to be mined safely.
+    let body = sign.initiate_close(&f.chain.buyer, now - 1).await?;
+    refused(
+        &f,
+        id,
+        close,
+        &f.buyer_key,
+        body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "authorization_expired",
+    )
+    .await?;
+    let body = sign.initiate_close(&f.chain.buyer, now + 10).await?;
+    refused(
+        &f,
+        id,
+        close,
+        &f.buyer_key,
+        body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "deadline_too_soon",
+    )
+    .await?;
+
+    // Not a party.
+    let body = sign.initiate_close(&dev_signer(4), deadline).await?;
+    refused(
+        &f,
+        id,
+        close,
+        &f.buyer_key,
+        body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not_a_party",
+    )
+    .await?;
+
+    // No Idempotency-Key.
+    let body = sign.initiate_close(&f.chain.buyer, deadline).await?;
+    let (code, problem) = f
+        .request(
+            "POST",
+            &format!("/usage-agreements/{id}/sponsored-actions/{close}"),
+            &f.buyer_key,
+            None,
+            Some(body),
+        )
+        .await?;
+    assert_eq!(
+        (code, problem["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("idempotency_key_required"))
+    );
+    assert_eq!(f.jobs().await?, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn wrong_states_replays_and_bad_messages_cost_nothing() -> eyre::Result<()> {
+    let mut f = Fixture::new(|_| {}).await?;
+    f.start_worker().await?;
+    let (_, id) = f.active_agreement("states").await?;
+    let sign = Sign { f: &f, id };
+    let (buyer, seller) = (f.chain.buyer.address(), f.chain.seller.address());
+    let deadline = f.now().await? + 3_600;
+
+    // Claims and withdrawals before a close.
+    let body = sign.seller_claim(AMOUNT, seller, deadline).await?;
+    refused(
+        &f,
+        id,
+        "seller-claim",
+        &f.seller_key,
+        body,
+        StatusCode::CONFLICT,
+        "close_not_initiated",
+    )
+    .await?;
+    let body = sign.buyer_withdraw(buyer, deadline).await?;
+    refused(
+        &f,
+        id,
+        "buyer-withdraw",
+        &f.buyer_key,
+        body,
+        StatusCode::CONFLICT,
+        "close_not_initiated",
+    )
+    .await?;
+
+    // Close through the relayer.
+    let body = sign.initiate_close(&f.chain.seller, deadline).await?;
+    let (code, accepted) = f
+        .request(
+            "POST",
+            &format!("/usage-agreements/{id}/sponsored-actions/initiate-close"),
+            &f.seller_key,
+            Some("c"),
+            Some(body),
+        )
+        .await?;
+    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
+    f.wait_for(
+        id,
+        accepted["relay_id"].as_str().unwrap_or_default(),
+        "confirmed",
+    )
+    .await?;
+
+    // A replayed close (another signature of the same kind) is already done.
+    let body = sign.initiate_close(&f.chain.buyer, deadline + 1).await?;
+    refused(
+        &f,
+        id,
+        "initiate-close",
+        &f.buyer_key,
+        body,
+        StatusCode::CONFLICT,
+        "action_already_taken",
+    )
+    .await?;
+    // The window is open: the buyer must wait, and is told until when.
+    let body = sign.buyer_withdraw(buyer, deadline).await?;
+    let problem = refused(
+        &f,
+        id,
+        "buyer-withdraw",
+        &f.buyer_key,
+        body,
+        StatusCode::CONFLICT,
+        "close_window_open",
+    )
+    .await?;
+    assert!(problem["earliest_at"].as_u64() > Some(0), "{problem}");
+
+    // Bad claims: a voucher not signed by the buyer, an amount over the maximum, a bad recipient.
+    let mut body = sign.seller_claim(AMOUNT, seller, deadline).await?;
+    body["voucher_signature"] =
+        sign.seller_claim(AMOUNT + 1, seller, deadline).await?["signature"].clone();
+    refused(
+        &f,
+        id,
+        "seller-claim",
+        &f.seller_key,
+        body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_voucher",
+    )
+    .await?;
+    let body = sign
+        .seller_claim(101 * crate::chain::USDC, seller, deadline)
+        .await?;
+    refused(
+        &f,
+        id,
+        "seller-claim",
+        &f.seller_key,
+        body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_amount",
+    )
+    .await?;
+    let body = sign.seller_claim(AMOUNT, Address::ZERO, deadline).await?;
+    refused(
+        &f,
+        id,
+        "seller-claim",
+        &f.seller_key,
+        body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_recipient",
+    )
+    .await?;
+    // The seller's claim signed by the buyer.
+    let mut body = sign.seller_claim(AMOUNT, seller, deadline).await?;
+    body["signature"] = sign.buyer_withdraw(seller, deadline).await?["signature"].clone();
+    refused(
+        &f,
+        id,
+        "seller-claim",
+        &f.seller_key,
+        body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_signature",
+    )
+    .await?;
+
+    // After the window, the seller is too late.
+    f.chain.advance_time(3_700).await?;
+    let deadline = f.now().await? + 3_600;
+    let body = sign.seller_claim(AMOUNT, seller, deadline).await?;
+    refused(
+        &f,
+        id,
+        "seller-claim",
+        &f.seller_key,
+        body,
+        StatusCode::CONFLICT,
+        "close_window_elapsed",
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_competing_action_in_flight_is_refused() -> eyre::Result<()> {
+    // No worker: the first job stays queued.
+    let f = Fixture::new(|_| {}).await?;
+    f.round().await?;
+    let (_, id) = f.active_agreement("competing").await?;
+    let sign = Sign { f: &f, id };
+    let deadline = f.now().await? + 3_600;
+    let body = sign.initiate_close(&f.chain.buyer, deadline).await?;
+    let (code, accepted) = f
+        .request(
+            "POST",
+            &format!("/usage-agreements/{id}/sponsored-actions/initiate-close"),
+            &f.buyer_key,
+            Some("a"),
+            Some(body),
+        )
+        .await?;
+    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
+    assert_eq!(accepted["status"], "accepted");
+    let body = sign.initiate_close(&f.chain.seller, deadline).await?;
+    refused(
+        &f,
+        id,
+        "initiate-close",
+        &f.seller_key,
+        body,
+        StatusCode::CONFLICT,
+        "competing_action_in_flight",
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_sponsor_policy_is_enforced() -> eyre::Result<()> {
+    // Gas ceiling.
+    let f = Fixture::new(|s: &mut Settings| s.policy.max_gas_per_action = 30_000).await?;
+    f.round().await?;
+    let (_, id) = f.active_agreement("ceiling").await?;
+    let body = Sign { f: &f, id }
+        .initiate_close(&f.chain.buyer, f.now().await? + 3_600)
+        .await?;
+    refused(
+        &f,
+        id,
+        "initiate-close",
+        &f.buyer_key,
+        body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "gas_ceiling_exceeded",
+    )
+    .await?;
+
+    // Per-agreement quota: one action, then refused.
+    let mut f = Fixture::new(|s: &mut Settings| s.policy.max_actions_per_agreement = 1).await?;
+    f.start_worker().await?;
+    let (_, id) = f.active_agreement("quota").await?;
+    let sign = Sign { f: &f, id };
+    let deadline = f.now().await? + 3_600;
+    let body = sign.initiate_close(&f.chain.buyer, deadline).await?;
+    let (code, accepted) = f
+        .request(
+            "POST",
+            &format!("/usage-agreements/{id}/sponsored-actions/initiate-close"),
+            &f.buyer_key,
+            Some("q"),
+            Some(body),
+        )
+        .await?;
+    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
+    f.wait_for(
+        id,
+        accepted["relay_id"].as_str().unwrap_or_default(),
+        "confirmed",
+    )
+    .await?;
+    let body = sign
+        .seller_claim(AMOUNT, f.chain.seller.address(), deadline)
+        .await?;
+    refused(
+        &f,
+        id,
+        "seller-claim",
+        &f.seller_key,
+        body,
+        StatusCode::TOO_MANY_REQUESTS,
+        "quota_exceeded",
+    )
+    .await?;
+
+    // Daily gas budget.
+    let f = Fixture::new(|s: &mut Settings| s.policy.daily_gas_budget = 20_000).await?;
+    f.round().await?;
+    let (_, id) = f.active_agreement("budget").await?;
+    let body = Sign { f: &f, id }
+        .initiate_close(&f.chain.buyer, f.now().await? + 3_600)
+        .await?;
+    refused(
+        &f,
+        id,
+        "initiate-close",
+        &f.buyer_key,
+        body,
+        StatusCode::TOO_MANY_REQUESTS,
+        "sponsor_budget_exhausted",
+    )
+    .await?;
+
+    // Minimum signer balance: paused (and said so by the options), resumed after a top-up.
+    let min = U256::from(20_000u64) * U256::from(10u64).pow(U256::from(18u64));
+    let f = Fixture::new(|s: &mut Settings| s.policy.min_signer_balance = min).await?;
+    f.round().await?;
+    let (_, id) = f.active_agreement("paused").await?;
+    let (_, options) = f
+        .request(
+            "GET",
+            &format!("/usage-agreements/{id}/settlement-action-options?action=initiate_close"),
+            &f.buyer_key,
+            None,
+            None,
+        )
+        .await?;
+    assert_eq!(options["direct"]["open"], true);
+    assert_eq!(options["sponsored"]["open"], false);
+    assert_eq!(options["sponsored"]["reason"], "sponsor_paused");
+    let body = Sign { f: &f, id }
+        .initiate_close(&f.chain.buyer, f.now().await? + 3_600)
+        .await?;
+    refused(
+        &f,
+        id,
+        "initiate-close",
+        &f.buyer_key,
+        body.clone(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "sponsor_paused",
+    )
+    .await?;
+    let _: () = f
+        .plain
+        .raw_request(
+            "anvil_setBalance".into(),
+            (f.key.address(), min * U256::from(2u64)),
+        )
+        .await?;
+    f.round().await?;
+    let (code, accepted) = f
+        .request(
+            "POST",
+            &format!("/usage-agreements/{id}/sponsored-actions/initiate-close"),
+            &f.buyer_key,
+            Some("after-top-up"),
+            Some(body),
+        )
+        .await?;
+    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
+    Ok(())
+}
