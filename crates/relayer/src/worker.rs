@@ -481,6 +481,17 @@ impl Worker {
         let Some(latest) = attempts.last() else {
             return Ok(());
         };
+        // The simulation fails too when the action itself was mined since the round began:
+        // then there is nothing to cancel, and the next round resolves the nonce.
+        let used = self
+            .relayer
+            .provider()
+            .get_transaction_count(self.address)
+            .await
+            .map_err(|e| Error::node("reading the relayer's nonce", e))?;
+        if used > latest.nonce {
+            return Ok(());
+        }
         let settings = self.relayer.settings();
         let percent = settings.bump_percent();
         let tip = bumped(latest.max_priority_fee_per_gas, percent).max(settings.priority_fee);
