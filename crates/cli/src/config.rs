@@ -32,9 +32,10 @@
 //! | actions per agreement | `relayer.max_actions_per_agreement` | `PACTUM_RELAYER_MAX_ACTIONS_PER_AGREEMENT` | 8 |
 //! | actions per party per day | `relayer.max_actions_per_party_per_day` | `PACTUM_RELAYER_MAX_ACTIONS_PER_PARTY_PER_DAY` | 500 |
 //! | daily gas budget | `relayer.daily_gas_budget` | `PACTUM_RELAYER_DAILY_GAS_BUDGET` | 500000000 |
-//! | minimum signer balance (wei) | `relayer.min_signer_balance_wei` | `PACTUM_RELAYER_MIN_SIGNER_BALANCE_WEI` | 10^16 |
+//! | minimum signer balance (wei) | `relayer.min_signer_balance_wei` | `PACTUM_RELAYER_MIN_SIGNER_BALANCE_WEI` | 5·10^17 |
 //! | minimum deadline margin (s) | `relayer.min_deadline_margin_secs` | `PACTUM_RELAYER_MIN_DEADLINE_MARGIN_SECS` | 60 |
 //! | fee cap (wei/gas) | `relayer.max_fee_per_gas_wei` | `PACTUM_RELAYER_MAX_FEE_PER_GAS_WEI` | 500 gwei |
+//! | sponsored tokens (comma-separated in the environment) | `relayer.tokens` | `PACTUM_RELAYER_TOKENS` | any |
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -72,6 +73,7 @@ pub(crate) struct Relayer {
     pub(crate) min_signer_balance_wei: u128,
     pub(crate) min_deadline_margin_secs: u64,
     pub(crate) max_fee_per_gas_wei: u128,
+    pub(crate) tokens: Vec<Address>,
 }
 
 impl Default for Relayer {
@@ -93,6 +95,7 @@ impl Default for Relayer {
             min_signer_balance_wei: policy.min_signer_balance.to(),
             min_deadline_margin_secs: policy.min_deadline_margin,
             max_fee_per_gas_wei: policy.max_fee_per_gas,
+            tokens: Vec::new(),
         }
     }
 }
@@ -270,6 +273,17 @@ impl Config {
                 .map(str::to_owned)
                 .collect();
         }
+        if let Some(tokens) = env::<String>("PACTUM_RELAYER_TOKENS")? {
+            self.relayer.tokens = tokens
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| {
+                    t.parse()
+                        .map_err(|_| eyre!("PACTUM_RELAYER_TOKENS: {t:?} is not an address"))
+                })
+                .collect::<eyre::Result<_>>()?;
+        }
         let r = &mut self.relayer;
         set(&mut r.confirmations, "PACTUM_RELAYER_CONFIRMATIONS")?;
         set(&mut r.poll_interval_ms, "PACTUM_RELAYER_POLL_INTERVAL_MS")?;
@@ -423,6 +437,7 @@ impl Config {
         p.min_signer_balance = alloy::primitives::U256::from(r.min_signer_balance_wei);
         p.min_deadline_margin = r.min_deadline_margin_secs;
         p.max_fee_per_gas = r.max_fee_per_gas_wei;
+        p.tokens = r.tokens.clone();
         Ok(Some((keys, settings)))
     }
 

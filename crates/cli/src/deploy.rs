@@ -79,8 +79,9 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
     // The relayer pays gas from development account 5 (a development chain's well-known key).
     let _ = writeln!(
         toml,
-        "\n[relayer]\nkeys = [\"{}\"]\nstuck_after_ms = 5000",
-        pactum_devnet::DEV_PRIVATE_KEYS[5]
+        "\n[relayer]\nkeys = [\"{}\"]\ntokens = [\"{}\"]\nstuck_after_ms = 5000",
+        pactum_devnet::DEV_PRIVATE_KEYS[5],
+        d.token
     );
     std::fs::write(&args.config_out, toml)
         .wrap_err_with(|| format!("cannot write {}", args.config_out.display()))?;

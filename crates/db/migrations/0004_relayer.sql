@@ -54,15 +54,19 @@ CREATE TABLE relay_jobs (
     updated_at     TIMESTAMPTZ   NOT NULL DEFAULT now(),
     submitted_at   TIMESTAMPTZ,
     finished_at    TIMESTAMPTZ,
-    UNIQUE (chain_id, auth_digest),
     CHECK ((relayer IS NULL) = (nonce IS NULL))
 );
+-- The same authorization is the same job, unless that job was refused before it got a nonce (a
+-- transient refusal at submission): then it may be accepted again.
+CREATE UNIQUE INDEX relay_jobs_authorization ON relay_jobs (chain_id, auth_digest)
+    WHERE NOT (state = 'failed' AND nonce IS NULL);
 CREATE UNIQUE INDEX relay_jobs_one_in_flight ON relay_jobs (chain_id, agreement_id)
     WHERE state IN ('accepted', 'submitting', 'submitted');
 CREATE UNIQUE INDEX relay_jobs_nonce ON relay_jobs (chain_id, relayer, nonce)
     WHERE nonce IS NOT NULL AND state IN ('submitting', 'submitted', 'cancelling');
 CREATE INDEX relay_jobs_queue ON relay_jobs (chain_id, created_at) WHERE state = 'accepted';
 CREATE INDEX relay_jobs_by_agreement ON relay_jobs (chain_id, agreement_id, created_at);
+CREATE INDEX relay_jobs_by_day ON relay_jobs (chain_id, created_at);
 CREATE INDEX relay_jobs_by_signer ON relay_jobs (chain_id, signer, created_at);
 
 -- Every signed transaction the relayer produced, stored before it was broadcast: the action
@@ -81,8 +85,10 @@ CREATE TABLE relay_attempts (
     gas_limit       BIGINT        NOT NULL,
     raw             BYTEA         NOT NULL,
     created_at      TIMESTAMPTZ   NOT NULL DEFAULT now(),
-    -- Last time the node accepted (or already knew) these bytes; NULL until first broadcast.
+    -- Last time the node accepted (or already knew) these bytes, and the head block then; NULL
+    -- until the first broadcast.
     broadcast_at    TIMESTAMPTZ,
+    broadcast_block BIGINT,
     -- Set once its nonce is used on chain: 'mined' (this one), 'replaced' (another one).
     outcome         TEXT          CHECK (outcome IN ('mined', 'replaced'))
 );

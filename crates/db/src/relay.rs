@@ -222,6 +222,14 @@ pub struct Job {
     pub finished_ms: Option<i64>,
 }
 
+impl Job {
+    /// Failed before it ever held a nonce (refused at submission): no transaction was sent, and
+    /// the same authorization may be accepted again.
+    pub fn refused_unsubmitted(&self) -> bool {
+        self.state == JobState::Failed && self.nonce.is_none()
+    }
+}
+
 /// A signed transaction made for a job (or to fill a nonce).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
@@ -247,8 +255,12 @@ pub struct Attempt {
     pub created_ms: i64,
     /// Last time the node took it, if ever.
     pub broadcast_ms: Option<i64>,
+    /// The head block when the node last took it.
+    pub broadcast_block: Option<u64>,
     /// `mined` or `replaced`, once its nonce is used on chain.
     pub outcome: Option<String>,
+    /// Its job's authorization deadline (unix seconds), for actions and cancels.
+    pub deadline: Option<u64>,
 }
 
 /// Usage counted against the sponsor policy.
@@ -392,14 +404,16 @@ pub async fn job_by_id(pool: &PgPool, id: &str) -> Result<Option<Job>> {
         .transpose()
 }
 
-/// The job of an authorization, if it was ever accepted.
+/// The job of an authorization, if it was ever accepted: the live one if there is one, else the
+/// latest refused before submission (see [`Job::refused_unsubmitted`]).
 pub async fn job_by_authorization(
     conn: &mut PgConnection,
     chain_id: u64,
     authorization: B256,
 ) -> Result<Option<Job>> {
     select_jobs!(
-        "WHERE chain_id = $1 AND auth_digest = $2",
+        "WHERE chain_id = $1 AND auth_digest = $2
+         ORDER BY (state = 'failed' AND nonce IS NULL), created_at DESC LIMIT 1",
         int(chain_id),
         authorization.as_slice()
     )
@@ -522,10 +536,13 @@ pub async fn insert_job(conn: &mut PgConnection, new: &NewJob<'_>) -> Result<Ins
     if inserted.is_some() {
         let job = job_by_authorization(conn, new.chain_id, new.authorization).await?;
         return job
+            .filter(|j| j.id == new.id)
             .map(Inserted::New)
             .ok_or_else(|| corrupt(JOBS, "inserted job vanished".into()));
     }
-    if let Some(existing) = job_by_authorization(conn, new.chain_id, new.authorization).await? {
+    if let Some(existing) = job_by_authorization(conn, new.chain_id, new.authorization).await?
+        && !existing.refused_unsubmitted()
+    {
         return Ok(Inserted::Existing(existing));
     }
     match in_flight_job(conn, new.chain_id, new.agreement_id).await? {
@@ -541,11 +558,13 @@ pub async fn insert_job(conn: &mut PgConnection, new: &NewJob<'_>) -> Result<Ins
 /// Every attempt of a job, oldest first.
 pub async fn attempts_of(pool: &PgPool, job_id: &str) -> Result<Vec<Attempt>> {
     sqlx::query!(
-        r#"SELECT tx_hash, job_id, kind, relayer, nonce, max_fee_per_gas::text AS "max_fee!",
-                  max_priority_fee_per_gas::text AS "tip!", gas_limit, raw,
-                  (extract(epoch FROM created_at) * 1000)::bigint AS "created_ms!",
-                  (extract(epoch FROM broadcast_at) * 1000)::bigint AS broadcast_ms, outcome
-             FROM relay_attempts WHERE job_id = $1 ORDER BY created_at, nonce"#,
+        r#"SELECT a.tx_hash, a.job_id, a.kind, a.relayer, a.nonce, a.max_fee_per_gas::text AS "max_fee!",
+                  a.max_priority_fee_per_gas::text AS "tip!", a.gas_limit, a.raw,
+                  (extract(epoch FROM a.created_at) * 1000)::bigint AS "created_ms!",
+                  (extract(epoch FROM a.broadcast_at) * 1000)::bigint AS broadcast_ms,
+                  a.broadcast_block, a.outcome, j.deadline AS "deadline?"
+             FROM relay_attempts a LEFT JOIN relay_jobs j ON j.id = a.job_id
+            WHERE a.job_id = $1 ORDER BY a.created_at, a.nonce"#,
         job_id
     )
     .fetch_all(pool)
@@ -556,8 +575,8 @@ pub async fn attempts_of(pool: &PgPool, job_id: &str) -> Result<Vec<Attempt>> {
             (r.tx_hash, r.job_id, r.kind, r.relayer, r.nonce),
             (&r.max_fee, &r.tip, r.gas_limit),
             r.raw,
-            (r.created_ms, r.broadcast_ms),
-            r.outcome,
+            (r.created_ms, r.broadcast_ms, r.broadcast_block),
+            (r.outcome, r.deadline),
         )
     })
     .collect()
@@ -566,13 +585,14 @@ pub async fn attempts_of(pool: &PgPool, job_id: &str) -> Result<Vec<Attempt>> {
 /// Attempts whose nonce is not known to be used yet, for `relayer`, by nonce then age.
 pub async fn open_attempts(pool: &PgPool, chain_id: u64, relayer: Address) -> Result<Vec<Attempt>> {
     sqlx::query!(
-        r#"SELECT tx_hash, job_id, kind, relayer, nonce, max_fee_per_gas::text AS "max_fee!",
-                  max_priority_fee_per_gas::text AS "tip!", gas_limit, raw,
-                  (extract(epoch FROM created_at) * 1000)::bigint AS "created_ms!",
-                  (extract(epoch FROM broadcast_at) * 1000)::bigint AS broadcast_ms, outcome
-             FROM relay_attempts
-            WHERE chain_id = $1 AND relayer = $2 AND outcome IS NULL
-            ORDER BY nonce, created_at"#,
+        r#"SELECT a.tx_hash, a.job_id, a.kind, a.relayer, a.nonce, a.max_fee_per_gas::text AS "max_fee!",
+                  a.max_priority_fee_per_gas::text AS "tip!", a.gas_limit, a.raw,
+                  (extract(epoch FROM a.created_at) * 1000)::bigint AS "created_ms!",
+                  (extract(epoch FROM a.broadcast_at) * 1000)::bigint AS broadcast_ms,
+                  a.broadcast_block, a.outcome, j.deadline AS "deadline?"
+             FROM relay_attempts a LEFT JOIN relay_jobs j ON j.id = a.job_id
+            WHERE a.chain_id = $1 AND a.relayer = $2 AND a.outcome IS NULL
+            ORDER BY a.nonce, a.created_at"#,
         int(chain_id),
         relayer.as_slice()
     )
@@ -584,8 +604,43 @@ pub async fn open_attempts(pool: &PgPool, chain_id: u64, relayer: Address) -> Re
             (r.tx_hash, r.job_id, r.kind, r.relayer, r.nonce),
             (&r.max_fee, &r.tip, r.gas_limit),
             r.raw,
-            (r.created_ms, r.broadcast_ms),
-            r.outcome,
+            (r.created_ms, r.broadcast_ms, r.broadcast_block),
+            (r.outcome, r.deadline),
+        )
+    })
+    .collect()
+}
+
+/// Every attempt ever made at `relayer`'s `nonce`, oldest first.
+pub async fn attempts_at(
+    pool: &PgPool,
+    chain_id: u64,
+    relayer: Address,
+    nonce: u64,
+) -> Result<Vec<Attempt>> {
+    sqlx::query!(
+        r#"SELECT a.tx_hash, a.job_id, a.kind, a.relayer, a.nonce, a.max_fee_per_gas::text AS "max_fee!",
+                  a.max_priority_fee_per_gas::text AS "tip!", a.gas_limit, a.raw,
+                  (extract(epoch FROM a.created_at) * 1000)::bigint AS "created_ms!",
+                  (extract(epoch FROM a.broadcast_at) * 1000)::bigint AS broadcast_ms,
+                  a.broadcast_block, a.outcome, j.deadline AS "deadline?"
+             FROM relay_attempts a LEFT JOIN relay_jobs j ON j.id = a.job_id
+            WHERE a.chain_id = $1 AND a.relayer = $2 AND a.nonce = $3
+            ORDER BY a.created_at"#,
+        int(chain_id),
+        relayer.as_slice(),
+        int(nonce)
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|r| {
+        attempt(
+            (r.tx_hash, r.job_id, r.kind, r.relayer, r.nonce),
+            (&r.max_fee, &r.tip, r.gas_limit),
+            r.raw,
+            (r.created_ms, r.broadcast_ms, r.broadcast_block),
+            (r.outcome, r.deadline),
         )
     })
     .collect()
@@ -596,8 +651,8 @@ fn attempt(
     ids: (Vec<u8>, Option<String>, String, Vec<u8>, i64),
     fees: (&str, &str, i64),
     raw: Vec<u8>,
-    times: (i64, Option<i64>),
-    outcome: Option<String>,
+    times: (i64, Option<i64>, Option<i64>),
+    (outcome, deadline): (Option<String>, Option<i64>),
 ) -> Result<Attempt> {
     let fee = |text: &str| -> Result<u128> {
         let value = amount(ATTEMPTS, text)?;
@@ -615,7 +670,9 @@ fn attempt(
         raw: Bytes::from(raw),
         created_ms: times.0,
         broadcast_ms: times.1,
+        broadcast_block: times.2.map(|b| uint(ATTEMPTS, b)).transpose()?,
         outcome,
+        deadline: deadline.map(|d| uint(ATTEMPTS, d)).transpose()?,
     })
 }
 
@@ -660,7 +717,8 @@ pub async fn record_balance(
     Ok(())
 }
 
-/// Every signer key of the chain with its last observed balance (wei) and its age in seconds.
+/// Every signer key of the chain with its last observed balance (wei) and that reading's age in
+/// seconds.
 pub async fn signer_balances(
     pool: &PgPool,
     chain_id: u64,
@@ -754,7 +812,8 @@ pub async fn insert_attempt(conn: &mut PgConnection, a: &NewAttempt<'_>) -> Resu
     sqlx::query!(
         "INSERT INTO relay_attempts (tx_hash, chain_id, job_id, kind, relayer, nonce, max_fee_per_gas,
                                      max_priority_fee_per_gas, gas_limit, raw)
-         VALUES ($1, $2, $3, $4, $5, $6, $7::text::numeric, $8::text::numeric, $9, $10)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7::text::numeric, $8::text::numeric, $9, $10)
+         ON CONFLICT (tx_hash) DO UPDATE SET outcome = NULL, broadcast_at = NULL, broadcast_block = NULL",
         a.tx_hash.as_slice(),
         int(a.chain_id),
         a.job_id,
@@ -791,17 +850,20 @@ pub async fn set_submitting(
     Ok(())
 }
 
-/// Marks attempts as taken by the node now; their `submitting` jobs become `submitted`.
-pub async fn mark_broadcast(pool: &PgPool, tx_hashes: &[B256]) -> Result<()> {
+/// Marks attempts as taken by the node now, at head block `head`; their `submitting` jobs become
+/// `submitted`.
+pub async fn mark_broadcast(pool: &PgPool, tx_hashes: &[B256], head: u64) -> Result<()> {
     if tx_hashes.is_empty() {
         return Ok(());
     }
     let hashes: Vec<Vec<u8>> = tx_hashes.iter().map(|h| h.to_vec()).collect();
     sqlx::query!(
-        "WITH a AS (UPDATE relay_attempts SET broadcast_at = now() WHERE tx_hash = ANY($1) RETURNING job_id)
+        "WITH a AS (UPDATE relay_attempts SET broadcast_at = now(), broadcast_block = $2
+                     WHERE tx_hash = ANY($1) RETURNING job_id)
          UPDATE relay_jobs SET state = 'submitted', updated_at = now()
           WHERE id IN (SELECT job_id FROM a) AND state = 'submitting'",
-        &hashes
+        &hashes,
+        int(head)
     )
     .execute(pool)
     .await?;

@@ -131,8 +131,10 @@ impl Relayer {
     pub async fn sponsor_unavailable(&self) -> Result<Option<Refusal>, Error> {
         let settings = &self.inner.settings;
         let balances = relay::signer_balances(self.inner.db.pool(), settings.chain_id).await?;
-        let funded = balances.iter().any(|(address, balance, _)| {
+        // A reading older than a minute says nothing: its worker is not running.
+        let funded = balances.iter().any(|(address, balance, age)| {
             self.inner.signers.contains(address)
+                && age.is_some_and(|a| a < 60.0)
                 && balance.is_some_and(|b| b >= settings.policy.min_signer_balance)
         });
         Ok((!funded).then(|| {
@@ -164,6 +166,7 @@ impl Relayer {
 
         let mut conn = self.inner.db.pool().acquire().await?;
         if let Some(job) = relay::job_by_authorization(&mut conn, settings.chain_id, digest).await?
+            && !job.refused_unsubmitted()
         {
             return Ok(Accepted {
                 job,
@@ -171,6 +174,18 @@ impl Relayer {
             });
         }
         drop(conn);
+        let policy = &settings.policy;
+        if !policy.tokens.is_empty() && !policy.tokens.contains(&terms.token) {
+            return Err(Refusal::invalid(
+                "token_not_sponsored",
+                "Token not sponsored",
+                format!(
+                    "the relayer does not sponsor agreements in token {} (the direct path stays open)",
+                    terms.token
+                ),
+            )
+            .into());
+        }
 
         let head = chain::head(provider).await?;
         let deadline = authorization.deadline();
@@ -199,12 +214,30 @@ impl Relayer {
 
         let state = chain::agreement_state(provider, settings.escrow, id).await?;
         eligibility(kind, terms, &state, head.timestamp)?;
+        // A claim mined after the window ends reverts, and the buyer may then take everything:
+        // the seller must leave the relayer time, or send the claim itself.
+        let close_deadline = u64::try_from(state.closeDeadline).unwrap_or(u64::MAX);
+        if matches!(authorization, Authorization::SellerClaim { .. })
+            && state.settledAmount == 0
+            && close_deadline < head.timestamp.saturating_add(policy.min_deadline_margin)
+        {
+            return Err(Refusal::conflict(
+                "close_window_ending",
+                "Close window ending",
+                format!(
+                    "the close window ends at {close_deadline}, less than {} s after block time {}: \
+                     send the claim directly",
+                    policy.min_deadline_margin, head.timestamp
+                ),
+            )
+            .into());
+        }
         self.check_message(terms, id, &authorization, state.settledAmount)
             .await?;
 
         let signer = authorization.signer(terms);
         if let Some(signature) = authorization.signature()
-            && !chain::signature_valid(provider, signer, digest, signature).await?
+            && !chain::signature_valid(provider, settings.escrow, signer, digest, signature).await?
         {
             return Err(Refusal::invalid(
                 "invalid_signature",
@@ -230,7 +263,15 @@ impl Relayer {
                 cumulativeAmount: *amount,
             }
             .eip712_signing_hash(&domain);
-            if !chain::signature_valid(provider, terms.buyer, voucher, voucher_signature).await? {
+            if !chain::signature_valid(
+                provider,
+                settings.escrow,
+                terms.buyer,
+                voucher,
+                voucher_signature,
+            )
+            .await?
+            {
                 return Err(Refusal::invalid(
                     "invalid_voucher",
                     "Invalid voucher",
@@ -248,24 +289,24 @@ impl Relayer {
         }
         let calldata = authorization.calldata(terms);
         let from = self.inner.signers.first().copied().unwrap_or_default();
-        let estimate = match chain::simulate(provider, from, target, &calldata).await? {
+        let fees = settings.fees(head.base_fee);
+        let estimate = match chain::simulate(provider, from, target, &calldata, fees).await? {
             Simulation::Ok(gas) => gas,
             Simulation::Reverts(refusal) => return Err(refusal.into()),
         };
-        let policy = &settings.policy;
-        if estimate > policy.max_gas_per_action {
+        let gas_limit = estimate.saturating_mul(100 + settings.gas_margin_percent) / 100;
+        if gas_limit > policy.max_gas_per_action {
             return Err(Refusal::invalid(
                 "gas_ceiling_exceeded",
                 "Gas ceiling exceeded",
                 format!(
-                    "the call needs about {estimate} gas; the sponsor pays at most {} per action",
+                    "the call needs about {estimate} gas ({gas_limit} with the safety margin); the \
+                     sponsor pays at most {} per action",
                     policy.max_gas_per_action
                 ),
             )
             .into());
         }
-        let gas_limit = (estimate.saturating_mul(100 + settings.gas_margin_percent) / 100)
-            .min(policy.max_gas_per_action);
 
         let relay_id = format!("rel_{}", pactum_db::random_id(20));
         let new = NewJob {
@@ -310,7 +351,17 @@ impl Relayer {
             )
             .into());
         }
-        let outcome = relay::insert_job(&mut tx, &new).await?;
+        let outcome = match relay::insert_job(&mut tx, &new).await {
+            Ok(outcome) => outcome,
+            // The conflicting job finished between the insert and the lookup: once more.
+            Err(pactum_db::Error::Corrupt { .. }) => {
+                tx.rollback().await?;
+                tx = self.inner.db.pool().begin().await?;
+                relay::lock_acceptance(&mut tx, settings.chain_id).await?;
+                relay::insert_job(&mut tx, &new).await?
+            }
+            Err(err) => return Err(err.into()),
+        };
         tx.commit().await?;
         match outcome {
             Inserted::New(job) => {

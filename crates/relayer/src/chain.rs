@@ -122,9 +122,11 @@ fn recover(digest: B256, signature: &[u8]) -> Option<Address> {
 }
 
 /// Whether `signature` is `signer`'s on `digest`, exactly as the escrow decides it: ECDSA first,
-/// then ERC-1271 if the signer has code.
+/// then ERC-1271 if the signer has code, called as the escrow calls it (from the escrow, the
+/// whole 32-byte answer equal to the magic value).
 pub(crate) async fn signature_valid(
     provider: &DynProvider,
+    escrow: Address,
     signer: Address,
     digest: B256,
     signature: &Bytes,
@@ -144,10 +146,13 @@ pub(crate) async fn signature_valid(
         signature: signature.clone(),
     };
     let request = TransactionRequest::default()
+        .from(escrow)
         .to(signer)
         .input(call.abi_encode().into());
+    let mut magic = [0u8; 32];
+    magic[..4].copy_from_slice(&ERC1271_MAGIC);
     match provider.call(request).block(BlockId::latest()).await {
-        Ok(out) => Ok(out.len() >= 32 && out[..4] == ERC1271_MAGIC),
+        Ok(out) => Ok(out.len() == 32 && out[..] == magic),
         Err(err) if revert_data(&err).is_some() => Ok(false),
         Err(err) => Err(Error::node("calling isValidSignature", err)),
     }
@@ -173,17 +178,21 @@ pub(crate) enum Simulation {
 }
 
 /// Simulates `input` on `to` from `from` (`eth_estimateGas`: it runs the call and finds the gas it
-/// needs).
+/// needs), with the fees (`max_fee`, `tip`) the transaction will carry, so that the call sees the
+/// same `tx.gasprice` as on chain.
 pub(crate) async fn simulate(
     provider: &DynProvider,
     from: Address,
     to: Address,
     input: &Bytes,
+    (max_fee, tip): (u128, u128),
 ) -> Result<Simulation, Error> {
     let request = TransactionRequest::default()
         .from(from)
         .to(to)
-        .input(input.clone().into());
+        .input(input.clone().into())
+        .max_fee_per_gas(max_fee)
+        .max_priority_fee_per_gas(tip.min(max_fee));
     // Against the latest block, never `pending`: the pending block holds the relayer's own
     // unmined transactions, and a simulation seeing its own action already applied would
     // wrongly conclude that the action can no longer succeed.
@@ -196,12 +205,17 @@ pub(crate) async fn simulate(
         Err(err) => match revert_data(&err) {
             Some(data) => Ok(Simulation::Reverts(explain_revert(&data))),
             None => {
-                // Some nodes report running out of gas (or funds) instead of a revert.
-                let message = err.as_error_resp().map(|p| p.message.to_string());
+                // Running out of gas at any limit is the call's failure; anything else (funds,
+                // fees, transport) is the node's or the relayer's, not a verdict on the call.
+                let message = err.as_error_resp().map(|p| p.message.to_lowercase());
                 match message {
-                    Some(m) if m.contains("gas") || m.contains("funds") => Ok(Simulation::Reverts(
-                        Refusal::invalid("simulation_failed", "Simulation failed", m),
-                    )),
+                    Some(m) if m.contains("out of gas") || m.contains("gas required exceeds") => {
+                        Ok(Simulation::Reverts(Refusal::invalid(
+                            "simulation_failed",
+                            "Simulation failed",
+                            m,
+                        )))
+                    }
                     _ => Err(Error::node("simulating the call", err)),
                 }
             }

@@ -25,6 +25,9 @@ pub struct Policy {
     pub min_deadline_margin: u64,
     /// Fee cap (wei per gas) for actions; a cancelling no-op is never held back by it.
     pub max_fee_per_gas: u128,
+    /// The agreement tokens the relayer sponsors actions for (empty: any). An agreement's token
+    /// runs inside the sponsored transaction, so a hostile token could burn the gas limit.
+    pub tokens: Vec<Address>,
 }
 
 impl Default for Policy {
@@ -34,9 +37,11 @@ impl Default for Policy {
             max_actions_per_agreement: 8,
             max_actions_per_party_per_day: 500,
             daily_gas_budget: 500_000_000,
-            min_signer_balance: U256::from(10u128.pow(16)), // 0.01 ETH
+            // 0.5 ETH: more than one action at the gas ceiling and the fee cap (0.2 ETH).
+            min_signer_balance: U256::from(5 * 10u128.pow(17)),
             min_deadline_margin: 60,
             max_fee_per_gas: 500_000_000_000, // 500 gwei
+            tokens: Vec::new(),
         }
     }
 }
@@ -86,6 +91,16 @@ impl Settings {
             gas_margin_percent: 25,
             batch_size: 64,
         }
+    }
+
+    /// The fees of a first submission at `base_fee`: (fee cap, tip), the cap at most the policy's.
+    pub(crate) fn fees(&self, base_fee: u128) -> (u128, u128) {
+        let tip = self.priority_fee;
+        let max_fee = base_fee
+            .saturating_mul(2)
+            .saturating_add(tip)
+            .min(self.policy.max_fee_per_gas);
+        (max_fee, tip.min(max_fee))
     }
 
     /// The fee bump actually applied (never below the 10 % nodes require).

@@ -68,8 +68,9 @@ pub struct Worker {
     relayer: Relayer,
     signer: PrivateKeySigner,
     address: Address,
-    /// Nonces the chain used with none of our attempts mined: how many rounds in a row.
-    foreign: HashMap<u64, u32>,
+    /// Nonces the chain used with none of our attempts mined: in how many rounds, since which
+    /// head block.
+    foreign: HashMap<u64, (u32, u64)>,
 }
 
 fn now_ms() -> i64 {
@@ -99,24 +100,56 @@ impl Worker {
         self.address
     }
 
-    /// Runs until `shutdown` turns true. Node and database errors are logged and retried with
-    /// backoff; they never lose a job.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
-        let settings = self.relayer.settings().clone();
-        let mut lock = self.relayer.db().pool().acquire().await?.detach();
-        while !relay::try_lock_signer(&mut lock, settings.chain_id, self.address).await? {
-            tracing::warn!(signer = %self.address, "another relayer process writes for this key; waiting");
+    /// Takes the key's writer lock on a connection of its own, waiting while another process
+    /// holds it; `None` on shutdown.
+    async fn lock(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Option<sqlx::PgConnection>, Error> {
+        let chain_id = self.relayer.settings().chain_id;
+        loop {
+            let attempt = async {
+                let mut conn = self.relayer.db().pool().acquire().await?.detach();
+                let locked = relay::try_lock_signer(&mut conn, chain_id, self.address).await?;
+                Ok::<_, Error>(locked.then_some(conn))
+            };
+            match attempt.await {
+                Ok(Some(conn)) => return Ok(Some(conn)),
+                Ok(None) => {
+                    tracing::warn!(signer = %self.address, "another relayer process writes for this key; waiting")
+                }
+                Err(err) => {
+                    tracing::warn!(signer = %self.address, %err, "cannot take the key's writer lock; retrying")
+                }
+            }
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_secs(2)) => {}
                 _ = shutdown.changed() => {}
             }
             if *shutdown.borrow() {
-                return Ok(());
+                return Ok(None);
             }
         }
+    }
+
+    /// Runs until `shutdown` turns true. Node and database errors are logged and retried with
+    /// backoff; they never lose a job. If the connection holding the key's lock is lost, the
+    /// worker stops writing until it holds the lock again.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+        let settings = self.relayer.settings().clone();
+        let Some(mut lock) = self.lock(&mut shutdown).await? else {
+            return Ok(());
+        };
         tracing::info!(signer = %self.address, "relayer worker started");
         let mut failures = 0u32;
         while !*shutdown.borrow() {
+            if sqlx::query("SELECT 1").execute(&mut lock).await.is_err() {
+                tracing::warn!(signer = %self.address, "lost the connection holding the key's lock");
+                match self.lock(&mut shutdown).await? {
+                    Some(conn) => lock = conn,
+                    None => return Ok(()),
+                }
+            }
             let relayer = self.relayer.clone();
             let woken = relayer.woken();
             tokio::pin!(woken);
@@ -155,10 +188,7 @@ impl Worker {
         let provider = self.relayer.provider().clone();
         let settings = self.relayer.settings().clone();
         let head = chain::head(&provider).await?;
-        let chain_nonce = provider
-            .get_transaction_count(self.address)
-            .await
-            .map_err(|e| Error::node("reading the relayer's nonce", e))?;
+        let chain_nonce = self.chain_nonce().await?;
         let balance = chain::balance(&provider, self.address).await?;
         let pool = self.relayer.db().pool();
         let mut conn = pool.acquire().await?;
@@ -170,12 +200,25 @@ impl Worker {
             .metrics()
             .balance(self.address, f64::from(balance));
 
-        self.reconcile(&head, chain_nonce, next).await?;
+        let blocked = self.reconcile(&head, chain_nonce, next).await?;
         if balance < settings.policy.min_signer_balance {
             tracing::warn!(signer = %self.address, %balance, "balance below the minimum: not submitting");
             return Ok(false);
         }
+        if blocked {
+            // Behind a nonce that cannot be mined at an acceptable fee, new jobs would only
+            // queue up; other keys take them.
+            return Ok(false);
+        }
         self.submit(&head).await
+    }
+
+    async fn chain_nonce(&self) -> Result<u64, Error> {
+        self.relayer
+            .provider()
+            .get_transaction_count(self.address)
+            .await
+            .map_err(|e| Error::node("reading the relayer's nonce", e))
     }
 
     fn sign(
@@ -220,9 +263,11 @@ impl Worker {
                     Ok(Broadcast::Taken)
                 } else if message.contains("nonce too low") {
                     Ok(Broadcast::NonceUsed)
-                } else if message.contains("underpriced") {
+                } else if message.contains("replacement transaction underpriced") {
                     Ok(Broadcast::Underpriced)
                 } else if err.as_error_resp().is_some() {
+                    // Including a plain "underpriced" (under the node's price floor): the node
+                    // does not have it.
                     Ok(Broadcast::Refused(message))
                 } else {
                     Err(Error::node("broadcasting a transaction", err))
@@ -232,26 +277,33 @@ impl Worker {
     }
 
     /// Broadcasts a stored attempt and records what the node said.
-    async fn send_stored(&self, attempt: &Attempt, what: Sent) -> Result<(), Error> {
+    async fn send_stored(
+        &self,
+        attempt: &Attempt,
+        what: Sent,
+        head: &Head,
+    ) -> Result<Broadcast, Error> {
         let pool = self.relayer.db().pool();
-        match self.broadcast(&attempt.raw).await? {
+        let outcome = self.broadcast(&attempt.raw).await?;
+        match &outcome {
             Broadcast::Taken => {
                 if what == Sent::First || what == Sent::Rebroadcast {
                     self.relayer.metrics().sent(what, 1);
                 }
-                relay::mark_broadcast(pool, &[attempt.tx_hash]).await?;
+                relay::mark_broadcast(pool, &[attempt.tx_hash], head.number).await?;
             }
             Broadcast::Underpriced => {
-                // Something else holds the nonce in the pool; look again after `stuck_after`.
+                // Another transaction holds the nonce in the pool with at least this fee; look
+                // again after `stuck_after`.
                 tracing::warn!(tx = %attempt.tx_hash, nonce = attempt.nonce, "node holds another transaction at this nonce");
-                relay::mark_broadcast(pool, &[attempt.tx_hash]).await?;
+                relay::mark_broadcast(pool, &[attempt.tx_hash], head.number).await?;
             }
             Broadcast::NonceUsed => {}
             Broadcast::Refused(reason) => {
                 tracing::warn!(tx = %attempt.tx_hash, nonce = attempt.nonce, reason, "node refused a transaction");
             }
         }
-        Ok(())
+        Ok(outcome)
     }
 
     async fn job(&self, attempt: &Attempt) -> Result<Option<Job>, Error> {
@@ -261,7 +313,9 @@ impl Worker {
         }
     }
 
-    async fn reconcile(&mut self, head: &Head, chain_nonce: u64, next: u64) -> Result<(), Error> {
+    /// Settles, re-sends, replaces, cancels and fills the key's open nonces. True if the head
+    /// of the queue is held back by the fee cap.
+    async fn reconcile(&mut self, head: &Head, chain_nonce: u64, next: u64) -> Result<bool, Error> {
         let settings = self.relayer.settings().clone();
         let pool = self.relayer.db().pool().clone();
         let provider = self.relayer.provider().clone();
@@ -269,10 +323,12 @@ impl Worker {
         for attempt in relay::open_attempts(&pool, settings.chain_id, self.address).await? {
             slots.entry(attempt.nonce).or_default().push(attempt);
         }
+        self.foreign.retain(|nonce, _| slots.contains_key(nonce));
 
         // Nonces the chain has used.
         for (&nonce, attempts) in slots.range(..chain_nonce) {
             let mut mined = None;
+            let mut known = false;
             for attempt in attempts.iter().rev() {
                 let receipt = provider
                     .get_transaction_receipt(attempt.tx_hash)
@@ -282,15 +338,25 @@ impl Worker {
                     mined = Some((attempt, receipt));
                     break;
                 }
+                // Known as mined (by a node whose receipts lag): not foreign.
+                known |= provider
+                    .get_transaction_by_hash(attempt.tx_hash)
+                    .await
+                    .map_err(|e| Error::node("looking up a transaction", e))?
+                    .is_some_and(|tx| tx.block_number.is_some());
             }
             let Some((attempt, receipt)) = mined else {
-                let seen = self.foreign.entry(nonce).or_default();
-                *seen += 1;
-                if *seen >= 2 {
+                // No receipt for any of ours. Only after several rounds and blocks, and while
+                // the node knows none of them, is the nonce taken to be used by someone else (a
+                // lagging node behind a load balancer must not re-queue a mined job).
+                let (rounds, since) = self.foreign.entry(nonce).or_insert((0, head.number));
+                *rounds += 1;
+                if !known && *rounds >= 3 && head.number >= *since + 2 {
                     tracing::warn!(signer = %self.address, nonce, "nonce used on chain by a transaction the relayer did not sign; re-queueing its job");
-                    let mut conn = pool.acquire().await?;
-                    relay::release_foreign_nonce(&mut conn, settings.chain_id, self.address, nonce)
+                    let mut tx = pool.begin().await?;
+                    relay::release_foreign_nonce(&mut tx, settings.chain_id, self.address, nonce)
                         .await?;
+                    tx.commit().await?;
                     self.foreign.remove(&nonce);
                 }
                 continue;
@@ -306,10 +372,9 @@ impl Worker {
                 gas_used: receipt.gas_used,
                 gas_price: receipt.effective_gas_price,
             };
-            let mut conn = pool.acquire().await?;
-            relay::resolve_mined(&mut conn, settings.chain_id, self.address, nonce, &outcome)
-                .await?;
-            drop(conn);
+            let mut tx = pool.begin().await?;
+            relay::resolve_mined(&mut tx, settings.chain_id, self.address, nonce, &outcome).await?;
+            tx.commit().await?;
             self.foreign.remove(&nonce);
             if let Some(job) = self.job(attempt).await? {
                 let latency =
@@ -325,104 +390,187 @@ impl Worker {
             }
         }
 
-        // Nonces the chain went back to that no open attempt holds: fill them, or the ones
-        // above can never be mined.
+        // Nonces the chain went back to that no open attempt holds. One of ours mined there
+        // before (a reorg took it out) is broadcast again; any other is filled with a no-op, or
+        // the nonces above could never be mined.
         for nonce in chain_nonce..next.min(chain_nonce + MAX_FILL) {
-            if !slots.contains_key(&nonce) {
-                tracing::warn!(signer = %self.address, nonce, chain_nonce, "nonce gap; filling it with a no-op");
-                self.fill(nonce, head).await?;
+            if slots.contains_key(&nonce) {
+                continue;
             }
+            let earlier = relay::attempts_at(&pool, settings.chain_id, self.address, nonce).await?;
+            if let Some(mined) = earlier
+                .iter()
+                .find(|a| a.outcome.as_deref() == Some("mined"))
+            {
+                tracing::warn!(signer = %self.address, nonce, tx = %mined.tx_hash, "a mined transaction left the chain (reorg?); broadcasting it again");
+                self.broadcast(&mined.raw).await?;
+                continue;
+            }
+            tracing::warn!(signer = %self.address, nonce, chain_nonce, "nonce gap; filling it with a no-op");
+            self.fill(nonce, head).await?;
         }
 
         // Nonces still pending.
         let stuck_after = i64::try_from(settings.stuck_after.as_millis()).unwrap_or(i64::MAX);
+        let mut blocked = false;
         for (&nonce, attempts) in slots.range(chain_nonce..) {
             let Some(latest) = attempts.last() else {
                 continue;
             };
+            // An action whose authorization has expired can only revert: cancel it now, not
+            // when it reaches the head of the queue.
+            if latest.kind == AttemptKind::Action
+                && latest.deadline.is_some_and(|d| d <= head.timestamp)
+                && let Some(job) = self.job(latest).await?
+            {
+                let why = Refusal::invalid(
+                    "authorization_expired",
+                    "Authorization expired",
+                    format!(
+                        "the deadline {} passed before the transaction was mined",
+                        job.deadline
+                    ),
+                );
+                self.cancel(attempts, &job, &why, head).await?;
+                continue;
+            }
             match latest.broadcast_ms {
-                None => self.resend(attempts, head, Sent::First).await?,
+                None => blocked |= self.resend(attempts, head, Sent::First).await?,
                 Some(at) if now_ms() - at > stuck_after => {
                     let known = provider
                         .get_transaction_by_hash(latest.tx_hash)
                         .await
                         .map_err(|e| Error::node("looking up a pending transaction", e))?
                         .is_some();
+                    // Replaced only when blocks were mined without it (a halted chain is no
+                    // reason to pay more) or it is priced under the base fee.
+                    let passed_over = latest.broadcast_block.is_some_and(|b| head.number > b);
                     if !known {
                         tracing::warn!(tx = %latest.tx_hash, nonce, "the node forgot a pending transaction; broadcasting it again");
-                        self.resend(attempts, head, Sent::Rebroadcast).await?;
-                    } else if nonce == chain_nonce || latest.max_fee_per_gas < head.base_fee {
-                        self.bump(attempts, head).await?;
+                        blocked |= self.resend(attempts, head, Sent::Rebroadcast).await?;
+                    } else if latest.max_fee_per_gas < head.base_fee
+                        || (nonce == chain_nonce && passed_over)
+                    {
+                        blocked |= self.bump(attempts, head).await?;
                     } else {
-                        relay::mark_broadcast(&pool, &[latest.tx_hash]).await?;
+                        relay::mark_broadcast(&pool, &[latest.tx_hash], head.number).await?;
                     }
                 }
                 Some(_) => {}
             }
         }
-        Ok(())
+        Ok(blocked)
     }
 
-    /// (Re)broadcasts the latest attempt at a nonce, simulating an action first.
-    async fn resend(&self, attempts: &[Attempt], head: &Head, what: Sent) -> Result<(), Error> {
+    /// Re-checks a pending action: `Some(job)` if it can still succeed, or `None` after
+    /// cancelling it (or when it has no job: a cancel or a fill).
+    async fn recheck(&self, attempts: &[Attempt], head: &Head) -> Result<Option<Job>, Error> {
         let Some(latest) = attempts.last() else {
-            return Ok(());
+            return Ok(None);
+        };
+        if latest.kind != AttemptKind::Action {
+            return Ok(None);
+        }
+        let Some(job) = self.job(latest).await? else {
+            return Ok(None);
+        };
+        let settings = self.relayer.settings();
+        let why = if job.deadline <= head.timestamp {
+            Some(Refusal::invalid(
+                "authorization_expired",
+                "Authorization expired",
+                format!(
+                    "the deadline {} passed before the transaction was mined",
+                    job.deadline
+                ),
+            ))
+        } else if !allowed(settings, job.target, &job.calldata) {
+            Some(Refusal::invalid(
+                "policy_violation",
+                "Not sponsored",
+                "the call is not to a sponsored contract and function",
+            ))
+        } else {
+            let fees = settings.fees(head.base_fee);
+            match chain::simulate(
+                self.relayer.provider(),
+                self.address,
+                job.target,
+                &job.calldata,
+                fees,
+            )
+            .await?
+            {
+                Simulation::Reverts(refusal) => Some(refusal),
+                Simulation::Ok(_) => None,
+            }
+        };
+        match why {
+            Some(why) => {
+                self.cancel(attempts, &job, &why, head).await?;
+                Ok(None)
+            }
+            None => Ok(Some(job)),
+        }
+    }
+
+    /// (Re)broadcasts the latest attempt at a nonce, re-checking an action first. True if it is
+    /// held back by the fee cap.
+    async fn resend(&self, attempts: &[Attempt], head: &Head, what: Sent) -> Result<bool, Error> {
+        let Some(latest) = attempts.last() else {
+            return Ok(false);
         };
         // Priced under the base fee, the stored bytes would be refused (a node evicts such
         // transactions, too): replace them instead.
         if latest.max_fee_per_gas < head.base_fee {
             return self.bump(attempts, head).await;
         }
-        if latest.kind == AttemptKind::Action
-            && let Some(job) = self.job(latest).await?
-        {
-            let simulation = chain::simulate(
-                self.relayer.provider(),
-                self.address,
-                job.target,
-                &job.calldata,
-            )
-            .await?;
-            if let Simulation::Reverts(refusal) = simulation {
-                return self.cancel(attempts, &job, &refusal, head).await;
-            }
+        if latest.kind == AttemptKind::Action && self.recheck(attempts, head).await?.is_none() {
+            return Ok(false);
         }
-        self.send_stored(latest, what).await
+        match self.send_stored(latest, what, head).await? {
+            // The node will not take these bytes as they are (its price floor, or its own
+            // replacement rule): replace them.
+            Broadcast::Refused(_) if latest.broadcast_ms.is_some() => {
+                self.bump(attempts, head).await
+            }
+            _ => Ok(false),
+        }
     }
 
-    /// Replaces the latest attempt at a nonce with the same transaction at a higher fee.
-    async fn bump(&self, attempts: &[Attempt], head: &Head) -> Result<(), Error> {
+    /// Replaces the latest attempt at a nonce with the same transaction at a higher fee: at least
+    /// `fee_bump_percent` more on both fees, and at least `2 × base fee + tip`, but for an action
+    /// never above the fee cap (a cancel or a fill has none). An action that can no longer
+    /// succeed is cancelled instead. True if the fee cap holds it back.
+    async fn bump(&self, attempts: &[Attempt], head: &Head) -> Result<bool, Error> {
         let Some(latest) = attempts.last() else {
-            return Ok(());
+            return Ok(false);
         };
         let settings = self.relayer.settings();
         let percent = settings.bump_percent();
         let tip = bumped(latest.max_priority_fee_per_gas, percent).max(settings.priority_fee);
-        let max_fee = bumped(latest.max_fee_per_gas, percent).max(head.base_fee * 2 + tip);
-        let (to, input, job) = match latest.kind {
+        let floor = bumped(latest.max_fee_per_gas, percent);
+        let wanted = head.base_fee.saturating_mul(2).saturating_add(tip);
+        let (to, input, job, max_fee) = match latest.kind {
             AttemptKind::Action => {
-                let Some(job) = self.job(latest).await? else {
-                    return Ok(());
+                let Some(job) = self.recheck(attempts, head).await? else {
+                    return Ok(false);
                 };
-                if max_fee > settings.policy.max_fee_per_gas {
-                    tracing::warn!(relay_id = %job.id, max_fee, cap = settings.policy.max_fee_per_gas, "fee cap reached; not bumping");
-                    relay::mark_broadcast(self.relayer.db().pool(), &[latest.tx_hash]).await?;
-                    return Ok(());
+                let cap = settings.policy.max_fee_per_gas;
+                if floor > cap || head.base_fee >= cap {
+                    tracing::warn!(relay_id = %job.id, base_fee = head.base_fee, cap, "fee cap reached; holding the transaction");
+                    relay::mark_broadcast(self.relayer.db().pool(), &[latest.tx_hash], head.number)
+                        .await?;
+                    return Ok(true);
                 }
-                let simulation = chain::simulate(
-                    self.relayer.provider(),
-                    self.address,
-                    job.target,
-                    &job.calldata,
-                )
-                .await?;
-                if let Simulation::Reverts(refusal) = simulation {
-                    return self.cancel(attempts, &job, &refusal, head).await;
-                }
-                (job.target, job.calldata.clone(), Some(job))
+                let max_fee = floor.max(wanted.min(cap));
+                (job.target, job.calldata.clone(), Some(job), max_fee)
             }
-            AttemptKind::Cancel | AttemptKind::Fill => (self.address, Bytes::new(), None),
+            AttemptKind::Cancel | AttemptKind::Fill => {
+                (self.address, Bytes::new(), None, floor.max(wanted))
+            }
         };
+        let tip = tip.min(max_fee);
         let signed = self.sign(to, input, latest.nonce, latest.gas_limit, max_fee, tip)?;
         let mut conn = self.relayer.db().pool().acquire().await?;
         relay::insert_attempt(
@@ -449,7 +597,8 @@ impl Worker {
         tracing::info!(nonce = latest.nonce, old = %latest.tx_hash, new = %signed.hash, max_fee, tip, "fee-bumped replacement");
         self.relayer.metrics().sent(Sent::Replacement, 1);
         let stored = self.stored(signed, latest, max_fee, tip);
-        self.send_stored(&stored, Sent::Replacement).await
+        self.send_stored(&stored, Sent::Replacement, head).await?;
+        Ok(false)
     }
 
     fn stored(&self, signed: Signed, like: &Attempt, max_fee: u128, tip: u128) -> Attempt {
@@ -465,7 +614,9 @@ impl Worker {
             raw: signed.raw,
             created_ms: now_ms(),
             broadcast_ms: None,
+            broadcast_block: None,
             outcome: None,
+            deadline: like.deadline,
         }
     }
 
@@ -529,7 +680,8 @@ impl Worker {
         stored.kind = AttemptKind::Cancel;
         stored.gas_limit = TRANSFER_GAS;
         stored.job_id = Some(job.id.clone());
-        self.send_stored(&stored, Sent::Cancel).await
+        self.send_stored(&stored, Sent::Cancel, head).await?;
+        Ok(())
     }
 
     /// A no-op at a nonce no job holds.
@@ -576,9 +728,12 @@ impl Worker {
             raw: signed.raw,
             created_ms: now_ms(),
             broadcast_ms: None,
+            broadcast_block: None,
             outcome: None,
+            deadline: None,
         };
-        self.send_stored(&stored, Sent::Fill).await
+        self.send_stored(&stored, Sent::Fill, head).await?;
+        Ok(())
     }
 
     /// Takes a batch of accepted jobs and submits them. True if the batch was full.
@@ -594,7 +749,7 @@ impl Worker {
             );
             return Ok(false);
         }
-        let max_fee = (head.base_fee * 2 + tip).min(policy.max_fee_per_gas);
+        let (max_fee, tip) = settings.fees(head.base_fee);
         let pool = self.relayer.db().pool().clone();
         let mut tx = pool.begin().await?;
         let jobs = relay::claim_accepted(&mut tx, settings.chain_id, settings.batch_size).await?;
@@ -608,8 +763,10 @@ impl Worker {
         for (i, job) in jobs.iter().enumerate() {
             let provider = self.relayer.provider().clone();
             let (from, to, input) = (self.address, job.target, job.calldata.clone());
-            simulations
-                .spawn(async move { (i, chain::simulate(&provider, from, to, &input).await) });
+            let fees = (max_fee, tip);
+            simulations.spawn(async move {
+                (i, chain::simulate(&provider, from, to, &input, fees).await)
+            });
         }
         let mut results: Vec<Option<Simulation>> = (0..jobs.len()).map(|_| None).collect();
         while let Some(joined) = simulations.join_next().await {
@@ -643,10 +800,17 @@ impl Worker {
                     }
                     Some(Simulation::Ok(gas)) => {
                         let limit = (gas.saturating_mul(100 + settings.gas_margin_percent) / 100)
-                            .max(job.gas_limit)
-                            .min(policy.max_gas_per_action);
-                        ready.push((job, limit));
-                        None
+                            .max(job.gas_limit);
+                        if limit > policy.max_gas_per_action {
+                            Some(Refusal::invalid(
+                                "gas_ceiling_exceeded",
+                                "Gas ceiling exceeded",
+                                format!("the call now needs about {gas} gas"),
+                            ))
+                        } else {
+                            ready.push((job, limit));
+                            None
+                        }
                     }
                     None => None,
                 }
@@ -723,7 +887,7 @@ impl Worker {
             }
         }
         failpoint::hit("after_broadcast");
-        relay::mark_broadcast(&pool, &taken).await?;
+        relay::mark_broadcast(&pool, &taken, head.number).await?;
         self.relayer.metrics().sent(Sent::First, taken.len() as u64);
         if !taken.is_empty() {
             tracing::debug!(signer = %self.address, submitted = taken.len(), "batch broadcast");

@@ -181,15 +181,19 @@ async fn a_nonce_moved_ahead_requeues_and_one_moved_back_is_filled() -> eyre::Re
         serde_json::json!([f.key.address(), 5]),
     )
     .await?;
-    rpc(&f, "evm_setAutomine", serde_json::json!([true])).await?;
-    rpc(&f, "evm_mine", serde_json::json!([])).await?;
+    // Blocks keep coming (the relayer only takes a nonce as foreign after a few).
+    rpc(&f, "evm_setIntervalMining", serde_json::json!([1])).await?;
     let done = f.wait_for(id, &relay_id, "confirmed").await?;
+    rpc(&f, "evm_setIntervalMining", serde_json::json!([0])).await?;
+    rpc(&f, "evm_setAutomine", serde_json::json!([true])).await?;
     assert_eq!(done["nonce"], 5, "{done}");
     assert_eq!(done["attempts"][0]["outcome"], "replaced");
     assert!(closing(&f, id).await?);
     assert_eq!(f.relayer_nonce().await?, 6);
 
-    // Back: the chain forgets nonces 1..6; the worker fills them before the next job.
+    // Back: the chain forgets nonces 1..6. The worker fills 1..=4 with no-ops and, as after a
+    // reorg, broadcasts its own transaction mined at 5 again (here it can only revert: the
+    // state was not rolled back); then the next job gets 6.
     rpc(
         &f,
         "anvil_setNonce",
@@ -204,7 +208,7 @@ async fn a_nonce_moved_ahead_requeues_and_one_moved_back_is_filled() -> eyre::Re
     )
     .fetch_one(f.db().pool())
     .await?;
-    assert_eq!(fills, 5, "nonces 1..=5 filled");
+    assert_eq!(fills, 4, "nonces 1..=4 filled");
     assert_eq!(done["nonce"], 6);
     assert_eq!(f.relayer_nonce().await?, 7);
     f.stop_worker().await;
@@ -235,5 +239,88 @@ async fn interval_mining_confirms_a_burst() -> eyre::Result<()> {
     assert_eq!(f.attempts().await?, 8, "no replacement was needed");
     let states = super::states(&f).await?;
     assert_eq!(states, vec![("confirmed".to_owned(), 8)]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_expired_action_held_by_the_fee_cap_is_cancelled_above_it() -> eyre::Result<()> {
+    let gwei = 1_000_000_000u128;
+    let mut f = Fixture::new(|s| {
+        s.policy.max_fee_per_gas = 5 * gwei;
+        s.policy.min_deadline_margin = 5;
+        s.stuck_after = Duration::from_millis(300);
+    })
+    .await?;
+    f.start_worker().await?;
+    let (_, id) = f.active_agreement("capped").await?;
+    rpc(&f, "evm_setAutomine", serde_json::json!([false])).await?;
+    let deadline = f.now().await? + 20;
+    let body = Sign { f: &f, id }
+        .initiate_close(&f.chain.buyer, deadline)
+        .await?;
+    let (code, accepted) = f
+        .request(
+            "POST",
+            &format!("/usage-agreements/{id}/sponsored-actions/initiate-close"),
+            &f.buyer_key,
+            Some("capped"),
+            Some(body),
+        )
+        .await?;
+    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
+    let relay_id = accepted["relay_id"].as_str().unwrap_or_default().to_owned();
+    attempts(&f, id, &relay_id, 1).await?;
+
+    // The base fee jumps far above the cap (the action cannot follow it), then the
+    // authorization's deadline passes while it waits.
+    rpc(
+        &f,
+        "anvil_setNextBlockBaseFeePerGas",
+        serde_json::json!([U256::from(20 * gwei)]),
+    )
+    .await?;
+    rpc(&f, "evm_mine", serde_json::json!([])).await?;
+    rpc(&f, "evm_increaseTime", serde_json::json!([30])).await?;
+    rpc(&f, "evm_mine", serde_json::json!([])).await?;
+    // The worker replaces it with a cancel priced above the cap, which the next block takes.
+    let started = Instant::now();
+    loop {
+        let (_, body) = f
+            .request(
+                "GET",
+                &format!("/usage-agreements/{id}/sponsored-actions/{relay_id}"),
+                &f.buyer_key,
+                None,
+                None,
+            )
+            .await?;
+        if body["status"] == "failed" {
+            assert_eq!(body["failure"]["code"], "authorization_expired", "{body}");
+            let list = body["attempts"].as_array().cloned().unwrap_or_default();
+            let cancel = list
+                .iter()
+                .find(|a| a["kind"] == "cancel")
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(cancel["outcome"], "mined", "{body}");
+            let fee: u128 = cancel["max_fee_per_gas"]
+                .as_str()
+                .unwrap_or_default()
+                .parse()?;
+            assert!(fee > 5 * gwei, "the cancel is not held by the cap: {fee}");
+            break;
+        }
+        eyre::ensure!(
+            started.elapsed() < Duration::from_secs(20),
+            "never cancelled: {body}"
+        );
+        rpc(&f, "evm_mine", serde_json::json!([])).await?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        !closing(&f, id).await?,
+        "the expired close never took effect"
+    );
+    assert_eq!(f.relayer_nonce().await?, 1, "the nonce went to the cancel");
     Ok(())
 }

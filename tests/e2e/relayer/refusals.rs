@@ -347,6 +347,30 @@ async fn wrong_states_replays_and_bad_messages_cost_nothing() -> eyre::Result<()
     )
     .await?;
 
+    // Too close to the end of the window for the relayer to be sure to make it.
+    let closes_at = u64::try_from(
+        f.chain
+            .escrow()
+            .agreementState(id)
+            .call()
+            .await?
+            .closeDeadline,
+    )?;
+    let now = f.now().await?;
+    f.chain.advance_time(closes_at - now - 30).await?;
+    let deadline = f.now().await? + 3_600;
+    let body = sign.seller_claim(AMOUNT, seller, deadline).await?;
+    refused(
+        &f,
+        id,
+        "seller-claim",
+        &f.seller_key,
+        body,
+        StatusCode::CONFLICT,
+        "close_window_ending",
+    )
+    .await?;
+
     // After the window, the seller is too late.
     f.chain.advance_time(3_700).await?;
     let deadline = f.now().await? + 3_600;
@@ -452,6 +476,25 @@ async fn the_sponsor_policy_is_enforced() -> eyre::Result<()> {
         body,
         StatusCode::TOO_MANY_REQUESTS,
         "quota_exceeded",
+    )
+    .await?;
+
+    // Tokens outside the sponsored list.
+    let f =
+        Fixture::new(|s: &mut Settings| s.policy.tokens = vec![Address::repeat_byte(0x11)]).await?;
+    f.round().await?;
+    let (_, id) = f.active_agreement("token").await?;
+    let body = Sign { f: &f, id }
+        .initiate_close(&f.chain.buyer, f.now().await? + 3_600)
+        .await?;
+    refused(
+        &f,
+        id,
+        "initiate-close",
+        &f.buyer_key,
+        body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "token_not_sponsored",
     )
     .await?;
 

@@ -1,0 +1,588 @@
+//! The sponsored-action relayer, measured and printed as a table:
+//! - throughput: jobs queued, then drained by the workers until every one is confirmed, next to
+//!   a plain alloy send loop (gas estimation, cached nonces) of the same calls from one key, in
+//!   the same run; with automine, with 2 s interval mining, and with several signer keys;
+//! - accept latency through the HTTP API at a fixed rate (open loop, measured from each
+//!   request's scheduled start), and the latency of idempotent replays;
+//! - gas of each sponsored action next to its direct twin (EOA parties).
+//!
+//! The agreements are the load driver's (an ERC-1271 buyer), created 100 per transaction; the
+//! sponsored action is `initiateCloseWithSig`, signed by the driver.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    network::EthereumWallet,
+    primitives::{Bytes, U256},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    rpc::types::{Filter, TransactionRequest},
+    signers::local::PrivateKeySigner,
+    sol_types::{SolCall, SolEvent},
+    transports::http::reqwest::Client,
+};
+use pactum_api::{AppState, auth::generate_api_key};
+use pactum_bench::{LoadChain, percentile, thousands};
+use pactum_bindings::{
+    Agreement, AgreementEscrow, LocalUSDC,
+    eip712::{BuyerWithdraw, InitiateClose, SellerClaim, Voucher},
+    sign,
+};
+use pactum_db::{api as principals, relay, testing::TestDatabase};
+use pactum_devnet::{dev_signer, scenario};
+use pactum_indexer::{Config, Indexer, Metrics};
+use pactum_relayer::{Authorization, Relayer, Settings, Worker};
+use serde_json::json;
+use tokio::{net::TcpListener, sync::watch};
+
+const THROUGHPUT_JOBS: u64 = 1_000;
+const RATE: u64 = 200;
+const RATE_SECONDS: u64 = 10;
+
+/// The driver's agreements created since `from_block`, from their activation events.
+async fn agreements(chain: &LoadChain, from_block: u64) -> eyre::Result<Vec<Agreement>> {
+    let logs = chain
+        .provider
+        .get_logs(
+            &Filter::new()
+                .address(chain.deployment.escrow)
+                .event_signature(AgreementEscrow::AgreementActivated::SIGNATURE_HASH)
+                .from_block(from_block),
+        )
+        .await?;
+    logs.iter()
+        .map(|log| {
+            let e = AgreementEscrow::AgreementActivated::decode_log_data(log.data())?;
+            Ok(Agreement {
+                buyer: e.buyer,
+                seller: e.seller,
+                token: e.token,
+                maxAmount: e.amount,
+                infraFee: e.infraFee,
+                expiry: e.expiry,
+                closeWindow: e.closeWindow,
+                salt: e.salt,
+            })
+        })
+        .collect()
+}
+
+/// `count` fresh active agreements of the driver.
+async fn fresh(chain: &mut LoadChain, count: u64) -> eyre::Result<Vec<Agreement>> {
+    let from = chain.provider.get_block_number().await? + 1;
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(100);
+        chain.drive(n, 0, true).await?;
+        left -= n;
+    }
+    agreements(chain, from).await
+}
+
+/// The driver's (ERC-1271, accepts anything) close authorization.
+fn close(terms: &Agreement, deadline: u64) -> Authorization {
+    Authorization::InitiateClose {
+        party: terms.buyer,
+        deadline,
+        signature: Bytes::from(vec![0u8; 65]),
+    }
+}
+
+async fn now(provider: &DynProvider) -> eyre::Result<u64> {
+    Ok(scenario::latest_timestamp(provider).await?)
+}
+
+/// A relayer over a fresh database with `keys` (funded), its workers not started.
+async fn relayer(
+    chain: &LoadChain,
+    keys: &[PrivateKeySigner],
+    tune: impl FnOnce(&mut Settings),
+) -> eyre::Result<(Relayer, TestDatabase)> {
+    let db = TestDatabase::create().await?;
+    let d = &chain.deployment;
+    let mut settings = Settings::new(d.chain_id, d.escrow, d.fee_collector);
+    settings.poll_interval = Duration::from_millis(50);
+    settings.policy.daily_gas_budget = u64::MAX / 2;
+    settings.policy.max_actions_per_party_per_day = u64::MAX / 2;
+    tune(&mut settings);
+    let plain = ProviderBuilder::new()
+        .connect_http(chain.anvil.endpoint_url())
+        .erased();
+    for key in keys {
+        let _: serde_json::Value = plain
+            .raw_request(
+                "anvil_setBalance".into(),
+                (key.address(), U256::from(10u64).pow(U256::from(22))),
+            )
+            .await?;
+    }
+    let relayer = Relayer::new(
+        db.db().clone(),
+        plain,
+        settings,
+        keys.iter().map(PrivateKeySigner::address).collect(),
+    )
+    .await?;
+    for key in keys {
+        Worker::new(relayer.clone(), key.clone()).round().await?;
+    }
+    Ok((relayer, db))
+}
+
+fn start_workers(relayer: &Relayer, keys: &[PrivateKeySigner]) -> watch::Sender<bool> {
+    let (stop, rx) = watch::channel(false);
+    for key in keys {
+        let worker = Worker::new(relayer.clone(), key.clone());
+        let rx = rx.clone();
+        tokio::spawn(async move {
+            if let Err(err) = worker.run(rx).await {
+                eprintln!("worker stopped: {err}");
+            }
+        });
+    }
+    stop
+}
+
+async fn wait_confirmed(relayer: &Relayer, jobs: u64) -> eyre::Result<()> {
+    let chain_id = relayer.settings().chain_id;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let states = relay::jobs_by_state(relayer.db().pool(), chain_id).await?;
+        let confirmed = states
+            .iter()
+            .find(|(s, _)| s == "confirmed")
+            .map_or(0, |(_, n)| *n);
+        let failed = states
+            .iter()
+            .find(|(s, _)| s == "failed")
+            .map_or(0, |(_, n)| *n);
+        eyre::ensure!(failed == 0, "{failed} jobs failed: {states:?}");
+        if u64::try_from(confirmed)? >= jobs {
+            return Ok(());
+        }
+        eyre::ensure!(Instant::now() < deadline, "jobs not confirmed: {states:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Queues `terms.len()` sponsored closes, then drains them with one worker per key; returns
+/// confirmed actions per second (from the workers' start to the last confirmation).
+async fn relayed(
+    chain: &LoadChain,
+    keys: &[PrivateKeySigner],
+    terms: &[Agreement],
+) -> eyre::Result<(f64, f64)> {
+    let (relayer, _db) = relayer(chain, keys, |_| {}).await?;
+    let deadline = now(&chain.provider).await? + 3_600;
+    let started = Instant::now();
+    for t in terms {
+        relayer
+            .accept(t, close(t, deadline), "bench")
+            .await
+            .map_err(|e| eyre::eyre!("{e:?}"))?;
+    }
+    let accept_rate = terms.len() as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let stop = start_workers(&relayer, keys);
+    wait_confirmed(&relayer, terms.len() as u64).await?;
+    let rate = terms.len() as f64 / started.elapsed().as_secs_f64();
+    let _ = stop.send(true);
+    Ok((rate, accept_rate))
+}
+
+/// The same calls sent by a plain alloy loop from one key (gas estimated per transaction,
+/// nonces cached), until the last receipt.
+async fn plain_loop(
+    chain: &LoadChain,
+    key: &PrivateKeySigner,
+    terms: &[Agreement],
+) -> eyre::Result<f64> {
+    let _: serde_json::Value = chain
+        .provider
+        .raw_request(
+            "anvil_setBalance".into(),
+            (key.address(), U256::from(10u64).pow(U256::from(22))),
+        )
+        .await?;
+    let provider = ProviderBuilder::new()
+        .with_cached_nonce_management()
+        .wallet(EthereumWallet::new(key.clone()))
+        .connect_http(chain.anvil.endpoint_url());
+    let deadline = now(&chain.provider).await? + 3_600;
+    let started = Instant::now();
+    let mut last = None;
+    for t in terms {
+        let Authorization::InitiateClose {
+            party, signature, ..
+        } = close(t, deadline)
+        else {
+            unreachable!()
+        };
+        let call = AgreementEscrow::initiateCloseWithSigCall {
+            agreement: t.clone(),
+            party,
+            deadline: U256::from(deadline),
+            signature,
+        };
+        let tx = TransactionRequest::default()
+            .to(chain.deployment.escrow)
+            .input(call.abi_encode().into());
+        last = Some(provider.send_transaction(tx).await?);
+    }
+    if let Some(pending) = last {
+        let receipt = pending.get_receipt().await?;
+        eyre::ensure!(receipt.status(), "plain loop transaction reverted");
+    }
+    Ok(terms.len() as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn set_mining(chain: &LoadChain, interval: Option<u64>) -> eyre::Result<()> {
+    let p = &chain.provider;
+    match interval {
+        Some(seconds) => {
+            let _: serde_json::Value = p.raw_request("evm_setAutomine".into(), (false,)).await?;
+            let _: serde_json::Value = p
+                .raw_request("evm_setIntervalMining".into(), (seconds,))
+                .await?;
+        }
+        None => {
+            let _: serde_json::Value = p.raw_request("evm_setIntervalMining".into(), (0,)).await?;
+            let _: serde_json::Value = p.raw_request("evm_setAutomine".into(), (true,)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Accept latency over HTTP at `RATE` requests/s, then the same requests replayed.
+async fn accept_latency(
+    chain: &mut LoadChain,
+) -> eyre::Result<(Vec<f64>, Vec<f64>, HashMap<u16, u64>)> {
+    let total = RATE * RATE_SECONDS;
+    let terms = fresh(chain, total).await?;
+    let keys = [dev_signer(5)];
+    let (relayer, db) = relayer(chain, &keys, |_| {}).await?;
+    let d = &chain.deployment;
+    let mut config = Config::new(d.chain_id, d.escrow, d.fee_collector, d.start_block);
+    config.use_finalized_tag = false;
+    Indexer::new(
+        config,
+        db.db().clone(),
+        chain.provider.clone(),
+        Metrics::default(),
+    )
+    .await?
+    .catch_up()
+    .await?;
+    let mut conn = db.db().pool().acquire().await?;
+    principals::create_owner(&mut conn, "bench", "bench", "bench@pactum.local").await?;
+    principals::create_agent(&mut conn, "driver", "bench", "driver", chain.driver).await?;
+    let (key_id, api_key, hash) = generate_api_key();
+    principals::create_api_key(&mut conn, &key_id, "driver", &hash, "bench").await?;
+    drop(conn);
+    let mut state = AppState::new(db.db().clone(), d.chain_id, None);
+    state.relayer = Some(relayer.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (_stop_api, stopped) = watch::channel(false);
+    tokio::spawn(pactum_api::serve(listener, state, stopped));
+    let _stop_workers = start_workers(&relayer, &keys);
+
+    let deadline = now(&chain.provider).await? + 3_600;
+    let http = Client::new();
+    let bodies: Vec<(String, String)> = terms
+        .iter()
+        .map(|t| {
+            let id = pactum_bindings::eip712::agreement_id(t, &relayer.escrow_domain());
+            (
+                format!("{base}/usage-agreements/{id}/sponsored-actions/initiate-close"),
+                json!({ "party": t.buyer.to_string(), "deadline": deadline, "signature": Bytes::from(vec![0u8; 65]).to_string() })
+                    .to_string(),
+            )
+        })
+        .collect();
+    let run = || {
+        let (http, bodies, api_key) = (http.clone(), bodies.clone(), api_key.clone());
+        async move {
+            let latencies = Arc::new(Mutex::new(Vec::new()));
+            let statuses = Arc::new(Mutex::new(HashMap::<u16, u64>::new()));
+            let start = Instant::now();
+            let mut tasks = Vec::new();
+            for (i, (url, body)) in bodies.into_iter().enumerate() {
+                let scheduled = start + Duration::from_micros(1_000_000 * i as u64 / RATE);
+                tokio::time::sleep_until(scheduled.into()).await;
+                let request = http
+                    .post(url)
+                    .bearer_auth(&api_key)
+                    .header("idempotency-key", format!("bench-{i}"))
+                    .header("content-type", "application/json")
+                    .body(body);
+                let (latencies, statuses) = (latencies.clone(), statuses.clone());
+                tasks.push(tokio::spawn(async move {
+                    let status = match request.send().await {
+                        Ok(r) => {
+                            let s = r.status().as_u16();
+                            let _ = r.bytes().await;
+                            s
+                        }
+                        Err(_) => 0,
+                    };
+                    let ms = scheduled.elapsed().as_secs_f64() * 1_000.0;
+                    if let Ok(mut l) = latencies.lock() {
+                        l.push(ms);
+                    }
+                    if let Ok(mut s) = statuses.lock() {
+                        *s.entry(status).or_default() += 1;
+                    }
+                }));
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+            let latencies = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+            let statuses = statuses.lock().map(|s| s.clone()).unwrap_or_default();
+            (latencies, statuses)
+        }
+    };
+    let (first, statuses) = run().await;
+    let (replayed, replay_statuses) = run().await;
+    eyre::ensure!(
+        replay_statuses.get(&202).copied().unwrap_or(0) == total,
+        "replays: {replay_statuses:?}"
+    );
+    wait_confirmed(&relayer, total).await?;
+    Ok((first, replayed, statuses))
+}
+
+/// Gas of each action, direct and sponsored, for EOA parties (dev accounts 1 and 2).
+async fn gas_table(chain: &LoadChain) -> eyre::Result<Vec<(&'static str, u64, u64)>> {
+    let (buyer, seller) = (dev_signer(1), dev_signer(2));
+    let d = &chain.deployment;
+    let mut wallet = EthereumWallet::new(dev_signer(0));
+    wallet.register_signer(buyer.clone());
+    wallet.register_signer(seller.clone());
+    let provider = pactum_devnet::connect(chain.anvil.endpoint_url(), wallet);
+    pactum_devnet::confirm(
+        LocalUSDC::new(d.token, &provider)
+            .mint(buyer.address(), U256::from(1_000_000_000u64))
+            .from(dev_signer(0).address()),
+    )
+    .await?;
+    let terms = |salt: &str, t: u64| Agreement {
+        buyer: buyer.address(),
+        seller: seller.address(),
+        token: d.token,
+        maxAmount: U256::from(100_000_000u64),
+        infraFee: U256::ZERO,
+        expiry: t + 86_400,
+        closeWindow: 3_600,
+        salt: alloy::primitives::keccak256(salt),
+    };
+    let t = now(&chain.provider).await?;
+    let amount = U256::from(40_000_000u64);
+
+    // Direct.
+    let direct = terms("gas-direct", t);
+    let (id, _) =
+        scenario::activate(&provider, d, &direct, &buyer, dev_signer(0).address()).await?;
+    let escrow = AgreementEscrow::new(d.escrow, &provider);
+    let domain = pactum_bindings::eip712::escrow_domain(d.chain_id, d.escrow);
+    let voucher = sign::sign_typed(
+        &buyer,
+        &Voucher {
+            agreementId: id,
+            cumulativeAmount: amount,
+        },
+        &domain,
+    )
+    .await?;
+    let g1 = pactum_devnet::confirm(escrow.initiateClose(direct.clone()).from(buyer.address()))
+        .await?
+        .gas_used;
+    let g2 = pactum_devnet::confirm(
+        escrow
+            .sellerClaim(direct.clone(), amount, voucher, seller.address())
+            .from(seller.address())
+            .gas(300_000),
+    )
+    .await?
+    .gas_used;
+    let g3 = pactum_devnet::confirm(
+        escrow
+            .buyerWithdraw(direct.clone(), buyer.address())
+            .from(buyer.address()),
+    )
+    .await?
+    .gas_used;
+
+    // Sponsored, through the relayer.
+    let keys = [dev_signer(5)];
+    let (relayer, _db) = relayer(chain, &keys, |_| {}).await?;
+    let _stop = start_workers(&relayer, &keys);
+    let sponsored = terms("gas-sponsored", t);
+    let (id, _) =
+        scenario::activate(&provider, d, &sponsored, &buyer, dev_signer(0).address()).await?;
+    let deadline = now(&chain.provider).await? + 3_600;
+    let voucher = sign::sign_typed(
+        &buyer,
+        &Voucher {
+            agreementId: id,
+            cumulativeAmount: amount,
+        },
+        &domain,
+    )
+    .await?;
+    let dl = U256::from(deadline);
+    let steps = [
+        Authorization::InitiateClose {
+            party: buyer.address(),
+            deadline,
+            signature: sign::sign_typed(
+                &buyer,
+                &InitiateClose {
+                    agreementId: id,
+                    party: buyer.address(),
+                    deadline: dl,
+                },
+                &domain,
+            )
+            .await?,
+        },
+        Authorization::SellerClaim {
+            amount,
+            voucher_signature: voucher,
+            recipient: seller.address(),
+            deadline,
+            signature: sign::sign_typed(
+                &seller,
+                &SellerClaim {
+                    agreementId: id,
+                    amount,
+                    recipient: seller.address(),
+                    deadline: dl,
+                },
+                &domain,
+            )
+            .await?,
+        },
+        Authorization::BuyerWithdraw {
+            recipient: buyer.address(),
+            deadline,
+            signature: sign::sign_typed(
+                &buyer,
+                &BuyerWithdraw {
+                    agreementId: id,
+                    recipient: buyer.address(),
+                    deadline: dl,
+                },
+                &domain,
+            )
+            .await?,
+        },
+    ];
+    let mut sponsored_gas = Vec::new();
+    for step in steps {
+        let job = relayer
+            .accept(&sponsored, step, "bench")
+            .await
+            .map_err(|e| eyre::eyre!("{e:?}"))?
+            .job;
+        let started = Instant::now();
+        let gas = loop {
+            if let Some((j, _)) = relayer.job(&job.id).await?
+                && let Some(gas) = j.gas_used
+            {
+                break gas;
+            }
+            eyre::ensure!(
+                started.elapsed() < Duration::from_secs(30),
+                "job {} stuck",
+                job.id
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        sponsored_gas.push(gas);
+    }
+    Ok(vec![
+        ("initiate close", g1, sponsored_gas[0]),
+        ("seller claim (paid at once)", g2, sponsored_gas[1]),
+        ("buyer withdraw", g3, sponsored_gas[2]),
+    ])
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> eyre::Result<()> {
+    let mut chain = LoadChain::start(&["--gas-limit", "100000000"]).await?;
+    let extra: Vec<PrivateKeySigner> = (0..3).map(|_| PrivateKeySigner::random()).collect();
+    let one = vec![dev_signer(5)];
+    let four: Vec<PrivateKeySigner> = one.iter().cloned().chain(extra.iter().cloned()).collect();
+    let mut rows = Vec::new();
+
+    for (label, interval) in [("automine", None), ("2 s blocks", Some(2))] {
+        set_mining(&chain, None).await?;
+        let plain_terms = fresh(&mut chain, THROUGHPUT_JOBS).await?;
+        let relay_terms = fresh(&mut chain, THROUGHPUT_JOBS).await?;
+        let multi_terms = fresh(&mut chain, THROUGHPUT_JOBS).await?;
+        set_mining(&chain, interval).await?;
+        let ceiling = plain_loop(&chain, &one[0], &plain_terms).await?;
+        let (single, accept_rate) = relayed(&chain, &one, &relay_terms).await?;
+        let (multi, _) = relayed(&chain, &four, &multi_terms).await?;
+        rows.push((label, ceiling, single, multi, accept_rate));
+    }
+    set_mining(&chain, None).await?;
+
+    let (mut first, mut replayed, statuses) = accept_latency(&mut chain).await?;
+    let gas = gas_table(&chain).await?;
+
+    println!(
+        "\n## Relayer throughput ({THROUGHPUT_JOBS} sponsored initiateCloseWithSig per run)\n"
+    );
+    println!(
+        "| mining | plain alloy send loop, 1 key | relayer, 1 key | relayer / plain | relayer, 4 keys | queued by `accept` |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (label, ceiling, single, multi, accept_rate) in &rows {
+        println!(
+            "| {label} | {} tx/s | {} actions/s | {:.0} % | {} actions/s | {} /s |",
+            thousands(*ceiling),
+            thousands(*single),
+            100.0 * single / ceiling,
+            thousands(*multi),
+            thousands(*accept_rate),
+        );
+    }
+    let total = RATE * RATE_SECONDS;
+    println!(
+        "\n## Accept latency over HTTP ({total} sponsored closes at {RATE}/s, workers running)\n"
+    );
+    println!("| requests | p50 | p99 | max | answers |");
+    println!("|---|---|---|---|---|");
+    let max_first = first.iter().copied().fold(0.0, f64::max);
+    println!(
+        "| first submission | {:.1} ms | {:.1} ms | {:.1} ms | {statuses:?} |",
+        percentile(&mut first, 0.5),
+        percentile(&mut first, 0.99),
+        max_first
+    );
+    let max_replay = replayed.iter().copied().fold(0.0, f64::max);
+    println!(
+        "| idempotent replay (same key and body) | {:.1} ms | {:.1} ms | {:.1} ms | all 202, replayed |",
+        percentile(&mut replayed, 0.5),
+        percentile(&mut replayed, 0.99),
+        max_replay
+    );
+    println!("\n## Gas per action (whole transaction, EOA parties)\n");
+    println!("| action | direct call | sponsored (`...WithSig` via the relayer) | difference |");
+    println!("|---|---|---|---|");
+    for (label, direct, sponsored) in gas {
+        println!(
+            "| {label} | {} | {} | +{} |",
+            thousands(direct as f64),
+            thousands(sponsored as f64),
+            thousands(sponsored.saturating_sub(direct) as f64)
+        );
+    }
+    Ok(())
+}
