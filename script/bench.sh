@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the benchmark binaries (optimised build) and prints their tables: the indexer (backfill of
-# 100,000+ events, write path, head lag) and the status API under load from a second process.
+# 100,000+ events, write path, head lag), the status API under load from a second process, and the
+# relayer (throughput next to a plain send loop, accept latency, gas per sponsored action).
 # Not part of script/test.sh: benchmarks measure, tests assert.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -15,3 +16,5 @@ log "indexer benchmark"
 target/release/bench-indexer
 log "status API benchmark"
 target/release/bench-api
+log "relayer benchmark"
+target/release/bench-relayer

@@ -461,8 +461,26 @@ pub async fn in_flight_job(
     .transpose()
 }
 
-/// Takes the chain's acceptance lock until the end of the current transaction: quota and budget
-/// checks and the insert they guard are serialised per chain.
+/// Serialises, until the end of the current transaction, the acceptances of one agreement (its
+/// quota and in-flight checks and the insert they guard).
+pub async fn lock_agreement(
+    conn: &mut PgConnection,
+    chain_id: u64,
+    agreement_id: B256,
+) -> Result<()> {
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended('pactum.relay.agreement:' || encode($2, 'hex'), $1))",
+        int(chain_id),
+        agreement_id.as_slice()
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Serialises, until the end of the current transaction, all acceptances of the chain: taken when
+/// a party quota or the daily budget is close, so that concurrent acceptances cannot together
+/// overshoot it.
 pub async fn lock_acceptance(conn: &mut PgConnection, chain_id: u64) -> Result<()> {
     sqlx::query!(
         "SELECT pg_advisory_xact_lock(hashtextextended('pactum.relay.accept', $1))",

@@ -187,6 +187,7 @@ impl Relayer {
             .into());
         }
 
+        let t0 = std::time::Instant::now();
         let head = chain::head(provider).await?;
         let deadline = authorization.deadline();
         if deadline <= head.timestamp {
@@ -284,11 +285,13 @@ impl Relayer {
             }
         }
 
+        let t_checks = t0.elapsed();
         if let Some(paused) = self.sponsor_unavailable().await? {
             return Err(paused.into());
         }
         let calldata = authorization.calldata(terms);
         let from = self.inner.signers.first().copied().unwrap_or_default();
+        let t_balance = t0.elapsed();
         let fees = settings.fees(head.base_fee);
         let estimate = match chain::simulate(provider, from, target, &calldata, fees).await? {
             Simulation::Ok(gas) => gas,
@@ -324,45 +327,43 @@ impl Relayer {
             gas_limit,
             requested_by,
         };
+        let t_sim = t0.elapsed();
         let mut tx = self.inner.db.pool().begin().await?;
-        relay::lock_acceptance(&mut tx, settings.chain_id).await?;
-        let usage = relay::usage(&mut tx, settings.chain_id, id, signer).await?;
-        if usage.agreement_jobs >= policy.max_actions_per_agreement {
-            return Err(quota(format!(
-                "the agreement already had {} sponsored actions (limit {})",
-                usage.agreement_jobs, policy.max_actions_per_agreement
-            )));
+        // The agreement's own acceptances are serialised (its quota is small); the party quota
+        // and the daily budget take the chain-wide lock only when they are close, where
+        // concurrent acceptances (at most one per database connection) could overshoot them.
+        relay::lock_agreement(&mut tx, settings.chain_id, id).await?;
+        let mut usage = relay::usage(&mut tx, settings.chain_id, id, signer).await?;
+        let concurrent = u64::from(self.inner.db.pool().options().get_max_connections());
+        if usage.signer_jobs_24h + concurrent >= policy.max_actions_per_party_per_day
+            || usage
+                .gas_today
+                .saturating_add(policy.max_gas_per_action.saturating_mul(concurrent))
+                > policy.daily_gas_budget
+        {
+            relay::lock_acceptance(&mut tx, settings.chain_id).await?;
+            usage = relay::usage(&mut tx, settings.chain_id, id, signer).await?;
         }
-        if usage.signer_jobs_24h >= policy.max_actions_per_party_per_day {
-            return Err(quota(format!(
-                "{signer} signed {} sponsored actions in the last 24 hours (limit {})",
-                usage.signer_jobs_24h, policy.max_actions_per_party_per_day
-            )));
-        }
-        if usage.gas_today.saturating_add(gas_limit) > policy.daily_gas_budget {
-            return Err(Refusal::new(
-                429,
-                "sponsor_budget_exhausted",
-                "Sponsor budget exhausted",
-                format!(
-                    "today's gas budget ({}) is spent or reserved ({}); the direct path stays open",
-                    policy.daily_gas_budget, usage.gas_today
-                ),
-            )
-            .into());
-        }
+        self.check_usage(&usage, signer, gas_limit)?;
         let outcome = match relay::insert_job(&mut tx, &new).await {
             Ok(outcome) => outcome,
             // The conflicting job finished between the insert and the lookup: once more.
             Err(pactum_db::Error::Corrupt { .. }) => {
                 tx.rollback().await?;
                 tx = self.inner.db.pool().begin().await?;
-                relay::lock_acceptance(&mut tx, settings.chain_id).await?;
+                relay::lock_agreement(&mut tx, settings.chain_id, id).await?;
                 relay::insert_job(&mut tx, &new).await?
             }
             Err(err) => return Err(err.into()),
         };
         tx.commit().await?;
+        tracing::debug!(
+            checks_us = t_checks.as_micros() as u64,
+            balance_us = (t_balance - t_checks).as_micros() as u64,
+            simulate_us = (t_sim - t_balance).as_micros() as u64,
+            db_us = (t0.elapsed() - t_sim).as_micros() as u64,
+            "acceptance timing"
+        );
         match outcome {
             Inserted::New(job) => {
                 self.inner.metrics.accepted(kind);
@@ -388,6 +389,41 @@ impl Relayer {
             )
             .into()),
         }
+    }
+
+    /// The sponsor policy's quotas and budget against `usage`.
+    fn check_usage(
+        &self,
+        usage: &relay::Usage,
+        signer: Address,
+        gas_limit: u64,
+    ) -> Result<(), AcceptError> {
+        let policy = &self.inner.settings.policy;
+        if usage.agreement_jobs >= policy.max_actions_per_agreement {
+            return Err(quota(format!(
+                "the agreement already had {} sponsored actions (limit {})",
+                usage.agreement_jobs, policy.max_actions_per_agreement
+            )));
+        }
+        if usage.signer_jobs_24h >= policy.max_actions_per_party_per_day {
+            return Err(quota(format!(
+                "{signer} signed {} sponsored actions in the last 24 hours (limit {})",
+                usage.signer_jobs_24h, policy.max_actions_per_party_per_day
+            )));
+        }
+        if usage.gas_today.saturating_add(gas_limit) > policy.daily_gas_budget {
+            return Err(Refusal::new(
+                429,
+                "sponsor_budget_exhausted",
+                "Sponsor budget exhausted",
+                format!(
+                    "today's gas budget ({}) is spent or reserved ({}); the direct path stays open",
+                    policy.daily_gas_budget, usage.gas_today
+                ),
+            )
+            .into());
+        }
+        Ok(())
     }
 
     /// Checks of the signed message's own fields against the terms and the state.

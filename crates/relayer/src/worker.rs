@@ -69,8 +69,8 @@ pub struct Worker {
     signer: PrivateKeySigner,
     address: Address,
     /// Nonces the chain used with none of our attempts mined: in how many rounds, since which
-    /// head block.
-    foreign: HashMap<u64, (u32, u64)>,
+    /// head block and when.
+    foreign: HashMap<u64, (u32, u64, std::time::Instant)>,
 }
 
 fn now_ms() -> i64 {
@@ -349,9 +349,15 @@ impl Worker {
                 // No receipt for any of ours. Only after several rounds and blocks, and while
                 // the node knows none of them, is the nonce taken to be used by someone else (a
                 // lagging node behind a load balancer must not re-queue a mined job).
-                let (rounds, since) = self.foreign.entry(nonce).or_insert((0, head.number));
+                let (rounds, since, at) = self.foreign.entry(nonce).or_insert((
+                    0,
+                    head.number,
+                    std::time::Instant::now(),
+                ));
                 *rounds += 1;
-                if !known && *rounds >= 3 && head.number >= *since + 2 {
+                // Two blocks later, or (a chain that only mines on demand) after `stuck_after`.
+                let settled = head.number >= *since + 2 || at.elapsed() >= settings.stuck_after;
+                if !known && *rounds >= 3 && settled {
                     tracing::warn!(signer = %self.address, nonce, "nonce used on chain by a transaction the relayer did not sign; re-queueing its job");
                     let mut tx = pool.begin().await?;
                     relay::release_foreign_nonce(&mut tx, settings.chain_id, self.address, nonce)
