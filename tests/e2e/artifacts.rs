@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use alloy::primitives::Bytes;
 use pactum_bindings::{AgreementEscrow, InfraFeeCollector};
 
-fn forge_deployed_bytecode(file: &str, contract: &str) -> eyre::Result<Bytes> {
+/// `kind` (`bytecode` or `deployedBytecode`) of `contract` from the artifact `forge build` wrote
+/// for source `file` (e.g. test mocks the Rust bindings do not cover).
+pub(crate) fn forge_bytecode(file: &str, contract: &str, kind: &str) -> eyre::Result<Bytes> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../out")
         .join(file)
@@ -17,10 +19,14 @@ fn forge_deployed_bytecode(file: &str, contract: &str) -> eyre::Result<Bytes> {
         )
     })?;
     let artifact: serde_json::Value = serde_json::from_str(&text)?;
-    let object = artifact["deployedBytecode"]["object"]
+    let object = artifact[kind]["object"]
         .as_str()
-        .ok_or_else(|| eyre::eyre!("{} has no deployedBytecode", path.display()))?;
+        .ok_or_else(|| eyre::eyre!("{} has no {kind}", path.display()))?;
     Ok(object.parse()?)
+}
+
+fn forge_deployed_bytecode(file: &str, contract: &str) -> eyre::Result<Bytes> {
+    forge_bytecode(file, contract, "deployedBytecode")
 }
 
 #[test]

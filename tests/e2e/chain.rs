@@ -7,7 +7,7 @@ use alloy::{
     providers::{DynProvider, Provider},
     signers::local::PrivateKeySigner,
 };
-use pactum_bindings::{Agreement, AgreementEscrow, LocalUSDC};
+use pactum_bindings::{Agreement, AgreementEscrow, LocalUSDC, PermitSignature, eip712, sign};
 use pactum_devnet::{Deployment, dev_signer};
 
 pub(crate) const USDC: u64 = 1_000_000;
@@ -15,7 +15,7 @@ pub(crate) const BUYER_FUNDS: u64 = 1_000 * USDC;
 
 pub(crate) struct Chain {
     // Dropping the instance kills anvil: keep it alive as long as the chain is used.
-    _anvil: AnvilInstance,
+    anvil: AnvilInstance,
     pub(crate) provider: DynProvider,
     pub(crate) deployment: Deployment,
     pub(crate) deployer: PrivateKeySigner,
@@ -40,7 +40,7 @@ impl Chain {
             pactum_devnet::deploy(&provider, deployer.address(), deployer.address(), treasury)
                 .await?;
         let chain = Self {
-            _anvil: anvil,
+            anvil,
             provider,
             deployment,
             deployer,
@@ -91,6 +91,38 @@ impl Chain {
         })
     }
 
+    /// The buyer's EIP-2612 permits for activating `terms` with permits: `maxAmount` to the
+    /// escrow, then `infraFee` to the fee collector (consecutive token nonces), until `deadline`.
+    pub(crate) async fn permits(
+        &self,
+        terms: &Agreement,
+        deadline: U256,
+    ) -> eyre::Result<[PermitSignature; 2]> {
+        let d = &self.deployment;
+        let token_domain = eip712::usdc_domain(d.chain_id, d.token);
+        let nonce = self.token().nonces(terms.buyer).call().await?;
+        let sign = |spender, value, offset: u64| {
+            let permit = eip712::Permit {
+                owner: terms.buyer,
+                spender,
+                value,
+                nonce: nonce + U256::from(offset),
+                deadline,
+            };
+            let token_domain = &token_domain;
+            async move {
+                Ok::<_, eyre::Report>(PermitSignature {
+                    deadline,
+                    signature: sign::sign_typed(&self.buyer, &permit, token_domain).await?,
+                })
+            }
+        };
+        Ok([
+            sign(d.escrow, terms.maxAmount, 0).await?,
+            sign(d.fee_collector, terms.infraFee, 1).await?,
+        ])
+    }
+
     /// Moves the chain's clock forward and mines a block.
     pub(crate) async fn advance_time(&self, seconds: u64) -> eyre::Result<()> {
         let _: serde_json::Value = self
@@ -128,7 +160,38 @@ impl Chain {
 
     /// Anvil's own JSON-RPC URL.
     pub(crate) fn anvil_url(&self) -> String {
-        self._anvil.endpoint()
+        self.anvil.endpoint()
+    }
+
+    /// Restarts the node where it was (same port), with its chain but without its transaction
+    /// pool, as a node restart loses it: `anvil_dumpState`, kill, a new Anvil, `anvil_loadState`.
+    pub(crate) async fn restart(&mut self) -> eyre::Result<()> {
+        let state: serde_json::Value = self
+            .provider
+            .raw_request("anvil_dumpState".into(), ())
+            .await?;
+        let port = self.anvil.port();
+        // The old node must be gone before the new one can bind its port.
+        self.anvil.child_mut().kill()?;
+        self.anvil.child_mut().wait()?;
+        self.anvil = pactum_devnet::spawn_anvil_at(port, &[])?;
+        // The first request may go out on a pooled connection to the old node and fail.
+        let mut tries = 0;
+        loop {
+            match self
+                .provider
+                .raw_request::<_, bool>("anvil_loadState".into(), (&state,))
+                .await
+            {
+                Ok(loaded) => {
+                    eyre::ensure!(loaded, "anvil_loadState refused the dump");
+                    return Ok(());
+                }
+                Err(err) if tries < 10 && err.is_transport_error() => tries += 1,
+                Err(err) => return Err(err.into()),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     /// The head block number.

@@ -5,7 +5,7 @@ use alloy::{
     sol_types::SolStruct,
 };
 use pactum_bindings::{
-    AgreementStatus, InfraFeeCollector, PermitSignature,
+    AgreementStatus, InfraFeeCollector,
     contracts::agreement_escrow::AgreementEscrow::AgreementEscrowErrors,
     eip712::{self, Activation, BuyerWithdraw, InitiateClose, SellerClaim, Voucher},
     sign,
@@ -205,33 +205,12 @@ async fn permit_activation_signed_in_rust_binds_the_nested_terms() -> eyre::Resu
         .agreement(chain.buyer.address(), chain.seller.address(), "permit")
         .await?;
     let escrow = chain.escrow();
-    let (d, token) = (&chain.deployment, chain.token());
+    let d = &chain.deployment;
     let escrow_domain = eip712::escrow_domain(d.chain_id, d.escrow);
-    let token_domain = eip712::usdc_domain(d.chain_id, d.token);
     let deadline = U256::from(scenario::latest_timestamp(&chain.provider).await? + 600);
     let buyer = chain.buyer.address();
 
-    let nonce = token.nonces(buyer).call().await?;
-    let mut permits = Vec::new();
-    for (offset, (spender, value)) in [
-        (d.escrow, agreement.maxAmount),
-        (d.fee_collector, agreement.infraFee),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let permit = eip712::Permit {
-            owner: buyer,
-            spender,
-            value,
-            nonce: nonce + U256::from(offset),
-            deadline,
-        };
-        permits.push(PermitSignature {
-            deadline,
-            signature: sign::sign_typed(&chain.buyer, &permit, &token_domain).await?,
-        });
-    }
+    let permits = chain.permits(&agreement, deadline).await?;
     let consent = sign::sign_typed(
         &chain.buyer,
         &Activation {

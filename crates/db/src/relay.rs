@@ -423,23 +423,39 @@ pub async fn job_by_authorization(
     .transpose()
 }
 
-/// The latest job of an agreement for `action`, if any (for an activation: its status).
+/// The latest job of an agreement for `action`, if any (for an activation: its status). A job
+/// refused before it held a nonce counts only when there is no other.
 pub async fn latest_job(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     chain_id: u64,
     agreement_id: B256,
     action: ActionKind,
 ) -> Result<Option<Job>> {
     select_jobs!(
         "WHERE chain_id = $1 AND agreement_id = $2 AND action = $3
-         ORDER BY created_at DESC LIMIT 1",
+         ORDER BY (state = 'failed' AND nonce IS NULL), created_at DESC LIMIT 1",
         int(chain_id),
         agreement_id.as_slice(),
         action.as_str()
     )
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?
     .map(|r| job_from_row!(r))
+    .transpose()
+}
+
+/// The hash of the job's latest broadcast action transaction (its original or a fee-bumped
+/// replacement), if any was broadcast.
+pub async fn latest_broadcast(conn: &mut PgConnection, job_id: &str) -> Result<Option<B256>> {
+    sqlx::query_scalar!(
+        "SELECT tx_hash FROM relay_attempts
+         WHERE job_id = $1 AND kind = 'action' AND broadcast_at IS NOT NULL
+         ORDER BY created_at DESC LIMIT 1",
+        job_id
+    )
+    .fetch_optional(conn)
+    .await?
+    .map(|h| b256(ATTEMPTS, &h))
     .transpose()
 }
 

@@ -46,14 +46,24 @@ pub fn spawn_anvil() -> Result<AnvilInstance> {
 
 /// [`spawn_anvil`] with extra command-line arguments (e.g. `--block-time`, `--gas-limit`).
 pub fn spawn_anvil_with(args: &[&str]) -> Result<AnvilInstance> {
+    spawn(None, args)
+}
+
+/// [`spawn_anvil_with`] on a given port: a node brought back where its clients expect it.
+pub fn spawn_anvil_at(port: u16, args: &[&str]) -> Result<AnvilInstance> {
+    spawn(Some(port), args)
+}
+
+fn spawn(port: Option<u16>, args: &[&str]) -> Result<AnvilInstance> {
     let binary = anvil_binary();
     if !binary.exists() {
         return Err(Error::AnvilNotFound(binary));
     }
-    Ok(Anvil::new()
-        .path(binary)
-        .args(args.iter().copied())
-        .try_spawn()?)
+    let mut anvil = Anvil::new().path(binary).args(args.iter().copied());
+    if let Some(port) = port {
+        anvil = anvil.port(port);
+    }
+    Ok(anvil.try_spawn()?)
 }
 
 /// An HTTP provider signing with `wallet`, for development chains and tests.

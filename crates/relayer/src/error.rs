@@ -58,6 +58,8 @@ impl fmt::Display for Refusal {
     }
 }
 
+impl std::error::Error for Refusal {}
+
 /// The relayer's own failures.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -101,11 +103,13 @@ impl From<sqlx::Error> for Error {
 }
 
 /// A request's outcome: refused (the client's problem) or failed (ours).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum AcceptError {
     /// Not sponsored, no gas spent.
+    #[error("refused: {0}")]
     Refused(Refusal),
     /// The relayer could not decide; retry.
+    #[error(transparent)]
     Failed(Error),
 }
 

@@ -34,5 +34,5 @@ pub use config::{Policy, Settings};
 pub use error::{AcceptError, Error, Refusal};
 pub use metrics::Metrics;
 pub use options::{ActionOptions, DirectCall, OptionsQuery, PathOption};
-pub use request::{Authorization, SettlementAction};
+pub use request::{Authorization, SettlementAction, activation_terms};
 pub use worker::Worker;

@@ -275,3 +275,13 @@ pub(crate) const SPONSORED_SELECTORS: [[u8; 4]; 5] = [
     AgreementEscrow::activateWithAuthorizationCall::SELECTOR,
     AgreementEscrow::activateWithPermitCall::SELECTOR,
 ];
+
+/// The terms an activation job's calldata activates (`None` for any other call).
+pub fn activation_terms(calldata: &[u8]) -> Option<Agreement> {
+    if let Ok(call) = AgreementEscrow::activateWithAuthorizationCall::abi_decode(calldata) {
+        return Some(call.agreement);
+    }
+    AgreementEscrow::activateWithPermitCall::abi_decode(calldata)
+        .ok()
+        .map(|call| call.agreement)
+}

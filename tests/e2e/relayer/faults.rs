@@ -1,5 +1,5 @@
-//! The chain misbehaving under the relayer: a node that forgets a transaction, a base-fee spike,
-//! the key's nonce moved under it (both ways), and interval mining. Each time every accepted
+//! The chain misbehaving under the relayer: a node that forgets a transaction, a node restart, a
+//! base-fee spike, the key's nonce moved under it (both ways), and interval mining. Each time every accepted
 //! authorization takes effect exactly once and the key's nonces have no gap.
 
 use std::time::{Duration, Instant};
@@ -109,6 +109,50 @@ async fn a_dropped_transaction_is_broadcast_again_byte_for_byte() -> eyre::Resul
     assert_eq!(done["tx_hash"], hash);
     assert!(closing(&f, id).await?);
     assert_eq!(f.relayer_nonce().await?, 1);
+    Ok(())
+}
+
+/// The node restarts with the relayer's transactions in its pool: the chain comes back, the pool
+/// does not. The worker rides out the outage (its rounds fail and back off, it does not stop),
+/// finds its broadcast transactions unknown, and sends the same bytes again.
+#[tokio::test]
+async fn a_node_restart_that_loses_the_pool_is_ridden_out() -> eyre::Result<()> {
+    let mut f = Fixture::new(|_| {}).await?;
+    f.start_worker().await?;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let (_, id) = f.active_agreement(&format!("restart-{i}")).await?;
+        ids.push(id);
+    }
+    rpc(&f, "evm_setAutomine", serde_json::json!([false])).await?;
+    let mut relays = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let relay_id = post_close(&f, *id, &format!("restart-{i}")).await?;
+        let body = attempts(&f, *id, &relay_id, 1).await?;
+        relays.push((*id, relay_id, body["attempts"][0]["tx_hash"].clone()));
+    }
+    let head = f.chain.head().await?;
+
+    f.chain.restart().await?;
+    assert_eq!(f.chain.head().await?, head, "the chain came back");
+    for (_, _, hash) in &relays {
+        let hash = hash.as_str().unwrap_or_default().parse()?;
+        assert!(
+            f.plain.get_transaction_by_hash(hash).await?.is_none(),
+            "the pool did not"
+        );
+    }
+
+    // The restarted node mines on demand again: each close is mined once, from the bytes stored
+    // before the first broadcast.
+    for (id, relay_id, hash) in &relays {
+        let done = f.wait_for(*id, relay_id, "confirmed").await?;
+        assert_eq!(done["tx_hash"], *hash, "{done}");
+        assert_eq!(done["attempts"].as_array().map(Vec::len), Some(1), "{done}");
+        assert!(closing(&f, *id).await?);
+    }
+    assert_eq!(f.relayer_nonce().await?, 3);
+    assert_eq!(f.attempts().await?, 3);
     Ok(())
 }
 

@@ -1,11 +1,12 @@
 //! The sponsored-action relayer against a real Anvil and a real PostgreSQL, through the HTTP
 //! API: the parties only sign; the relayer's own key submits and pays.
 
+mod activation;
 mod endpoints;
 mod faults;
 mod races;
-
 mod refusals;
+mod signers;
 
 use std::time::{Duration, Instant};
 
@@ -158,10 +159,18 @@ impl Fixture {
     /// Activates fresh terms directly (the buyer's package, submitted by the test's own
     /// account) and indexes them; returns the terms and id.
     pub(crate) async fn active_agreement(&self, salt: &str) -> eyre::Result<(Agreement, B256)> {
+        self.active_agreement_with(self.chain.seller.address(), salt)
+            .await
+    }
+
+    /// [`Fixture::active_agreement`] with another seller (any address, e.g. a contract).
+    pub(crate) async fn active_agreement_with(
+        &self,
+        seller: Address,
+        salt: &str,
+    ) -> eyre::Result<(Agreement, B256)> {
         let c = &self.chain;
-        let terms = c
-            .agreement(c.buyer.address(), c.seller.address(), salt)
-            .await?;
+        let terms = c.agreement(c.buyer.address(), seller, salt).await?;
         let (id, _) = scenario::activate(
             &c.provider,
             &c.deployment,

@@ -471,12 +471,22 @@ pub struct AttemptView {
 }
 
 /// Why a job failed.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
 pub struct FailureView {
     /// Stable code (the same codes as the refusals, or `reverted`).
     pub code: String,
     /// Details.
     pub detail: String,
+}
+
+impl FailureView {
+    /// The job's failure, if it failed.
+    pub fn of(job: &Job) -> Option<Self> {
+        job.failure_code.clone().map(|code| Self {
+            code,
+            detail: job.failure_detail.clone().unwrap_or_default(),
+        })
+    }
 }
 
 /// A sponsored action and where it is.
@@ -526,10 +536,7 @@ fn relay_view(job: &Job, attempts: &[Attempt]) -> RelayView {
         status: job.state.as_str(),
         signer: job.signer.to_string(),
         deadline: job.deadline,
-        failure: job.failure_code.clone().map(|code| FailureView {
-            code,
-            detail: job.failure_detail.clone().unwrap_or_default(),
-        }),
+        failure: FailureView::of(job),
         relayer: job.relayer.map(|r| r.to_string()),
         nonce: job.nonce,
         tx_hash: job.tx_hash.map(|h| h.to_string()),
@@ -750,21 +757,26 @@ pub async fn sponsored_action_status(
     principal: Principal,
     Path((raw, relay_id)): Path<(String, String)>,
 ) -> Result<Json<RelayView>, Problem> {
-    let (id, _, _) = visible(&state, &principal, &raw).await?;
+    // Visibility follows the job's parties (the agreement's), so that an activation can be
+    // followed before the index has the agreement.
+    let id = parse_agreement_id(&raw)?;
+    let wallets = principal.visible_wallets(state.db.pool()).await?;
     let relayer = relayer(&state)?;
-    let not_found = || {
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            "relay_not_found",
-            "Relay not found",
-            format!("agreement {raw} has no sponsored action {relay_id}"),
-        )
-    };
     let (job, attempts) = relayer
         .job(&relay_id)
         .await
         .map_err(node_problem)?
         .filter(|(job, _)| job.agreement_id == id)
-        .ok_or_else(not_found)?;
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "relay_not_found",
+                "Relay not found",
+                format!("agreement {raw} has no sponsored action {relay_id}"),
+            )
+        })?;
+    if !wallets.contains(&job.buyer) && !wallets.contains(&job.seller) {
+        return Err(Problem::agreement_not_found(&raw));
+    }
     Ok(Json(relay_view(&job, &attempts)))
 }

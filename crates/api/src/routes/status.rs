@@ -1,17 +1,20 @@
 //! `GET /usage-agreements/{agreement_id}/escrow-status`: an agreement's on-chain escrow, from
-//! indexed state.
+//! indexed state, or, before its activation is indexed, the relayer's progress with it.
 
 use alloy::primitives::B256;
 use axum::{
     Json,
     extract::{Path, State},
 };
-use pactum_db::chain::{self, AgreementRecord, Cursor, Transition};
+use pactum_db::{
+    chain::{self, AgreementRecord, Cursor, Transition},
+    relay::{self, ActionKind, Job, JobState},
+};
 use serde::Serialize;
 use sqlx::Acquire;
 use utoipa::ToSchema;
 
-use crate::{AppState, auth::Principal, problem::Problem};
+use crate::{AppState, auth::Principal, problem::Problem, routes::settlement::FailureView};
 
 /// Where one transition happened.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
@@ -29,8 +32,8 @@ pub struct TransitionView {
 /// Every transition of the agreement that happened so far.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
 pub struct Transitions {
-    /// Funded.
-    pub activation: TransitionView,
+    /// Funded (absent while the activation is still with the relayer).
+    pub activation: Option<TransitionView>,
     /// Close window started.
     pub close: Option<TransitionView>,
     /// The seller's entitlement recorded.
@@ -64,12 +67,20 @@ pub struct EscrowStatus {
     pub chain_id: u64,
     /// The escrow contract.
     pub escrow_address: String,
-    /// `active`, `closing`, `seller_claimed` or `settled`.
+    /// `pending_activation` (the relayer holds the buyer's activation package; nothing is on
+    /// chain yet), then `active`, `closing`, `seller_claimed` or `settled`.
     pub status: String,
-    /// `submitted` (activation indexed, not yet final) or `confirmed` (final).
+    /// `pending` (accepted by the relayer), `submitting` (its transaction signed and stored,
+    /// not yet broadcast), `submitted` (broadcast or mined, not yet final in the index),
+    /// `confirmed` (final), or `failed` (see `activation_error`; nothing moved).
     pub activation_status: String,
-    /// The activation transaction.
-    pub activation_tx_hash: String,
+    /// The activation transaction: once broadcast, the latest one sent; once mined, the mined one.
+    pub activation_tx_hash: Option<String>,
+    /// The relayer job submitting the activation, when it went through the relayer
+    /// (`GET .../sponsored-actions/{relay_id}` lists every attempt).
+    pub activation_relay_id: Option<String>,
+    /// Why a relayed activation failed.
+    pub activation_error: Option<FailureView>,
     /// Buyer.
     pub buyer: String,
     /// Seller.
@@ -122,7 +133,20 @@ fn view(t: Transition, cursor: &Cursor) -> TransitionView {
     }
 }
 
-fn status_of(a: &AgreementRecord, cursor: &Cursor, chain_id: u64) -> EscrowStatus {
+fn indexed_head(cursor: &Cursor) -> IndexedHead {
+    IndexedHead {
+        block_number: u64::try_from(cursor.block_number).unwrap_or(0),
+        node_head: cursor.node_head,
+        finalized_block: cursor.finalized_block,
+    }
+}
+
+fn status_of(
+    a: &AgreementRecord,
+    cursor: &Cursor,
+    chain_id: u64,
+    relay_id: Option<String>,
+) -> EscrowStatus {
     let v = |t: Option<Transition>| t.map(|t| view(t, cursor));
     let held = a.deposited - a.seller_paid_amount - a.buyer_paid_amount;
     let activation = view(a.activated, cursor);
@@ -137,7 +161,9 @@ fn status_of(a: &AgreementRecord, cursor: &Cursor, chain_id: u64) -> EscrowStatu
             "submitted"
         }
         .to_owned(),
-        activation_tx_hash: a.activated.tx.to_string(),
+        activation_tx_hash: Some(a.activated.tx.to_string()),
+        activation_relay_id: relay_id,
+        activation_error: None,
         buyer: a.buyer.to_string(),
         seller: a.seller.to_string(),
         token: a.token.to_string(),
@@ -157,19 +183,74 @@ fn status_of(a: &AgreementRecord, cursor: &Cursor, chain_id: u64) -> EscrowStatu
         close_deadline: a.close_deadline,
         close_initiator: a.close_initiator.map(|x| x.to_string()),
         transitions: Transitions {
-            activation,
+            activation: Some(activation),
             close: v(a.closed),
             seller_claim: v(a.claimed),
             seller_payout: v(a.seller_paid_at),
             buyer_withdrawal: v(a.withdrawn),
             settlement: v(a.settled),
         },
-        indexed: IndexedHead {
-            block_number: u64::try_from(cursor.block_number).unwrap_or(0),
-            node_head: cursor.node_head,
-            finalized_block: cursor.finalized_block,
-        },
+        indexed: indexed_head(cursor),
     }
+}
+
+/// An activation the relayer holds for an agreement that is not (yet) indexed: its terms from
+/// the job's calldata, nothing deposited.
+fn pending_activation(
+    job: &Job,
+    broadcast: Option<B256>,
+    cursor: &Cursor,
+    chain_id: u64,
+) -> Option<EscrowStatus> {
+    let terms = pactum_relayer::activation_terms(&job.calldata)?;
+    let activation_status = match job.state {
+        JobState::Accepted => "pending",
+        JobState::Submitting => "submitting",
+        // Mined but not yet indexed is still `submitted`: `confirmed` means final in the index.
+        JobState::Submitted | JobState::Cancelling | JobState::Confirmed => "submitted",
+        JobState::Failed => "failed",
+    };
+    let tx = job
+        .tx_hash
+        .or(broadcast)
+        .filter(|_| job.state != JobState::Failed);
+    Some(EscrowStatus {
+        agreement_id: job.agreement_id.to_string(),
+        chain_id,
+        escrow_address: cursor.escrow.to_string(),
+        status: "pending_activation".to_owned(),
+        activation_status: activation_status.to_owned(),
+        activation_tx_hash: tx.map(|t| t.to_string()),
+        activation_relay_id: Some(job.id.clone()),
+        activation_error: FailureView::of(job),
+        buyer: terms.buyer.to_string(),
+        seller: terms.seller.to_string(),
+        token: terms.token.to_string(),
+        max_amount: terms.maxAmount.to_string(),
+        infra_fee: terms.infraFee.to_string(),
+        fee_collected: "0".to_owned(),
+        deposited: "0".to_owned(),
+        settled_amount: "0".to_owned(),
+        seller_paid_amount: "0".to_owned(),
+        buyer_paid_amount: "0".to_owned(),
+        held_in_escrow: "0".to_owned(),
+        seller_paid: false,
+        buyer_withdrawn: false,
+        payout_deferral_reason: None,
+        expiry: terms.expiry,
+        close_window: terms.closeWindow.into(),
+        close_deadline: None,
+        close_initiator: None,
+        transitions: Transitions {
+            activation: None,
+            close: None,
+            seller_claim: None,
+            seller_payout: None,
+            buyer_withdrawal: None,
+            settlement: None,
+        },
+        indexed: indexed_head(cursor),
+    })
 }
 
 /// Parses `0x` + 64 hex digits.
@@ -186,13 +267,14 @@ pub fn parse_agreement_id(raw: &str) -> Result<B256, Problem> {
 /// The escrow status of an agreement.
 ///
 /// Agents see agreements whose buyer or seller is their wallet; owners see their agents'.
-/// Unknown ids and ids of agreements the caller may not see are both `404 agreement_not_found`.
+/// An activation handed to the relayer shows as `pending_activation` with its
+/// `activation_status` until the index has the agreement. Unknown ids and ids of agreements the caller may not see are both `404 agreement_not_found`.
 #[utoipa::path(
     get,
     path = "/usage-agreements/{agreement_id}/escrow-status",
     params(("agreement_id" = String, Path, description = "On-chain agreement id (0x + 64 hex digits)")),
     responses(
-        (status = 200, description = "Indexed escrow state", body = EscrowStatus),
+        (status = 200, description = "Indexed escrow state, or the relayer's progress with its activation", body = EscrowStatus),
         (status = 400, description = "Malformed id (`invalid_agreement_id`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid credentials (`unauthenticated`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown or not visible (`agreement_not_found`)", body = Problem, content_type = "application/problem+json"),
@@ -225,11 +307,27 @@ pub async fn escrow_status(
     let agreement = chain::load_agreements(&mut tx, state.chain_id, &[id])
         .await?
         .pop();
-    tx.commit().await.map_err(pactum_db::Error::from)?;
-    let Some(agreement) =
-        agreement.filter(|a| wallets.contains(&a.buyer) || wallets.contains(&a.seller))
-    else {
-        return Err(Problem::agreement_not_found(&raw));
+    // An activation submitted through the relayer: its job, and what it last broadcast.
+    let job = relay::latest_job(&mut tx, state.chain_id, id, ActionKind::Activate)
+        .await?
+        .filter(|j| wallets.contains(&j.buyer) || wallets.contains(&j.seller));
+    let broadcast = match &job {
+        Some(j) if agreement.is_none() => relay::latest_broadcast(&mut tx, &j.id).await?,
+        _ => None,
     };
-    Ok(Json(status_of(&agreement, &cursor, state.chain_id)))
+    tx.commit().await.map_err(pactum_db::Error::from)?;
+    let visible = |a: &AgreementRecord| wallets.contains(&a.buyer) || wallets.contains(&a.seller);
+    match (agreement, job) {
+        (Some(a), job) if visible(&a) => {
+            // The relay id only when the relayer's job is the one that activated it.
+            let relay_id = job
+                .filter(|j| j.tx_hash == Some(a.activated.tx))
+                .map(|j| j.id);
+            Ok(Json(status_of(&a, &cursor, state.chain_id, relay_id)))
+        }
+        (None, Some(job)) => pending_activation(&job, broadcast, &cursor, state.chain_id)
+            .map(Json)
+            .ok_or_else(|| Problem::agreement_not_found(&raw)),
+        _ => Err(Problem::agreement_not_found(&raw)),
+    }
 }

@@ -1,0 +1,171 @@
+//! Parties that are contracts: a smart-contract wallet signs through ERC-1271 and the relayer
+//! checks it off-chain exactly as the escrow will; a wallet answering anything but the full
+//! magic word is refused; a contract without ERC-1271 is told the sponsored path is closed to it.
+
+use alloy::{
+    network::TransactionBuilder,
+    primitives::{Address, B256, Bytes, U256},
+    providers::Provider,
+    rpc::types::TransactionRequest,
+    sol,
+    sol_types::SolConstructor,
+};
+use pactum_bindings::{AgreementStatus, eip712::InitiateClose, sign};
+use pactum_relayer::{AcceptError, Authorization, OptionsQuery, SettlementAction};
+
+use super::{Fixture, digest};
+
+sol! {
+    #[sol(rpc)]
+    contract ERC1271Wallet {
+        constructor(address owner_);
+        function setMode(uint8 newMode) external;
+    }
+}
+
+/// `ERC1271Wallet.Mode` values used here.
+const APPROVE: u8 = 0;
+const RETURN_DIRTY_MAGIC: u8 = 3;
+
+/// Deploys the forge test suite's ERC-1271 wallet (`tests/forge/mocks`), owned by `owner`.
+async fn deploy_wallet(f: &Fixture, owner: Address) -> eyre::Result<Address> {
+    let code = crate::artifacts::forge_bytecode("ERC1271Wallet.sol", "ERC1271Wallet", "bytecode")?;
+    let args = ERC1271Wallet::constructorCall { owner_: owner }.abi_encode();
+    let request = TransactionRequest::default()
+        .from(f.chain.deployer.address())
+        .with_deploy_code([code.as_ref(), &args].concat());
+    let receipt = f
+        .chain
+        .provider
+        .send_transaction(request)
+        .await?
+        .get_receipt()
+        .await?;
+    receipt
+        .contract_address
+        .ok_or_else(|| eyre::eyre!("the wallet was not deployed"))
+}
+
+/// The options of `party` closing the agreement.
+async fn close_options(
+    f: &Fixture,
+    terms: &pactum_bindings::Agreement,
+    id: B256,
+    party: Address,
+) -> eyre::Result<pactum_relayer::ActionOptions> {
+    let query = OptionsQuery {
+        party: Some(party),
+        ..OptionsQuery::default()
+    };
+    Ok(f.relayer
+        .options(terms, id, SettlementAction::InitiateClose, &query)
+        .await?)
+}
+
+#[tokio::test]
+async fn a_contract_wallet_signs_through_erc1271() -> eyre::Result<()> {
+    let f = Fixture::new(|_| {}).await?;
+    f.round().await?;
+    let owner = &f.chain.seller;
+    let wallet = deploy_wallet(&f, owner.address()).await?;
+    let (terms, id) = f.active_agreement_with(wallet, "wallet").await?;
+
+    let options = close_options(&f, &terms, id, wallet).await?;
+    assert!(options.sponsored.open, "{options:?}");
+
+    // The wallet's owner signs the digest; the relayer sees it is not the wallet's own key and
+    // asks the wallet, from the escrow, as the escrow will.
+    let deadline = f.now().await? + 3_600;
+    let message = InitiateClose {
+        agreementId: id,
+        party: wallet,
+        deadline: U256::from(deadline),
+    };
+    let signature = sign::sign_digest(owner, digest(&f, &message)).await?;
+    let authorization = |signature: &Bytes| Authorization::InitiateClose {
+        party: wallet,
+        deadline,
+        signature: signature.clone(),
+    };
+
+    // The same signature while the wallet answers a dirty magic word (not the full 32-byte
+    // value the escrow compares): refused, nothing stored or sent.
+    let contract = ERC1271Wallet::new(wallet, &f.chain.provider);
+    pactum_devnet::confirm(
+        contract
+            .setMode(RETURN_DIRTY_MAGIC)
+            .from(f.chain.deployer.address()),
+    )
+    .await?;
+    match f
+        .relayer
+        .accept(&terms, authorization(&signature), "agent:seller")
+        .await
+    {
+        Err(AcceptError::Refused(r)) => assert_eq!(r.code, "invalid_signature"),
+        other => eyre::bail!("expected invalid_signature, got {other:?}"),
+    }
+    assert_eq!(f.jobs().await?, 0);
+
+    pactum_devnet::confirm(contract.setMode(APPROVE).from(f.chain.deployer.address())).await?;
+    let accepted = f
+        .relayer
+        .accept(&terms, authorization(&signature), "agent:seller")
+        .await?;
+    f.round().await?;
+    f.round().await?;
+    let job = f
+        .relayer
+        .job(&accepted.job.id)
+        .await?
+        .map(|(j, _)| j)
+        .ok_or_else(|| eyre::eyre!("job gone"))?;
+    assert_eq!(job.state, pactum_db::relay::JobState::Confirmed, "{job:?}");
+    let state = f.chain.escrow().agreementState(id).call().await?;
+    assert_eq!(
+        AgreementStatus::try_from(state.status)?,
+        AgreementStatus::Closing
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_contract_without_erc1271_is_told_the_sponsored_path_is_closed() -> eyre::Result<()> {
+    let f = Fixture::new(|_| {}).await?;
+    f.round().await?;
+    // A contract with code but no `isValidSignature` (nor a fallback): the sanctions oracle.
+    let contract = f.chain.deployment.sanctions_oracle;
+    let (terms, id) = f.active_agreement_with(contract, "no-1271").await?;
+    let options = close_options(&f, &terms, id, contract).await?;
+    assert!(options.direct.open, "it can still send the call itself");
+    assert!(!options.sponsored.open);
+    assert_eq!(options.sponsored.reason, Some("signer_unsupported"));
+
+    // Whatever it hands in is refused before anything is stored or sent.
+    let deadline = f.now().await? + 3_600;
+    let message = InitiateClose {
+        agreementId: id,
+        party: contract,
+        deadline: U256::from(deadline),
+    };
+    let signature = sign::sign_digest(&f.chain.seller, digest(&f, &message)).await?;
+    let nonce = f.relayer_nonce().await?;
+    match f
+        .relayer
+        .accept(
+            &terms,
+            Authorization::InitiateClose {
+                party: contract,
+                deadline,
+                signature,
+            },
+            "agent:seller",
+        )
+        .await
+    {
+        Err(AcceptError::Refused(r)) => assert_eq!(r.code, "invalid_signature"),
+        other => eyre::bail!("expected invalid_signature, got {other:?}"),
+    }
+    assert_eq!((f.jobs().await?, f.relayer_nonce().await?), (0, nonce));
+    Ok(())
+}
