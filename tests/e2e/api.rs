@@ -484,6 +484,9 @@ async fn revocation_is_idempotent_even_under_concurrent_duplicates() -> eyre::Re
         (s, b["code"].as_str()),
         (StatusCode::CONFLICT, Some("api_key_already_revoked"))
     );
+    // A conflict describes the moment, not the request: it is not stored, a retry runs again.
+    let (s, _, _, replayed) = post(globex.clone(), Some("rotate-2"), body.clone()).await?;
+    assert_eq!((s, replayed), (StatusCode::CONFLICT, None));
     // A later retry with the first key still replays the original answer.
     let (s, b, _, replayed) = post(globex.clone(), Some("rotate-1"), body.clone()).await?;
     assert_eq!((s, replayed.as_deref()), (StatusCode::OK, Some("true")));

@@ -2,8 +2,10 @@
 //!
 //! A write request (`POST`, `PUT`, `PATCH`, `DELETE`) with an `Idempotency-Key` header is run at
 //! most once per authenticated principal and key:
-//! - the first request claims the key, runs, and its response is stored (for `TTL`); a server
-//!   error (5xx) releases the key so that a retry runs again;
+//! - the first request claims the key, runs, and its response is stored (for `TTL`); an answer
+//!   that says "not now" rather than "no" releases the key instead, so that a retry runs again:
+//!   a server error (5xx), a conflict with the current state (409, e.g. another action in
+//!   flight, or a window not open yet) and a rate limit (429). None of them had an effect;
 //! - a retry with the same method, path and body gets the stored response, marked
 //!   `Idempotency-Replayed: true`;
 //! - the same key with another method, path or body is refused: 422 `idempotency_key_reused`;
@@ -217,8 +219,15 @@ async fn claim(
     }
 }
 
+/// Answers a retry should not get replayed: they describe a moment, not the request.
+fn retryable(status: StatusCode) -> bool {
+    status.is_server_error()
+        || status == StatusCode::CONFLICT
+        || status == StatusCode::TOO_MANY_REQUESTS
+}
+
 /// Runs the claimed request, renewing its lease meanwhile, then stores (or, on a server error,
-/// releases) the result.
+/// releases, see [`retryable`]) the result.
 async fn run_claimed(
     state: &AppState,
     request: store::IdempotencyRequest<'_>,
@@ -261,7 +270,7 @@ async fn run_claimed(
             .await?;
         return Err(Problem::internal());
     };
-    if parts.status.is_server_error() {
+    if retryable(parts.status) {
         store::release_idempotency_key(pool, request.principal, request.key, request.claim_token)
             .await?;
     } else {

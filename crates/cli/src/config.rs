@@ -31,6 +31,7 @@
 //! | gas ceiling per action | `relayer.max_gas_per_action` | `PACTUM_RELAYER_MAX_GAS_PER_ACTION` | 400000 |
 //! | actions per agreement | `relayer.max_actions_per_agreement` | `PACTUM_RELAYER_MAX_ACTIONS_PER_AGREEMENT` | 8 |
 //! | actions per party per day | `relayer.max_actions_per_party_per_day` | `PACTUM_RELAYER_MAX_ACTIONS_PER_PARTY_PER_DAY` | 500 |
+//! | reverted actions per party per day | `relayer.max_reverts_per_party_per_day` | `PACTUM_RELAYER_MAX_REVERTS_PER_PARTY_PER_DAY` | 3 |
 //! | daily gas budget | `relayer.daily_gas_budget` | `PACTUM_RELAYER_DAILY_GAS_BUDGET` | 500000000 |
 //! | minimum signer balance (wei) | `relayer.min_signer_balance_wei` | `PACTUM_RELAYER_MIN_SIGNER_BALANCE_WEI` | 5·10^17 |
 //! | minimum deadline margin (s) | `relayer.min_deadline_margin_secs` | `PACTUM_RELAYER_MIN_DEADLINE_MARGIN_SECS` | 60 |
@@ -69,6 +70,7 @@ pub(crate) struct Relayer {
     pub(crate) max_gas_per_action: u64,
     pub(crate) max_actions_per_agreement: u64,
     pub(crate) max_actions_per_party_per_day: u64,
+    pub(crate) max_reverts_per_party_per_day: u64,
     pub(crate) daily_gas_budget: u64,
     pub(crate) min_signer_balance_wei: u128,
     pub(crate) min_deadline_margin_secs: u64,
@@ -91,6 +93,7 @@ impl Default for Relayer {
             max_gas_per_action: policy.max_gas_per_action,
             max_actions_per_agreement: policy.max_actions_per_agreement,
             max_actions_per_party_per_day: policy.max_actions_per_party_per_day,
+            max_reverts_per_party_per_day: policy.max_reverts_per_party_per_day,
             daily_gas_budget: policy.daily_gas_budget,
             min_signer_balance_wei: policy.min_signer_balance.to(),
             min_deadline_margin_secs: policy.min_deadline_margin,
@@ -303,6 +306,10 @@ impl Config {
             &mut r.max_actions_per_party_per_day,
             "PACTUM_RELAYER_MAX_ACTIONS_PER_PARTY_PER_DAY",
         )?;
+        set(
+            &mut r.max_reverts_per_party_per_day,
+            "PACTUM_RELAYER_MAX_REVERTS_PER_PARTY_PER_DAY",
+        )?;
         set(&mut r.daily_gas_budget, "PACTUM_RELAYER_DAILY_GAS_BUDGET")?;
         set(
             &mut r.min_signer_balance_wei,
@@ -433,6 +440,7 @@ impl Config {
         p.max_gas_per_action = r.max_gas_per_action;
         p.max_actions_per_agreement = r.max_actions_per_agreement;
         p.max_actions_per_party_per_day = r.max_actions_per_party_per_day;
+        p.max_reverts_per_party_per_day = r.max_reverts_per_party_per_day;
         p.daily_gas_budget = r.daily_gas_budget;
         p.min_signer_balance = alloy::primitives::U256::from(r.min_signer_balance_wei);
         p.min_deadline_margin = r.min_deadline_margin_secs;

@@ -279,25 +279,28 @@ pub struct IdempotencyRequest<'a> {
 }
 
 /// Claims `(principal, key)` for a request, or returns the record that holds it. The claim is a
-/// lease (renewed while the request runs): if the process dies, the key frees itself.
+/// lease (renewed while the request runs): if the process dies, the key frees itself. A record
+/// past its expiry counts as absent and is taken over.
 pub async fn claim_idempotency_key(
     pool: &PgPool,
     r: IdempotencyRequest<'_>,
     lease: Duration,
 ) -> Result<Claim> {
+    // A key seen before (a retry, the common reason to send one twice) costs one read.
+    if let Some(record) = load_idempotency_key(pool, r.principal, r.key).await? {
+        return Ok(Claim::Existing(record));
+    }
     loop {
-        sqlx::query!(
-            "DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2 AND expires_at < now()",
-            r.principal,
-            r.key
-        )
-        .execute(pool)
-        .await?;
-        let inserted = sqlx::query!(
+        let claimed = sqlx::query!(
             r#"INSERT INTO idempotency_keys
                  (principal, key, claim_token, method, path, request_hash, state, expires_at)
                VALUES ($1, $2, $3, $4, $5, $6, 'in_progress', now() + make_interval(secs => $7))
-               ON CONFLICT (principal, key) DO NOTHING"#,
+               ON CONFLICT (principal, key) DO UPDATE SET
+                 claim_token = EXCLUDED.claim_token, method = EXCLUDED.method,
+                 path = EXCLUDED.path, request_hash = EXCLUDED.request_hash,
+                 state = 'in_progress', response_status = NULL, response_type = NULL,
+                 response_body = NULL, created_at = now(), expires_at = EXCLUDED.expires_at
+               WHERE idempotency_keys.expires_at < now()"#,
             r.principal,
             r.key,
             r.claim_token,
@@ -309,17 +312,17 @@ pub async fn claim_idempotency_key(
         .execute(pool)
         .await?
         .rows_affected();
-        if inserted == 1 {
+        if claimed == 1 {
             return Ok(Claim::Claimed);
         }
         if let Some(record) = load_idempotency_key(pool, r.principal, r.key).await? {
             return Ok(Claim::Existing(record));
         }
-        // Expired and deleted between the two statements: claim again.
+        // It expired between the two statements: claim again.
     }
 }
 
-/// The record of `(principal, key)`, if any.
+/// The unexpired record of `(principal, key)`, if any.
 pub async fn load_idempotency_key(
     pool: &PgPool,
     principal: &str,
@@ -327,7 +330,8 @@ pub async fn load_idempotency_key(
 ) -> Result<Option<IdempotencyRecord>> {
     let row = sqlx::query!(
         r#"SELECT method, path, request_hash, state, response_status, response_type, response_body
-           FROM idempotency_keys WHERE principal = $1 AND key = $2"#,
+           FROM idempotency_keys
+           WHERE principal = $1 AND key = $2 AND expires_at >= now()"#,
         principal,
         key
     )

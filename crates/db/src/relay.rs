@@ -270,6 +270,8 @@ pub struct Usage {
     pub agreement_jobs: u64,
     /// Jobs signed by the party in the last 24 hours, with the same exclusion.
     pub signer_jobs_24h: u64,
+    /// Jobs signed by the party that were mined and reverted, in the last 24 hours.
+    pub signer_reverts_24h: u64,
     /// Gas of jobs created since the start of the UTC day: used if mined, reserved while in
     /// flight.
     pub gas_today: u64,
@@ -522,6 +524,9 @@ pub async fn usage(
              (SELECT count(*) FROM relay_jobs
                WHERE chain_id = $1 AND signer = $3 AND created_at > now() - interval '24 hours'
                  AND NOT (state = 'failed' AND nonce IS NULL)) AS "signer_jobs!",
+             (SELECT count(*) FROM relay_jobs
+               WHERE chain_id = $1 AND signer = $3 AND finished_at > now() - interval '24 hours'
+                 AND state = 'failed' AND failure_code = 'reverted') AS "signer_reverts!",
              (SELECT coalesce(sum(CASE WHEN gas_used IS NOT NULL THEN gas_used
                                        WHEN state IN ('accepted', 'submitting', 'submitted', 'cancelling') THEN gas_limit
                                        ELSE 0 END), 0)::bigint
@@ -537,6 +542,7 @@ pub async fn usage(
     Ok(Usage {
         agreement_jobs: uint(JOBS, r.agreement_jobs)?,
         signer_jobs_24h: uint(JOBS, r.signer_jobs)?,
+        signer_reverts_24h: uint(JOBS, r.signer_reverts)?,
         gas_today: uint(JOBS, r.gas_today)?,
     })
 }

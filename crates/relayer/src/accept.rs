@@ -164,16 +164,23 @@ impl Relayer {
         let digest = authorization.digest(terms, id, &domain, target);
         let kind = authorization.kind();
 
-        let mut conn = self.inner.db.pool().acquire().await?;
-        if let Some(job) = relay::job_by_authorization(&mut conn, settings.chain_id, digest).await?
-            && !job.refused_unsubmitted()
-        {
+        let t0 = std::time::Instant::now();
+        // The same authorization accepted before, the head and the agreement's state, at once.
+        let existing = async {
+            let mut conn = self.inner.db.pool().acquire().await?;
+            Ok::<_, Error>(relay::job_by_authorization(&mut conn, settings.chain_id, digest).await?)
+        };
+        let (existing, head, state) = tokio::try_join!(
+            existing,
+            chain::head(provider),
+            chain::agreement_state(provider, settings.escrow, id)
+        )?;
+        if let Some(job) = existing.filter(|job| !job.refused_unsubmitted()) {
             return Ok(Accepted {
                 job,
                 existing: true,
             });
         }
-        drop(conn);
         let policy = &settings.policy;
         if !policy.tokens.is_empty() && !policy.tokens.contains(&terms.token) {
             return Err(Refusal::invalid(
@@ -187,8 +194,6 @@ impl Relayer {
             .into());
         }
 
-        let t0 = std::time::Instant::now();
-        let head = chain::head(provider).await?;
         let deadline = authorization.deadline();
         if deadline <= head.timestamp {
             return Err(Refusal::invalid(
@@ -213,7 +218,6 @@ impl Relayer {
             .into());
         }
 
-        let state = chain::agreement_state(provider, settings.escrow, id).await?;
         eligibility(kind, terms, &state, head.timestamp)?;
         // A claim mined after the window ends reverts, and the buyer may then take everything:
         // the seller must leave the relayer time, or send the claim itself.
@@ -236,20 +240,15 @@ impl Relayer {
         self.check_message(terms, id, &authorization, state.settledAmount)
             .await?;
 
+        // Signatures. An EOA's ECDSA signature (and the buyer's voucher on a first claim) is
+        // recovered here. Any other signature, an ERC-1271 wallet's or a wrong one, is judged by
+        // the escrow itself in the simulation below: it calls the wallet's `isValidSignature`
+        // from the escrow, with the gas it will have, exactly as the mined call will, and a
+        // refusal comes back as its `InvalidSignature` / `InvalidVoucher` error.
         let signer = authorization.signer(terms);
-        if let Some(signature) = authorization.signature()
-            && !chain::signature_valid(provider, settings.escrow, signer, digest, signature).await?
-        {
-            return Err(Refusal::invalid(
-                "invalid_signature",
-                "Invalid signature",
-                format!(
-                    "the signature is not {signer}'s on digest {digest} (escrow domain: chain {}, contract {})",
-                    settings.chain_id, settings.escrow
-                ),
-            )
-            .into());
-        }
+        let mut verdict_on_chain = authorization
+            .signature()
+            .is_some_and(|signature| chain::recover(digest, signature) != Some(signer));
         if let (
             Authorization::SellerClaim {
                 amount,
@@ -264,36 +263,21 @@ impl Relayer {
                 cumulativeAmount: *amount,
             }
             .eip712_signing_hash(&domain);
-            if !chain::signature_valid(
-                provider,
-                settings.escrow,
-                terms.buyer,
-                voucher,
-                voucher_signature,
-            )
-            .await?
-            {
-                return Err(Refusal::invalid(
-                    "invalid_voucher",
-                    "Invalid voucher",
-                    format!(
-                        "the voucher for {amount} is not signed by the buyer {}",
-                        terms.buyer
-                    ),
-                )
-                .into());
-            }
+            verdict_on_chain |= chain::recover(voucher, voucher_signature) != Some(terms.buyer);
         }
 
         let t_checks = t0.elapsed();
-        if let Some(paused) = self.sponsor_unavailable().await? {
-            return Err(paused.into());
-        }
         let calldata = authorization.calldata(terms);
         let from = self.inner.signers.first().copied().unwrap_or_default();
-        let t_balance = t0.elapsed();
         let fees = settings.fees(head.base_fee);
-        let estimate = match chain::simulate(provider, from, target, &calldata, fees).await? {
+        let (paused, simulation) = tokio::try_join!(
+            self.sponsor_unavailable(),
+            chain::simulate(provider, from, target, &calldata, fees)
+        )?;
+        if let Some(paused) = paused {
+            return Err(paused.into());
+        }
+        let estimate = match simulation {
             Simulation::Ok(gas) => gas,
             Simulation::Reverts(refusal) => return Err(refusal.into()),
         };
@@ -359,9 +343,9 @@ impl Relayer {
         tx.commit().await?;
         tracing::debug!(
             checks_us = t_checks.as_micros() as u64,
-            balance_us = (t_balance - t_checks).as_micros() as u64,
-            simulate_us = (t_sim - t_balance).as_micros() as u64,
+            simulate_us = (t_sim - t_checks).as_micros() as u64,
             db_us = (t0.elapsed() - t_sim).as_micros() as u64,
+            verdict_on_chain,
             "acceptance timing"
         );
         match outcome {
@@ -410,6 +394,20 @@ impl Relayer {
                 "{signer} signed {} sponsored actions in the last 24 hours (limit {})",
                 usage.signer_jobs_24h, policy.max_actions_per_party_per_day
             )));
+        }
+        if usage.signer_reverts_24h >= policy.max_reverts_per_party_per_day {
+            return Err(Refusal::new(
+                429,
+                "too_many_reverts",
+                "Too many reverted actions",
+                format!(
+                    "{} sponsored actions signed by {signer} were mined and reverted in the last 24 \
+                     hours (limit {}); sponsoring resumes for it once they are a day old (the \
+                     direct path stays open)",
+                    usage.signer_reverts_24h, policy.max_reverts_per_party_per_day
+                ),
+            )
+            .into());
         }
         if usage.gas_today.saturating_add(gas_limit) > policy.daily_gas_budget {
             return Err(Refusal::new(

@@ -23,8 +23,6 @@ sol! {
     function isValidSignature(bytes32 hash, bytes signature) external view returns (bytes4 magic);
 }
 
-/// `isValidSignature`'s success value.
-const ERC1271_MAGIC: [u8; 4] = [0x16, 0x26, 0xba, 0x7e];
 /// Half the secp256k1 group order: OpenZeppelin's ECDSA refuses signatures with a larger `s`.
 const HALF_ORDER: B256 = b256!("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0");
 
@@ -110,7 +108,7 @@ pub(crate) async fn signer_kind(
 
 /// Recovers an EOA signature the way the escrow (OpenZeppelin ECDSA) does: 65 bytes, `v` 27 or
 /// 28, `s` in the lower half of the order.
-fn recover(digest: B256, signature: &[u8]) -> Option<Address> {
+pub(crate) fn recover(digest: B256, signature: &[u8]) -> Option<Address> {
     if signature.len() != 65 || !matches!(signature[64], 27 | 28) {
         return None;
     }
@@ -119,43 +117,6 @@ fn recover(digest: B256, signature: &[u8]) -> Option<Address> {
     }
     let sig = Signature::from_raw(signature).ok()?;
     sig.recover_address_from_prehash(&digest).ok()
-}
-
-/// Whether `signature` is `signer`'s on `digest`, exactly as the escrow decides it: ECDSA first,
-/// then ERC-1271 if the signer has code, called as the escrow calls it (from the escrow, the
-/// whole 32-byte answer equal to the magic value).
-pub(crate) async fn signature_valid(
-    provider: &DynProvider,
-    escrow: Address,
-    signer: Address,
-    digest: B256,
-    signature: &Bytes,
-) -> Result<bool, Error> {
-    if recover(digest, signature) == Some(signer) {
-        return Ok(true);
-    }
-    let code = provider
-        .get_code_at(signer)
-        .await
-        .map_err(|e| Error::node("reading a signer's code", e))?;
-    if code.is_empty() {
-        return Ok(false);
-    }
-    let call = isValidSignatureCall {
-        hash: digest,
-        signature: signature.clone(),
-    };
-    let request = TransactionRequest::default()
-        .from(escrow)
-        .to(signer)
-        .input(call.abi_encode().into());
-    let mut magic = [0u8; 32];
-    magic[..4].copy_from_slice(&ERC1271_MAGIC);
-    match provider.call(request).block(BlockId::latest()).await {
-        Ok(out) => Ok(out.len() == 32 && out[..] == magic),
-        Err(err) if revert_data(&err).is_some() => Ok(false),
-        Err(err) => Err(Error::node("calling isValidSignature", err)),
-    }
 }
 
 /// The revert data of a failed call or estimate, if the node says it reverted.

@@ -16,6 +16,11 @@ pub struct Policy {
     pub max_actions_per_agreement: u64,
     /// Most sponsored actions a party may sign in 24 hours.
     pub max_actions_per_party_per_day: u64,
+    /// A party whose sponsored actions were mined reverted this many times in 24 hours is
+    /// refused until the oldest of them is a day old. Each such revert is gas the sponsor paid
+    /// for nothing: an authorization that passed simulation, then failed on chain (a wallet or
+    /// a token answering differently there, or the party racing its own sponsored action).
+    pub max_reverts_per_party_per_day: u64,
     /// Gas the relayer spends per UTC day (used by mined jobs, reserved by jobs in flight).
     pub daily_gas_budget: u64,
     /// Acceptance pauses while no signer key holds at least this much (wei), and resumes once
@@ -36,6 +41,7 @@ impl Default for Policy {
             max_gas_per_action: 400_000,
             max_actions_per_agreement: 8,
             max_actions_per_party_per_day: 500,
+            max_reverts_per_party_per_day: 3,
             daily_gas_budget: 500_000_000,
             // 0.5 ETH: more than one action at the gas ceiling and the fee cap (0.2 ETH).
             min_signer_balance: U256::from(5 * 10u128.pow(17)),

@@ -414,11 +414,25 @@ async fn a_competing_action_in_flight_is_refused() -> eyre::Result<()> {
         id,
         "initiate-close",
         &f.seller_key,
-        body,
+        body.clone(),
         StatusCode::CONFLICT,
         "competing_action_in_flight",
     )
     .await?;
+
+    // The refusal is not stored under its Idempotency-Key: once the buyer's close is mined, the
+    // seller's retry with the same key runs again and gets today's answer.
+    let path = format!("/usage-agreements/{id}/sponsored-actions/initiate-close");
+    let post =
+        |key: &'static str| f.request("POST", &path, &f.seller_key, Some(key), Some(body.clone()));
+    let (code, problem) = post("seller-close").await?;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert_eq!(problem["code"], "competing_action_in_flight");
+    f.round().await?;
+    f.round().await?;
+    let (code, problem) = post("seller-close").await?;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert_eq!(problem["code"], "action_already_taken", "{problem}");
     Ok(())
 }
 
@@ -560,6 +574,91 @@ async fn the_sponsor_policy_is_enforced() -> eyre::Result<()> {
             &format!("/usage-agreements/{id}/sponsored-actions/initiate-close"),
             &f.buyer_key,
             Some("after-top-up"),
+            Some(body),
+        )
+        .await?;
+    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
+    Ok(())
+}
+
+/// A party whose sponsored action was mined and reverted (here: it raced its own sponsored close
+/// with a direct one carrying a higher tip) is refused once it reaches the revert limit; the
+/// other party is not.
+#[tokio::test]
+async fn a_party_whose_sponsored_actions_revert_is_refused_after_the_limit() -> eyre::Result<()> {
+    let f = Fixture::new(|s: &mut Settings| s.policy.max_reverts_per_party_per_day = 1).await?;
+    f.round().await?;
+    let (terms, id) = f.active_agreement("raced").await?;
+    let (_, other) = f.active_agreement("next").await?;
+    let deadline = f.now().await? + 3_600;
+    let body = Sign { f: &f, id }
+        .initiate_close(&f.chain.buyer, deadline)
+        .await?;
+    let (code, accepted) = f
+        .request(
+            "POST",
+            &format!("/usage-agreements/{id}/sponsored-actions/initiate-close"),
+            &f.buyer_key,
+            Some("raced"),
+            Some(body),
+        )
+        .await?;
+    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
+
+    // The relayer's transaction waits in the pool; the buyer's own, tipping more, goes first.
+    let _: serde_json::Value = f
+        .plain
+        .raw_request("evm_setAutomine".into(), (false,))
+        .await?;
+    f.round().await?;
+    let gwei = 1_000_000_000u128;
+    let direct = f
+        .chain
+        .escrow()
+        .initiateClose(terms)
+        .from(f.chain.buyer.address())
+        .gas(200_000)
+        .max_priority_fee_per_gas(50 * gwei)
+        .max_fee_per_gas(100 * gwei)
+        .send()
+        .await?;
+    let _: serde_json::Value = f.plain.raw_request("evm_mine".into(), ()).await?;
+    assert!(direct.get_receipt().await?.status());
+    f.round().await?;
+    let relay_id = accepted["relay_id"].as_str().unwrap_or_default();
+    let failed = f.wait_for(id, relay_id, "failed").await?;
+    assert_eq!(failed["failure"]["code"], "reverted", "{failed}");
+
+    // The buyer is at the limit; the seller is not.
+    let _: serde_json::Value = f
+        .plain
+        .raw_request("evm_setAutomine".into(), (true,))
+        .await?;
+    let sign = Sign { f: &f, id: other };
+    let body = sign.initiate_close(&f.chain.buyer, deadline).await?;
+    let problem = refused(
+        &f,
+        other,
+        "initiate-close",
+        &f.buyer_key,
+        body,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_reverts",
+    )
+    .await?;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("direct path stays open")),
+        "{problem}"
+    );
+    let body = sign.initiate_close(&f.chain.seller, deadline).await?;
+    let (code, accepted) = f
+        .request(
+            "POST",
+            &format!("/usage-agreements/{other}/sponsored-actions/initiate-close"),
+            &f.seller_key,
+            Some("seller"),
             Some(body),
         )
         .await?;
