@@ -235,6 +235,20 @@ impl Fixture {
         Ok((status, value))
     }
 
+    /// `POST /usage-agreements/{id}/sponsored-actions/{action}` with `body` under `key`.
+    pub(crate) async fn post_action(
+        &self,
+        id: B256,
+        action: &str,
+        token: &str,
+        key: &str,
+        body: Value,
+    ) -> eyre::Result<(StatusCode, Value)> {
+        let path = format!("/usage-agreements/{id}/sponsored-actions/{action}");
+        self.request("POST", &path, token, Some(key), Some(body))
+            .await
+    }
+
     /// Polls a relay until it reaches `status` (or fails the test after 30 s).
     pub(crate) async fn wait_for(
         &self,

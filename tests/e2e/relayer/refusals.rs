@@ -422,9 +422,8 @@ async fn a_competing_action_in_flight_is_refused() -> eyre::Result<()> {
 
     // The refusal is not stored under its Idempotency-Key: once the buyer's close is mined, the
     // seller's retry with the same key runs again and gets today's answer.
-    let path = format!("/usage-agreements/{id}/sponsored-actions/initiate-close");
     let post =
-        |key: &'static str| f.request("POST", &path, &f.seller_key, Some(key), Some(body.clone()));
+        |key: &'static str| f.post_action(id, "initiate-close", &f.seller_key, key, body.clone());
     let (code, problem) = post("seller-close").await?;
     assert_eq!(code, StatusCode::CONFLICT);
     assert_eq!(problem["code"], "competing_action_in_flight");
@@ -595,13 +594,7 @@ async fn a_party_whose_sponsored_actions_revert_is_refused_after_the_limit() -> 
         .initiate_close(&f.chain.buyer, deadline)
         .await?;
     let (code, accepted) = f
-        .request(
-            "POST",
-            &format!("/usage-agreements/{id}/sponsored-actions/initiate-close"),
-            &f.buyer_key,
-            Some("raced"),
-            Some(body),
-        )
+        .post_action(id, "initiate-close", &f.buyer_key, "raced", body)
         .await?;
     assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
 
@@ -654,13 +647,7 @@ async fn a_party_whose_sponsored_actions_revert_is_refused_after_the_limit() -> 
     );
     let body = sign.initiate_close(&f.chain.seller, deadline).await?;
     let (code, accepted) = f
-        .request(
-            "POST",
-            &format!("/usage-agreements/{other}/sponsored-actions/initiate-close"),
-            &f.seller_key,
-            Some("seller"),
-            Some(body),
-        )
+        .post_action(other, "initiate-close", &f.seller_key, "seller", body)
         .await?;
     assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
     Ok(())
