@@ -154,3 +154,135 @@ pub fn thousands(n: f64) -> String {
     }
     out
 }
+
+/// One HTTP request of an open-loop run (see [`open_loop`]).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Planned {
+    /// `GET` or `POST`.
+    pub method: String,
+    /// Absolute URL.
+    pub url: String,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// JSON body, if any.
+    pub body: Option<String>,
+}
+
+/// What one pass of [`open_loop`] measured.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Pass {
+    /// Milliseconds from each request's scheduled start to its full answer.
+    pub latencies_ms: Vec<f64>,
+    /// Answers by HTTP status (0: no answer).
+    pub statuses: std::collections::BTreeMap<u16, u64>,
+}
+
+/// Sends `requests` at `rate` per second, open loop: each is scheduled in advance and timed from
+/// its scheduled start, so a stalled server is charged for the requests that queue behind it (no
+/// coordinated omission).
+pub async fn open_loop(
+    client: &alloy::transports::http::reqwest::Client,
+    requests: &[Planned],
+    rate: u64,
+) -> eyre::Result<Pass> {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    let pass = Arc::new(Mutex::new(Pass::default()));
+    let period = Duration::from_nanos(1_000_000_000 / rate.max(1));
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(requests.len());
+    for (i, planned) in requests.iter().enumerate() {
+        let scheduled = start + period * u32::try_from(i)?;
+        tokio::time::sleep_until(scheduled.into()).await;
+        let method = planned.method.parse()?;
+        let mut request = client.request(method, &planned.url);
+        for (name, value) in &planned.headers {
+            request = request.header(name, value);
+        }
+        if let Some(body) = &planned.body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.clone());
+        }
+        let pass = pass.clone();
+        tasks.push(tokio::spawn(async move {
+            let status = match request.send().await {
+                Ok(r) => {
+                    let s = r.status().as_u16();
+                    if r.bytes().await.is_ok() { s } else { 0 }
+                }
+                Err(_) => 0,
+            };
+            let ms = scheduled.elapsed().as_secs_f64() * 1e3;
+            if let Ok(mut p) = pass.lock() {
+                p.latencies_ms.push(ms);
+                *p.statuses.entry(status).or_default() += 1;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    let pass = pass.lock().map(|p| p.clone()).unwrap_or_default();
+    Ok(pass)
+}
+
+/// Runs [`open_loop`] in a **separate process** (this executable again, with `--open-loop` and a
+/// plan file), so that the load generator does not share the server's runtime: `passes` times
+/// over the same requests, one after the other. Pair with [`serve_open_loop`] in `main`.
+pub async fn open_loop_process(
+    requests: &[Planned],
+    rate: u64,
+    passes: usize,
+) -> eyre::Result<Vec<Pass>> {
+    let plan = std::env::temp_dir().join(format!(
+        "pactum-bench-plan-{}-{}.json",
+        std::process::id(),
+        pactum_db::random_id(8)
+    ));
+    std::fs::write(
+        &plan,
+        serde_json::to_vec(
+            &serde_json::json!({ "rate": rate, "passes": passes, "requests": requests }),
+        )?,
+    )?;
+    let exe = std::env::current_exe()?;
+    let output = tokio::task::spawn_blocking(move || {
+        let output = std::process::Command::new(exe)
+            .arg("--open-loop")
+            .arg(&plan)
+            .output();
+        let _ = std::fs::remove_file(&plan);
+        output
+    })
+    .await??;
+    eyre::ensure!(
+        output.status.success(),
+        "load generator failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+/// The load process's side of [`open_loop_process`]: if this process was started with
+/// `--open-loop <plan>`, runs the plan, prints the passes as JSON and returns `true`.
+pub async fn serve_open_loop() -> eyre::Result<bool> {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some("--open-loop"), Some(plan)) = (args.get(1).map(String::as_str), args.get(2)) else {
+        return Ok(false);
+    };
+    let plan: serde_json::Value = serde_json::from_slice(&std::fs::read(plan)?)?;
+    let requests: Vec<Planned> = serde_json::from_value(plan["requests"].clone())?;
+    let rate = plan["rate"].as_u64().unwrap_or(1);
+    let passes = plan["passes"].as_u64().unwrap_or(1);
+    let client = alloy::transports::http::reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .build()?;
+    let mut out = Vec::new();
+    for _ in 0..passes {
+        out.push(open_loop(&client, &requests, rate).await?);
+    }
+    println!("{}", serde_json::to_string(&out)?);
+    Ok(true)
+}

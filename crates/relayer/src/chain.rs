@@ -5,7 +5,7 @@ use alloy::{
     eips::{BlockId, BlockNumberOrTag},
     primitives::{Address, B256, Bytes, U256, b256},
     providers::{DynProvider, Provider},
-    rpc::types::TransactionRequest,
+    rpc::types::{TransactionReceipt, TransactionRequest},
     signers::Signature,
     sol,
     sol_types::{SolCall, SolInterface},
@@ -182,6 +182,69 @@ pub(crate) async fn simulate(
             }
         },
     }
+}
+
+/// The simulation right before a transaction is signed: one `eth_call` of the call with the gas
+/// limit it will carry, against the latest block. `None`: it succeeds within that limit. Only
+/// when it does not is the call estimated afresh ([`simulate`]), which either finds the gas it
+/// now needs or explains the revert.
+pub(crate) async fn simulate_within(
+    provider: &DynProvider,
+    from: Address,
+    to: Address,
+    input: &Bytes,
+    (max_fee, tip): (u128, u128),
+    gas_limit: u64,
+) -> Result<Option<Simulation>, Error> {
+    let request = TransactionRequest::default()
+        .from(from)
+        .to(to)
+        .input(input.clone().into())
+        .gas_limit(gas_limit)
+        .max_fee_per_gas(max_fee)
+        .max_priority_fee_per_gas(tip.min(max_fee));
+    match provider.call(request).block(BlockId::latest()).await {
+        Ok(_) => Ok(None),
+        Err(err) if err.as_error_resp().is_some() => Ok(Some(
+            simulate(provider, from, to, input, (max_fee, tip)).await?,
+        )),
+        Err(err) => Err(Error::node("simulating the call", err)),
+    }
+}
+
+/// The receipts of `hashes` (in order; `None`: not mined, as far as the node knows), fetched in
+/// JSON-RPC batches rather than one request each.
+pub(crate) async fn receipts(
+    provider: &DynProvider,
+    hashes: &[B256],
+) -> Result<Vec<Option<TransactionReceipt>>, Error> {
+    let mut out = Vec::with_capacity(hashes.len());
+    for chunk in hashes.chunks(100) {
+        let mut batch = alloy::rpc::client::BatchRequest::new(provider.client());
+        let mut waiters = Vec::with_capacity(chunk.len());
+        for hash in chunk {
+            waiters.push(
+                batch
+                    .add_call::<_, Option<TransactionReceipt>>(
+                        "eth_getTransactionReceipt",
+                        &(hash,),
+                    )
+                    .map_err(|e| Error::node("reading receipts", e))?,
+            );
+        }
+        batch
+            .send()
+            .await
+            .map_err(|e| Error::node("reading receipts", e))?;
+        for waiter in waiters {
+            out.push(
+                waiter
+                    .await
+                    .map_err(|e| Error::node("reading a receipt", e))?,
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// A revert of the escrow, as a refusal with a stable code.

@@ -10,9 +10,13 @@
 //!    byte; one stuck at the head of the queue, or priced under the base fee, is replaced with a
 //!    higher fee. Every action is simulated again before it is (re)broadcast, and one that can no
 //!    longer succeed is replaced by a cancelling no-op at its nonce;
-//! 3. **submits** a batch of accepted jobs: simulates them, and in one database transaction
-//!    reserves their nonces, signs them and stores the signed bytes; then broadcasts them in
-//!    nonce order and records that.
+//! 3. **submits** a batch of accepted jobs: simulates them (an `eth_call` with the gas limit
+//!    reserved at acceptance; a fresh estimate only if that fails), and in one database
+//!    transaction reserves their nonces, signs them and stores the signed bytes; then broadcasts
+//!    them in nonce order and records that.
+//!
+//! The receipts of a round's used nonces are read in one JSON-RPC batch, and the nonces are
+//! settled in one database transaction.
 //!
 //! The database is the truth; the worker keeps nothing in memory that a restart would miss.
 
@@ -27,6 +31,7 @@ use alloy::{
     network::TxSignerSync,
     primitives::{Address, B256, Bytes, TxKind, U256},
     providers::Provider,
+    rpc::types::TransactionReceipt,
     signers::local::PrivateKeySigner,
 };
 use pactum_db::relay::{self, Attempt, AttemptKind, Job, JobState, Mined, NewAttempt};
@@ -325,16 +330,24 @@ impl Worker {
         }
         self.foreign.retain(|nonce, _| slots.contains_key(nonce));
 
-        // Nonces the chain has used.
+        // Nonces the chain has used: the receipts of every attempt at them, in one batch.
+        let used: Vec<&Attempt> = slots.range(..chain_nonce).flat_map(|(_, a)| a).collect();
+        let hashes: Vec<B256> = used.iter().map(|a| a.tx_hash).collect();
+        let mut receipts: HashMap<B256, TransactionReceipt> = HashMap::new();
+        for (hash, receipt) in hashes
+            .iter()
+            .zip(chain::receipts(&provider, &hashes).await?)
+        {
+            if let Some(receipt) = receipt {
+                receipts.insert(*hash, receipt);
+            }
+        }
+        let mut finished = Vec::new();
         for (&nonce, attempts) in slots.range(..chain_nonce) {
             let mut mined = None;
             let mut known = false;
             for attempt in attempts.iter().rev() {
-                let receipt = provider
-                    .get_transaction_receipt(attempt.tx_hash)
-                    .await
-                    .map_err(|e| Error::node("reading a receipt", e))?;
-                if let Some(receipt) = receipt {
+                if let Some(receipt) = receipts.get(&attempt.tx_hash) {
                     mined = Some((attempt, receipt));
                     break;
                 }
@@ -378,9 +391,18 @@ impl Worker {
                 gas_used: receipt.gas_used,
                 gas_price: receipt.effective_gas_price,
             };
+            finished.push((nonce, attempt, outcome));
+        }
+        // Every nonce settled this round, in one transaction.
+        if !finished.is_empty() {
             let mut tx = pool.begin().await?;
-            relay::resolve_mined(&mut tx, settings.chain_id, self.address, nonce, &outcome).await?;
+            for (nonce, _, outcome) in &finished {
+                relay::resolve_mined(&mut tx, settings.chain_id, self.address, *nonce, outcome)
+                    .await?;
+            }
             tx.commit().await?;
+        }
+        for (nonce, attempt, outcome) in finished {
             self.foreign.remove(&nonce);
             if let Some(job) = self.job(attempt).await? {
                 let latency =
@@ -392,7 +414,7 @@ impl Worker {
                     outcome.gas_used as f64 * outcome.gas_price as f64,
                     latency,
                 );
-                tracing::info!(relay_id = %job.id, tx = %outcome.tx_hash, block, state = job.state.as_str(), "relay job finished");
+                tracing::info!(relay_id = %job.id, tx = %outcome.tx_hash, block = outcome.block_number, state = job.state.as_str(), "relay job finished");
             }
         }
 
@@ -764,17 +786,22 @@ impl Worker {
         }
         let full = jobs.len() >= settings.batch_size as usize;
 
-        // Simulate every job, concurrently, before anything is signed.
+        // Simulate every job, concurrently, before anything is signed: with the gas limit
+        // reserved at acceptance, and estimated afresh only if that no longer suffices.
         let mut simulations = JoinSet::new();
         for (i, job) in jobs.iter().enumerate() {
             let provider = self.relayer.provider().clone();
             let (from, to, input) = (self.address, job.target, job.calldata.clone());
-            let fees = (max_fee, tip);
+            let (fees, limit) = ((max_fee, tip), job.gas_limit);
             simulations.spawn(async move {
-                (i, chain::simulate(&provider, from, to, &input, fees).await)
+                (
+                    i,
+                    chain::simulate_within(&provider, from, to, &input, fees, limit).await,
+                )
             });
         }
-        let mut results: Vec<Option<Simulation>> = (0..jobs.len()).map(|_| None).collect();
+        // Per job: `None` while unknown, `Some(None)` if it fits its reserved gas limit.
+        let mut results: Vec<Option<Option<Simulation>>> = (0..jobs.len()).map(|_| None).collect();
         while let Some(joined) = simulations.join_next().await {
             let (i, simulation) = joined.map_err(|e| Error::node("simulating", e))?;
             results[i] = Some(simulation?);
@@ -796,15 +823,19 @@ impl Worker {
                 ))
             } else {
                 match simulation {
-                    Some(Simulation::Reverts(refusal)) => Some(refusal),
-                    Some(Simulation::Ok(gas)) if gas > policy.max_gas_per_action => {
+                    Some(None) => {
+                        ready.push((job, job.gas_limit));
+                        None
+                    }
+                    Some(Some(Simulation::Reverts(refusal))) => Some(refusal),
+                    Some(Some(Simulation::Ok(gas))) if gas > policy.max_gas_per_action => {
                         Some(Refusal::invalid(
                             "gas_ceiling_exceeded",
                             "Gas ceiling exceeded",
                             format!("the call now needs about {gas} gas"),
                         ))
                     }
-                    Some(Simulation::Ok(gas)) => {
+                    Some(Some(Simulation::Ok(gas))) => {
                         let limit = (gas.saturating_mul(100 + settings.gas_margin_percent) / 100)
                             .max(job.gas_limit);
                         if limit > policy.max_gas_per_action {

@@ -2,8 +2,8 @@
 //! - throughput: jobs queued, then drained by the workers until every one is confirmed, next to
 //!   a plain alloy send loop (gas estimation, cached nonces) of the same calls from one key, in
 //!   the same run; with automine, with 2 s interval mining, and with several signer keys;
-//! - accept latency through the HTTP API at a fixed rate (open loop, measured from each
-//!   request's scheduled start), and the latency of idempotent replays;
+//! - accept latency through the HTTP API at a fixed rate, from a separate load process (open
+//!   loop, measured from each request's scheduled start), and the latency of idempotent replays;
 //! - gas of each sponsored action next to its direct twin (EOA parties).
 //!
 //! The agreements are the load driver's (an ERC-1271 buyer), created 100 per transaction; the
@@ -11,7 +11,6 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -22,10 +21,9 @@ use alloy::{
     rpc::types::{Filter, TransactionRequest},
     signers::local::PrivateKeySigner,
     sol_types::{SolCall, SolEvent},
-    transports::http::reqwest::Client,
 };
 use pactum_api::{AppState, auth::generate_api_key};
-use pactum_bench::{LoadChain, percentile, thousands};
+use pactum_bench::{LoadChain, Planned, open_loop_process, percentile, thousands};
 use pactum_bindings::{
     Agreement, AgreementEscrow, LocalUSDC,
     eip712::{BuyerWithdraw, InitiateClose, SellerClaim, Voucher},
@@ -308,73 +306,46 @@ async fn accept_latency(
     let mut stop_workers = workers_during.then(|| start_workers(&relayer, &keys));
 
     let deadline = now(&chain.provider).await? + 3_600;
-    let http = Client::new();
-    let bodies: Vec<(String, String)> = terms
+    let plan: Vec<Planned> = terms
         .iter()
-        .map(|t| {
+        .enumerate()
+        .map(|(i, t)| {
             let id = pactum_bindings::eip712::agreement_id(t, &relayer.escrow_domain());
-            (
-                format!("{base}/usage-agreements/{id}/sponsored-actions/initiate-close"),
-                json!({ "party": t.buyer.to_string(), "deadline": deadline, "signature": Bytes::from(vec![0u8; 65]).to_string() })
-                    .to_string(),
-            )
+            Planned {
+                method: "POST".into(),
+                url: format!("{base}/usage-agreements/{id}/sponsored-actions/initiate-close"),
+                headers: vec![
+                    ("authorization".into(), format!("Bearer {api_key}")),
+                    ("idempotency-key".into(), format!("bench-{i}")),
+                ],
+                body: Some(
+                    json!({ "party": t.buyer.to_string(), "deadline": deadline, "signature": Bytes::from(vec![0u8; 65]).to_string() })
+                        .to_string(),
+                ),
+            }
         })
         .collect();
-    let run = || {
-        let (http, bodies, api_key) = (http.clone(), bodies.clone(), api_key.clone());
-        async move {
-            let latencies = Arc::new(Mutex::new(Vec::new()));
-            let statuses = Arc::new(Mutex::new(HashMap::<u16, u64>::new()));
-            let start = Instant::now();
-            let mut tasks = Vec::new();
-            for (i, (url, body)) in bodies.into_iter().enumerate() {
-                let scheduled = start + Duration::from_micros(1_000_000 * i as u64 / RATE);
-                tokio::time::sleep_until(scheduled.into()).await;
-                let request = http
-                    .post(url)
-                    .bearer_auth(&api_key)
-                    .header("idempotency-key", format!("bench-{i}"))
-                    .header("content-type", "application/json")
-                    .body(body);
-                let (latencies, statuses) = (latencies.clone(), statuses.clone());
-                tasks.push(tokio::spawn(async move {
-                    let status = match request.send().await {
-                        Ok(r) => {
-                            let s = r.status().as_u16();
-                            let _ = r.bytes().await;
-                            s
-                        }
-                        Err(_) => 0,
-                    };
-                    let ms = scheduled.elapsed().as_secs_f64() * 1_000.0;
-                    if let Ok(mut l) = latencies.lock() {
-                        l.push(ms);
-                    }
-                    if let Ok(mut s) = statuses.lock() {
-                        *s.entry(status).or_default() += 1;
-                    }
-                }));
-            }
-            for t in tasks {
-                let _ = t.await;
-            }
-            let latencies = latencies.lock().map(|l| l.clone()).unwrap_or_default();
-            let statuses = statuses.lock().map(|s| s.clone()).unwrap_or_default();
-            (latencies, statuses)
-        }
-    };
-    let (first, statuses) = run().await;
-    let (replayed, replay_statuses) = run().await;
+    // The same requests twice: first submissions, then their idempotent replays.
+    let mut passes = open_loop_process(&plan, RATE, 2).await?.into_iter();
+    let (first, replayed) = (
+        passes.next().unwrap_or_default(),
+        passes.next().unwrap_or_default(),
+    );
     eyre::ensure!(
-        replay_statuses.get(&202).copied().unwrap_or(0) == total,
-        "replays: {replay_statuses:?}"
+        replayed.statuses.get(&202).copied().unwrap_or(0) == total,
+        "replays: {:?}",
+        replayed.statuses
     );
     if stop_workers.is_none() {
         stop_workers = Some(start_workers(&relayer, &keys));
     }
     wait_confirmed(&relayer, total).await?;
     drop(stop_workers);
-    Ok((first, replayed, statuses))
+    Ok((
+        first.latencies_ms,
+        replayed.latencies_ms,
+        first.statuses.into_iter().collect(),
+    ))
 }
 
 /// Gas of each action, direct and sponsored, for EOA parties (dev accounts 1 and 2).
@@ -542,6 +513,9 @@ async fn gas_table(chain: &LoadChain) -> eyre::Result<Vec<(&'static str, u64, u6
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> eyre::Result<()> {
+    if pactum_bench::serve_open_loop().await? {
+        return Ok(());
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .try_init();
