@@ -247,6 +247,32 @@ pub(crate) async fn receipts(
     Ok(out)
 }
 
+/// Sends signed transactions in one JSON-RPC batch, in order; one answer each (the node's error,
+/// if it refused one). Only a failure of the batch itself is an error.
+pub(crate) async fn send_raw_batch(
+    provider: &DynProvider,
+    raws: &[&Bytes],
+) -> Result<Vec<Result<B256, RpcError<TransportErrorKind>>>, Error> {
+    let mut batch = alloy::rpc::client::BatchRequest::new(provider.client());
+    let mut waiters = Vec::with_capacity(raws.len());
+    for raw in raws {
+        waiters.push(
+            batch
+                .add_call::<_, B256>("eth_sendRawTransaction", &(raw,))
+                .map_err(|e| Error::node("broadcasting transactions", e))?,
+        );
+    }
+    batch
+        .send()
+        .await
+        .map_err(|e| Error::node("broadcasting transactions", e))?;
+    let mut out = Vec::with_capacity(waiters.len());
+    for waiter in waiters {
+        out.push(waiter.await);
+    }
+    Ok(out)
+}
+
 /// A revert of the escrow, as a refusal with a stable code.
 pub(crate) fn explain_revert(data: &[u8]) -> Refusal {
     use AgreementEscrowErrors as E;

@@ -33,6 +33,7 @@ use alloy::{
     providers::Provider,
     rpc::types::TransactionReceipt,
     signers::local::PrivateKeySigner,
+    transports::{RpcError, TransportErrorKind},
 };
 use pactum_db::relay::{self, Attempt, AttemptKind, Job, JobState, Mined, NewAttempt};
 use tokio::{sync::watch, task::JoinSet};
@@ -257,28 +258,13 @@ impl Worker {
     }
 
     async fn broadcast(&self, raw: &Bytes) -> Result<Broadcast, Error> {
-        match self.relayer.provider().send_raw_transaction(raw).await {
-            Ok(_) => Ok(Broadcast::Taken),
-            Err(err) => {
-                let message = err.to_string().to_lowercase();
-                if message.contains("already known")
-                    || message.contains("known transaction")
-                    || message.contains("already imported")
-                {
-                    Ok(Broadcast::Taken)
-                } else if message.contains("nonce too low") {
-                    Ok(Broadcast::NonceUsed)
-                } else if message.contains("replacement transaction underpriced") {
-                    Ok(Broadcast::Underpriced)
-                } else if err.as_error_resp().is_some() {
-                    // Including a plain "underpriced" (under the node's price floor): the node
-                    // does not have it.
-                    Ok(Broadcast::Refused(message))
-                } else {
-                    Err(Error::node("broadcasting a transaction", err))
-                }
-            }
-        }
+        classify(
+            self.relayer
+                .provider()
+                .send_raw_transaction(raw)
+                .await
+                .map(|pending| *pending.tx_hash()),
+        )
     }
 
     /// Broadcasts a stored attempt and records what the node said.
@@ -897,9 +883,20 @@ impl Worker {
         tx.commit().await?;
         failpoint::hit("after_commit");
 
+        // One JSON-RPC batch, in nonce order (a node that mines on arrival can then put several
+        // in one block).
+        let raws: Vec<&Bytes> = signed.iter().map(|(s, _, _)| &s.raw).collect();
+        let answers = if raws.is_empty() {
+            Vec::new()
+        } else {
+            match chain::send_raw_batch(self.relayer.provider(), &raws).await {
+                Ok(answers) => answers.into_iter().map(classify).collect(),
+                Err(err) => vec![Err(err)],
+            }
+        };
         let mut taken = Vec::with_capacity(signed.len());
-        for (s, created_ms, nonce) in &signed {
-            match self.broadcast(&s.raw).await {
+        for ((s, created_ms, nonce), answer) in signed.iter().zip(answers) {
+            match answer {
                 Ok(Broadcast::Taken) => {
                     taken.push(s.hash);
                     self.relayer
@@ -909,13 +906,13 @@ impl Worker {
                 Ok(Broadcast::NonceUsed) => {}
                 Ok(Broadcast::Underpriced) => taken.push(s.hash),
                 Ok(Broadcast::Refused(reason)) => {
-                    // The rest wait behind this nonce; the next round broadcasts them again.
+                    // Those the node took after it wait behind this nonce; the next round
+                    // broadcasts it again (and any it did not take).
                     tracing::warn!(
                         nonce,
                         reason,
                         "node refused a submission; retrying next round"
                     );
-                    break;
                 }
                 Err(err) => {
                     tracing::warn!(nonce, %err, "broadcast failed; retrying next round");
@@ -930,6 +927,30 @@ impl Worker {
             tracing::debug!(signer = %self.address, submitted = taken.len(), "batch broadcast");
         }
         Ok(full)
+    }
+}
+
+/// What the node's answer to a broadcast means.
+fn classify(answer: Result<B256, RpcError<TransportErrorKind>>) -> Result<Broadcast, Error> {
+    let Err(err) = answer else {
+        return Ok(Broadcast::Taken);
+    };
+    let message = err.to_string().to_lowercase();
+    if message.contains("already known")
+        || message.contains("known transaction")
+        || message.contains("already imported")
+    {
+        Ok(Broadcast::Taken)
+    } else if message.contains("nonce too low") {
+        Ok(Broadcast::NonceUsed)
+    } else if message.contains("replacement transaction underpriced") {
+        Ok(Broadcast::Underpriced)
+    } else if err.as_error_resp().is_some() {
+        // Including a plain "underpriced" (under the node's price floor): the node does not
+        // have it.
+        Ok(Broadcast::Refused(message))
+    } else {
+        Err(Error::node("broadcasting a transaction", err))
     }
 }
 
