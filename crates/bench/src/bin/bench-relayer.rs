@@ -36,7 +36,10 @@ use pactum_relayer::{Authorization, Relayer, Settings, Worker};
 use serde_json::json;
 use tokio::{net::TcpListener, sync::watch};
 
+/// Jobs per throughput run: on automine, and on 2 s blocks (enough to span several blocks, so
+/// that the result is not one block's timing).
 const THROUGHPUT_JOBS: u64 = 1_000;
+const THROUGHPUT_JOBS_INTERVAL: u64 = 4_000;
 /// How long the jobs of one run may take to confirm.
 const CONFIRM_WITHIN: Duration = Duration::from_secs(120);
 const RATE: u64 = 200;
@@ -529,22 +532,25 @@ async fn main() -> eyre::Result<()> {
     // PACTUM_BENCH_PHASES=latency (or throughput, gas) runs a part only.
     let phases =
         std::env::var("PACTUM_BENCH_PHASES").unwrap_or_else(|_| "throughput,latency,gas".into());
-    let runs: &[(&str, Option<u64>)] = if phases.contains("throughput") {
-        &[("automine", None), ("2 s blocks", Some(2))]
+    let runs: &[(&str, Option<u64>, u64)] = if phases.contains("throughput") {
+        &[
+            ("automine", None, THROUGHPUT_JOBS),
+            ("2 s blocks", Some(2), THROUGHPUT_JOBS_INTERVAL),
+        ]
     } else {
         &[]
     };
-    for &(label, interval) in runs {
+    for &(label, interval, jobs) in runs {
         let mut chain = start().await?;
-        let plain_terms = fresh(&mut chain, THROUGHPUT_JOBS).await?;
-        let relay_terms = fresh(&mut chain, THROUGHPUT_JOBS).await?;
-        let multi_terms = fresh(&mut chain, THROUGHPUT_JOBS).await?;
+        let plain_terms = fresh(&mut chain, jobs).await?;
+        let relay_terms = fresh(&mut chain, jobs).await?;
+        let multi_terms = fresh(&mut chain, jobs).await?;
         set_mining(&chain, interval).await?;
         let ceiling = plain_loop(&chain, &one[0], &plain_terms).await?;
         let (single, accept_rate) = relayed(&chain, &one, &relay_terms).await?;
         let (multi, _) = relayed(&chain, &four, &multi_terms).await?;
         eprintln!("{label}: plain {ceiling:.0}/s, relayer {single:.0}/s, 4 keys {multi:.0}/s");
-        rows.push((label, ceiling, single, multi, accept_rate));
+        rows.push((label, jobs, ceiling, single, multi, accept_rate));
     }
 
     let (mut alone, _, alone_statuses) = if phases.contains("latency") {
@@ -564,15 +570,16 @@ async fn main() -> eyre::Result<()> {
     };
 
     println!(
-        "\n## Relayer throughput ({THROUGHPUT_JOBS} sponsored initiateCloseWithSig per run)\n"
+        "\n## Relayer throughput (sponsored initiateCloseWithSig, drained until all confirmed)\n"
     );
     println!(
-        "| mining | plain alloy send loop, 1 key | relayer, 1 key | relayer / plain | relayer, 4 keys | queued by `accept` |"
+        "| mining | jobs per run | plain alloy send loop, 1 key | relayer, 1 key | relayer / plain | relayer, 4 keys | queued by `accept` |"
     );
-    println!("|---|---|---|---|---|---|");
-    for (label, ceiling, single, multi, accept_rate) in &rows {
+    println!("|---|---|---|---|---|---|---|");
+    for (label, jobs, ceiling, single, multi, accept_rate) in &rows {
         println!(
-            "| {label} | {} tx/s | {} actions/s | {:.0} % | {} actions/s | {} /s |",
+            "| {label} | {} | {} tx/s | {} actions/s | {:.0} % | {} actions/s | {} /s |",
+            thousands(*jobs as f64),
             thousands(*ceiling),
             thousands(*single),
             100.0 * single / ceiling,
