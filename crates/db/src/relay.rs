@@ -870,23 +870,71 @@ pub async fn insert_attempt(conn: &mut PgConnection, a: &NewAttempt<'_>) -> Resu
     Ok(())
 }
 
-/// Gives an accepted job its key and nonce (`submitting`).
-pub async fn set_submitting(
+/// Stores a worker's batch in one statement: each job's first action attempt (signed by
+/// `relayer`, as [`insert_attempt`] stores one), and the job now `submitting` with that
+/// attempt's key and nonce.
+pub async fn insert_actions(
     conn: &mut PgConnection,
-    job_id: &str,
+    chain_id: u64,
     relayer: Address,
-    nonce: u64,
+    attempts: &[NewAttempt<'_>],
 ) -> Result<()> {
-    sqlx::query!(
-        "UPDATE relay_jobs SET state = 'submitting', relayer = $2, nonce = $3, updated_at = now(),
-                submitted_at = coalesce(submitted_at, now())
-          WHERE id = $1",
-        job_id,
+    if attempts.is_empty() {
+        return Ok(());
+    }
+    let hashes: Vec<Vec<u8>> = attempts.iter().map(|a| a.tx_hash.to_vec()).collect();
+    let jobs: Vec<String> = attempts
+        .iter()
+        .map(|a| a.job_id.unwrap_or_default().to_owned())
+        .collect();
+    let nonces: Vec<i64> = attempts.iter().map(|a| int(a.nonce)).collect();
+    let fees: Vec<String> = attempts
+        .iter()
+        .map(|a| a.max_fee_per_gas.to_string())
+        .collect();
+    let tips: Vec<String> = attempts
+        .iter()
+        .map(|a| a.max_priority_fee_per_gas.to_string())
+        .collect();
+    let limits: Vec<i64> = attempts.iter().map(|a| int(a.gas_limit)).collect();
+    let raws: Vec<Vec<u8>> = attempts.iter().map(|a| a.raw.to_vec()).collect();
+    let updated = sqlx::query!(
+        "WITH new AS (
+           SELECT * FROM UNNEST($3::bytea[], $4::text[], $5::bigint[], $6::text[], $7::text[],
+                                $8::bigint[], $9::bytea[])
+             AS t(tx_hash, job_id, nonce, max_fee, tip, gas_limit, raw)
+         ), stored AS (
+           INSERT INTO relay_attempts (tx_hash, chain_id, job_id, kind, relayer, nonce,
+                                       max_fee_per_gas, max_priority_fee_per_gas, gas_limit, raw)
+           SELECT tx_hash, $1, job_id, 'action', $2, nonce, max_fee::numeric, tip::numeric,
+                  gas_limit, raw
+             FROM new
+           ON CONFLICT (tx_hash) DO UPDATE SET outcome = NULL, broadcast_at = NULL,
+                                               broadcast_block = NULL
+           RETURNING job_id, nonce
+         )
+         UPDATE relay_jobs j SET state = 'submitting', relayer = $2, nonce = s.nonce,
+                updated_at = now(), submitted_at = coalesce(j.submitted_at, now())
+           FROM stored s WHERE j.id = s.job_id",
+        int(chain_id),
         relayer.as_slice(),
-        int(nonce)
+        &hashes,
+        &jobs,
+        &nonces,
+        &fees,
+        &tips,
+        &limits,
+        &raws
     )
     .execute(conn)
-    .await?;
+    .await?
+    .rows_affected();
+    if updated != attempts.len() as u64 {
+        return Err(corrupt(
+            JOBS,
+            format!("{updated} of {} jobs moved to submitting", attempts.len()),
+        ));
+    }
     Ok(())
 }
 

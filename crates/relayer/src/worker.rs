@@ -860,25 +860,25 @@ impl Worker {
                     max_fee,
                     tip,
                 )?;
-                relay::insert_attempt(
-                    &mut tx,
-                    &NewAttempt {
-                        tx_hash: s.hash,
-                        chain_id: settings.chain_id,
-                        job_id: Some(&job.id),
-                        kind: AttemptKind::Action,
-                        relayer: self.address,
-                        nonce,
-                        max_fee_per_gas: max_fee,
-                        max_priority_fee_per_gas: tip,
-                        gas_limit: *gas_limit,
-                        raw: &s.raw,
-                    },
-                )
-                .await?;
-                relay::set_submitting(&mut tx, &job.id, self.address, nonce).await?;
                 signed.push((s, job.created_ms, nonce));
             }
+            let attempts: Vec<NewAttempt<'_>> = ready
+                .iter()
+                .zip(&signed)
+                .map(|((job, gas_limit), (s, _, nonce))| NewAttempt {
+                    tx_hash: s.hash,
+                    chain_id: settings.chain_id,
+                    job_id: Some(&job.id),
+                    kind: AttemptKind::Action,
+                    relayer: self.address,
+                    nonce: *nonce,
+                    max_fee_per_gas: max_fee,
+                    max_priority_fee_per_gas: tip,
+                    gas_limit: *gas_limit,
+                    raw: &s.raw,
+                })
+                .collect();
+            relay::insert_actions(&mut tx, settings.chain_id, self.address, &attempts).await?;
         }
         tx.commit().await?;
         failpoint::hit("after_commit");
