@@ -270,7 +270,8 @@ pub struct Usage {
     pub agreement_jobs: u64,
     /// Jobs signed by the party in the last 24 hours, with the same exclusion.
     pub signer_jobs_24h: u64,
-    /// Jobs signed by the party that were mined and reverted, in the last 24 hours.
+    /// Jobs signed by the party in the last 24 hours that were mined and reverted while the
+    /// agreement still allowed the action (failure code `reverted`).
     pub signer_reverts_24h: u64,
     /// Gas of jobs created since the start of the UTC day: used if mined, reserved while in
     /// flight.
@@ -525,7 +526,7 @@ pub async fn usage(
                WHERE chain_id = $1 AND signer = $3 AND created_at > now() - interval '24 hours'
                  AND NOT (state = 'failed' AND nonce IS NULL)) AS "signer_jobs!",
              (SELECT count(*) FROM relay_jobs
-               WHERE chain_id = $1 AND signer = $3 AND finished_at > now() - interval '24 hours'
+               WHERE chain_id = $1 AND signer = $3 AND created_at > now() - interval '24 hours'
                  AND state = 'failed' AND failure_code = 'reverted') AS "signer_reverts!",
              (SELECT coalesce(sum(CASE WHEN gas_used IS NOT NULL THEN gas_used
                                        WHEN state IN ('accepted', 'submitting', 'submitted', 'cancelling') THEN gas_limit
@@ -911,11 +912,11 @@ pub async fn insert_actions(
              FROM new
            ON CONFLICT (tx_hash) DO UPDATE SET outcome = NULL, broadcast_at = NULL,
                                                broadcast_block = NULL
-           RETURNING job_id, nonce
+           RETURNING tx_hash
          )
-         UPDATE relay_jobs j SET state = 'submitting', relayer = $2, nonce = s.nonce,
+         UPDATE relay_jobs j SET state = 'submitting', relayer = $2, nonce = n.nonce,
                 updated_at = now(), submitted_at = coalesce(j.submitted_at, now())
-           FROM stored s WHERE j.id = s.job_id",
+           FROM new n JOIN stored s ON s.tx_hash = n.tx_hash WHERE j.id = n.job_id",
         int(chain_id),
         relayer.as_slice(),
         &hashes,
@@ -998,7 +999,7 @@ pub async fn set_cancelling(
 }
 
 /// What the chain says about a used nonce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mined {
     /// The attempt that was mined.
     pub tx_hash: B256,
@@ -1010,6 +1011,8 @@ pub struct Mined {
     pub gas_used: u64,
     /// Effective gas price.
     pub gas_price: u128,
+    /// For an action that reverted: why, as (stable code, detail). See the worker.
+    pub revert: Option<(String, String)>,
 }
 
 /// Settles a used nonce: `mined` is the attempt that took it, the others at that nonce are
@@ -1040,16 +1043,21 @@ pub async fn resolve_mined(
         (Some("action"), true) => ("confirmed", None, None),
         (Some("action"), false) => (
             "failed",
-            Some("reverted"),
-            Some("the transaction was mined but reverted"),
+            Some(mined.revert.as_ref().map_or("reverted", |r| r.0.as_str())),
+            Some(
+                mined
+                    .revert
+                    .as_ref()
+                    .map_or("the transaction was mined but reverted", |r| r.1.as_str()),
+            ),
         ),
         _ => ("failed", None, None),
     };
     sqlx::query!(
         "UPDATE relay_jobs SET state = $5, tx_hash = $6, block_number = $7, gas_used = $8,
                 gas_price = $9::text::numeric,
-                failure_code = CASE WHEN $5 = 'confirmed' THEN NULL ELSE coalesce($10, failure_code) END,
-                failure_detail = CASE WHEN $5 = 'confirmed' THEN NULL ELSE coalesce($11, failure_detail) END,
+                failure_code = CASE WHEN $5 = 'confirmed' THEN NULL ELSE coalesce(failure_code, $10) END,
+                failure_detail = CASE WHEN $5 = 'confirmed' THEN NULL ELSE coalesce(failure_detail, $11) END,
                 updated_at = now(), finished_at = now()
           WHERE chain_id = $1 AND relayer = $2 AND nonce = $3 AND state IN ('submitting', 'submitted', 'cancelling')
             AND $4",

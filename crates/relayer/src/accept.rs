@@ -170,17 +170,20 @@ impl Relayer {
             let mut conn = self.inner.db.pool().acquire().await?;
             Ok::<_, Error>(relay::job_by_authorization(&mut conn, settings.chain_id, digest).await?)
         };
-        let (existing, head, state) = tokio::try_join!(
-            existing,
-            chain::head(provider),
-            chain::agreement_state(provider, settings.escrow, id)
-        )?;
-        if let Some(job) = existing.filter(|job| !job.refused_unsubmitted()) {
+        let (existing, reads) = tokio::join!(existing, async {
+            tokio::try_join!(
+                chain::head(provider),
+                chain::agreement_state(provider, settings.escrow, id)
+            )
+        });
+        // A replay is answered from the database even while the node is away.
+        if let Some(job) = existing?.filter(|job| !job.refused_unsubmitted()) {
             return Ok(Accepted {
                 job,
                 existing: true,
             });
         }
+        let (head, state) = reads?;
         let policy = &settings.policy;
         if !policy.tokens.is_empty() && !policy.tokens.contains(&terms.token) {
             return Err(Refusal::invalid(
@@ -241,14 +244,29 @@ impl Relayer {
             .await?;
 
         // Signatures. An EOA's ECDSA signature (and the buyer's voucher on a first claim) is
-        // recovered here. Any other signature, an ERC-1271 wallet's or a wrong one, is judged by
-        // the escrow itself in the simulation below: it calls the wallet's `isValidSignature`
-        // from the escrow, with the gas it will have, exactly as the mined call will, and a
-        // refusal comes back as its `InvalidSignature` / `InvalidVoucher` error.
+        // recovered here, and one that does not recover to an account without code is refused
+        // here. Any other, an ERC-1271 wallet's, is judged by the escrow itself in the
+        // simulation below: it calls the wallet's `isValidSignature` from the escrow, with the
+        // gas it will have, exactly as the mined call will, and a refusal comes back as its
+        // `InvalidSignature` / `InvalidVoucher` error.
         let signer = authorization.signer(terms);
-        let mut verdict_on_chain = authorization
-            .signature()
-            .is_some_and(|signature| chain::recover(digest, signature) != Some(signer));
+        let mut verdict_on_chain = false;
+        if let Some(signature) = authorization.signature()
+            && chain::recover(digest, signature) != Some(signer)
+        {
+            if !chain::has_code(provider, signer).await? {
+                return Err(Refusal::invalid(
+                    "invalid_signature",
+                    "Invalid signature",
+                    format!(
+                        "the signature is not {signer}'s on digest {digest} (escrow domain: chain {}, contract {})",
+                        settings.chain_id, settings.escrow
+                    ),
+                )
+                .into());
+            }
+            verdict_on_chain = true;
+        }
         if let (
             Authorization::SellerClaim {
                 amount,
@@ -263,7 +281,20 @@ impl Relayer {
                 cumulativeAmount: *amount,
             }
             .eip712_signing_hash(&domain);
-            verdict_on_chain |= chain::recover(voucher, voucher_signature) != Some(terms.buyer);
+            if chain::recover(voucher, voucher_signature) != Some(terms.buyer) {
+                if !chain::has_code(provider, terms.buyer).await? {
+                    return Err(Refusal::invalid(
+                        "invalid_voucher",
+                        "Invalid voucher",
+                        format!(
+                            "the voucher for {amount} is not signed by the buyer {}",
+                            terms.buyer
+                        ),
+                    )
+                    .into());
+                }
+                verdict_on_chain = true;
+            }
         }
 
         let t_checks = t0.elapsed();

@@ -75,6 +75,16 @@ fn is_delegation(code: &[u8]) -> bool {
     code.len() == 23 && code.starts_with(&[0xef, 0x01, 0x00])
 }
 
+/// Whether `account` has code, which is when the escrow falls back to ERC-1271 after a failed
+/// ECDSA recovery (an EIP-7702 delegation counts, exactly as `signer.code.length` does there).
+pub(crate) async fn has_code(provider: &DynProvider, account: Address) -> Result<bool, Error> {
+    let code = provider
+        .get_code_at(account)
+        .await
+        .map_err(|e| Error::node("reading a signer's code", e))?;
+    Ok(!code.is_empty())
+}
+
 /// Probes `account`: a contract "supports" ERC-1271 when `isValidSignature` answers at all (a
 /// 32-byte result, or a revert carrying a reason), rather than falling into an empty fallback.
 pub(crate) async fn signer_kind(
@@ -184,10 +194,10 @@ pub(crate) async fn simulate(
     }
 }
 
-/// The simulation right before a transaction is signed: one `eth_call` of the call with the gas
-/// limit it will carry, against the latest block. `None`: it succeeds within that limit. Only
-/// when it does not is the call estimated afresh ([`simulate`]), which either finds the gas it
-/// now needs or explains the revert.
+/// The simulation right before a transaction is signed: one `eth_call` of the call with
+/// `gas_limit`, against the latest block. `None`: it succeeds within that limit. Only when it
+/// does not is the call estimated afresh ([`simulate`]), which either finds the gas it now needs
+/// or explains the revert.
 pub(crate) async fn simulate_within(
     provider: &DynProvider,
     from: Address,
@@ -212,65 +222,98 @@ pub(crate) async fn simulate_within(
     }
 }
 
+/// Largest JSON-RPC batch sent (providers commonly accept 100 or more).
+const MAX_BATCH: usize = 100;
+
 /// The receipts of `hashes` (in order; `None`: not mined, as far as the node knows), fetched in
-/// JSON-RPC batches rather than one request each.
+/// JSON-RPC batches rather than one request each; one request each if the node refuses batches.
 pub(crate) async fn receipts(
     provider: &DynProvider,
     hashes: &[B256],
 ) -> Result<Vec<Option<TransactionReceipt>>, Error> {
     let mut out = Vec::with_capacity(hashes.len());
-    for chunk in hashes.chunks(100) {
-        let mut batch = alloy::rpc::client::BatchRequest::new(provider.client());
-        let mut waiters = Vec::with_capacity(chunk.len());
-        for hash in chunk {
-            waiters.push(
-                batch
-                    .add_call::<_, Option<TransactionReceipt>>(
-                        "eth_getTransactionReceipt",
-                        &(hash,),
-                    )
-                    .map_err(|e| Error::node("reading receipts", e))?,
-            );
-        }
-        batch
-            .send()
-            .await
-            .map_err(|e| Error::node("reading receipts", e))?;
-        for waiter in waiters {
-            out.push(
-                waiter
-                    .await
-                    .map_err(|e| Error::node("reading a receipt", e))?,
-            );
+    for chunk in hashes.chunks(MAX_BATCH) {
+        match receipts_batch(provider, chunk).await {
+            Ok(receipts) => out.extend(receipts),
+            Err(err) => {
+                tracing::debug!(%err, "batched receipts refused; reading them one by one");
+                for hash in chunk {
+                    out.push(
+                        provider
+                            .get_transaction_receipt(*hash)
+                            .await
+                            .map_err(|e| Error::node("reading a receipt", e))?,
+                    );
+                }
+            }
         }
     }
     Ok(out)
 }
 
-/// Sends signed transactions in one JSON-RPC batch, in order; one answer each (the node's error,
-/// if it refused one). Only a failure of the batch itself is an error.
+async fn receipts_batch(
+    provider: &DynProvider,
+    hashes: &[B256],
+) -> Result<Vec<Option<TransactionReceipt>>, RpcError<TransportErrorKind>> {
+    let mut batch = alloy::rpc::client::BatchRequest::new(provider.client());
+    let mut waiters = Vec::with_capacity(hashes.len());
+    for hash in hashes {
+        waiters.push(
+            batch
+                .add_call::<_, Option<TransactionReceipt>>("eth_getTransactionReceipt", &(hash,))?,
+        );
+    }
+    batch.send().await?;
+    let mut out = Vec::with_capacity(waiters.len());
+    for waiter in waiters {
+        out.push(waiter.await?);
+    }
+    Ok(out)
+}
+
+/// Sends signed transactions in JSON-RPC batches, in order (a node may still process a batch's
+/// items in any order: one that arrives before its predecessor waits in the node's queue), or
+/// one request each if the node refuses batches. One answer each.
 pub(crate) async fn send_raw_batch(
     provider: &DynProvider,
     raws: &[&Bytes],
-) -> Result<Vec<Result<B256, RpcError<TransportErrorKind>>>, Error> {
-    let mut batch = alloy::rpc::client::BatchRequest::new(provider.client());
-    let mut waiters = Vec::with_capacity(raws.len());
-    for raw in raws {
-        waiters.push(
-            batch
-                .add_call::<_, B256>("eth_sendRawTransaction", &(raw,))
-                .map_err(|e| Error::node("broadcasting transactions", e))?,
-        );
+) -> Vec<Result<B256, RpcError<TransportErrorKind>>> {
+    let mut out = Vec::with_capacity(raws.len());
+    for chunk in raws.chunks(MAX_BATCH) {
+        let mut batch = alloy::rpc::client::BatchRequest::new(provider.client());
+        let waiters: Result<Vec<_>, _> = chunk
+            .iter()
+            .map(|raw| batch.add_call::<_, B256>("eth_sendRawTransaction", &(raw,)))
+            .collect();
+        let sent = match waiters {
+            Ok(waiters) => match batch.send().await {
+                Ok(()) => Some(waiters),
+                Err(err) => {
+                    tracing::debug!(%err, "batched broadcast refused; sending one by one");
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        match sent {
+            Some(waiters) => {
+                for waiter in waiters {
+                    out.push(waiter.await);
+                }
+            }
+            None => {
+                for raw in chunk {
+                    out.push(
+                        provider
+                            .send_raw_transaction(raw)
+                            .await
+                            .map(|pending| *pending.tx_hash()),
+                    );
+                }
+            }
+        }
     }
-    batch
-        .send()
-        .await
-        .map_err(|e| Error::node("broadcasting transactions", e))?;
-    let mut out = Vec::with_capacity(waiters.len());
-    for waiter in waiters {
-        out.push(waiter.await);
-    }
-    Ok(out)
+    out
 }
 
 /// A revert of the escrow, as a refusal with a stable code.

@@ -285,3 +285,24 @@ pub fn activation_terms(calldata: &[u8]) -> Option<Agreement> {
         .ok()
         .map(|call| call.agreement)
 }
+
+/// The terms any sponsored call carries (its first argument), if `calldata` is one.
+pub(crate) fn terms_of(calldata: &[u8]) -> Option<Agreement> {
+    use AgreementEscrow as E;
+    activation_terms(calldata)
+        .or_else(|| {
+            E::initiateCloseWithSigCall::abi_decode(calldata)
+                .ok()
+                .map(|c| c.agreement)
+        })
+        .or_else(|| {
+            E::sellerClaimWithSigCall::abi_decode(calldata)
+                .ok()
+                .map(|c| c.agreement)
+        })
+        .or_else(|| {
+            E::buyerWithdrawWithSigCall::abi_decode(calldata)
+                .ok()
+                .map(|c| c.agreement)
+        })
+}

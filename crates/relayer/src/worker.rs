@@ -10,8 +10,9 @@
 //!    byte; one stuck at the head of the queue, or priced under the base fee, is replaced with a
 //!    higher fee. Every action is simulated again before it is (re)broadcast, and one that can no
 //!    longer succeed is replaced by a cancelling no-op at its nonce;
-//! 3. **submits** a batch of accepted jobs: simulates them (an `eth_call` with the gas limit
-//!    reserved at acceptance; a fresh estimate only if that fails), and in one database
+//! 3. **submits** a batch of accepted jobs: simulates them (an `eth_call` with the acceptance
+//!    estimate's gas, the reserved limit without its margin; a fresh estimate only if that
+//!    fails), and in one database
 //!    transaction reserves their nonces, signs them and stores the signed bytes; then broadcasts
 //!    them in nonce order and records that.
 //!
@@ -43,7 +44,8 @@ use crate::{
     chain::{self, Head, Simulation},
     failpoint,
     metrics::Sent,
-    request::SPONSORED_SELECTORS,
+    options::eligibility,
+    request::{self, SPONSORED_SELECTORS},
 };
 
 /// Gas of a plain transfer (the cancelling and gap-filling no-ops).
@@ -304,6 +306,54 @@ impl Worker {
         }
     }
 
+    /// Why a mined action reverted, as (code, detail): `out_of_gas` when it used its whole gas
+    /// limit (the relayer's estimate fell short), `preempted` when the agreement no longer allows
+    /// the action (another transaction changed it first, e.g. the same action sent directly), and
+    /// `reverted` when it still does: the call behaved differently on chain than in simulation.
+    /// Only `reverted` counts against the signer (`max_reverts_per_party_per_day`).
+    async fn why_reverted(
+        &self,
+        attempt: &Attempt,
+        gas_used: u64,
+        head: &Head,
+    ) -> Result<(String, String), Error> {
+        if gas_used >= attempt.gas_limit {
+            return Ok((
+                "out_of_gas".into(),
+                format!("the transaction used all of its {} gas", attempt.gas_limit),
+            ));
+        }
+        let Some(job) = self.job(attempt).await? else {
+            return Ok((
+                "reverted".into(),
+                "the transaction was mined but reverted".into(),
+            ));
+        };
+        let state = chain::agreement_state(
+            self.relayer.provider(),
+            self.relayer.settings().escrow,
+            job.agreement_id,
+        )
+        .await?;
+        let allowed = request::terms_of(&job.calldata)
+            .map(|terms| eligibility(job.action, &terms, &state, head.timestamp));
+        Ok(match allowed {
+            Some(Err(now)) => (
+                "preempted".into(),
+                format!(
+                    "another transaction changed the agreement first ({}: {})",
+                    now.code, now.detail
+                ),
+            ),
+            _ => (
+                "reverted".into(),
+                "the transaction was mined but reverted, and the agreement still allows the \
+                 action: the call behaved differently on chain than in simulation"
+                    .into(),
+            ),
+        })
+    }
+
     /// Settles, re-sends, replaces, cancels and fills the key's open nonces. True if the head
     /// of the queue is held back by the fee cap.
     async fn reconcile(&mut self, head: &Head, chain_nonce: u64, next: u64) -> Result<bool, Error> {
@@ -370,12 +420,18 @@ impl Worker {
             if block + settings.confirmations > head.number + 1 {
                 continue;
             }
+            let revert = if !receipt.status() && attempt.kind == AttemptKind::Action {
+                Some(self.why_reverted(attempt, receipt.gas_used, head).await?)
+            } else {
+                None
+            };
             let outcome = Mined {
                 tx_hash: attempt.tx_hash,
                 success: receipt.status(),
                 block_number: block,
                 gas_used: receipt.gas_used,
                 gas_price: receipt.effective_gas_price,
+                revert,
             };
             finished.push((nonce, attempt, outcome));
         }
@@ -772,13 +828,15 @@ impl Worker {
         }
         let full = jobs.len() >= settings.batch_size as usize;
 
-        // Simulate every job, concurrently, before anything is signed: with the gas limit
-        // reserved at acceptance, and estimated afresh only if that no longer suffices.
+        // Simulate every job, concurrently, before anything is signed: with the gas of the
+        // acceptance estimate (the reserved limit without its margin, so that the margin is
+        // still there when it is mined), and estimated afresh only if that no longer suffices.
         let mut simulations = JoinSet::new();
         for (i, job) in jobs.iter().enumerate() {
             let provider = self.relayer.provider().clone();
             let (from, to, input) = (self.address, job.target, job.calldata.clone());
-            let (fees, limit) = ((max_fee, tip), job.gas_limit);
+            let fees = (max_fee, tip);
+            let limit = job.gas_limit.saturating_mul(100) / (100 + settings.gas_margin_percent);
             simulations.spawn(async move {
                 (
                     i,
@@ -786,7 +844,7 @@ impl Worker {
                 )
             });
         }
-        // Per job: `None` while unknown, `Some(None)` if it fits its reserved gas limit.
+        // Per job: `None` while unknown, `Some(None)` if it fits without its margin.
         let mut results: Vec<Option<Option<Simulation>>> = (0..jobs.len()).map(|_| None).collect();
         while let Some(joined) = simulations.join_next().await {
             let (i, simulation) = joined.map_err(|e| Error::node("simulating", e))?;
@@ -886,14 +944,12 @@ impl Worker {
         // One JSON-RPC batch, in nonce order (a node that mines on arrival can then put several
         // in one block).
         let raws: Vec<&Bytes> = signed.iter().map(|(s, _, _)| &s.raw).collect();
-        let answers = if raws.is_empty() {
-            Vec::new()
-        } else {
-            match chain::send_raw_batch(self.relayer.provider(), &raws).await {
-                Ok(answers) => answers.into_iter().map(classify).collect(),
-                Err(err) => vec![Err(err)],
-            }
-        };
+        let answers: Vec<Result<Broadcast, Error>> =
+            chain::send_raw_batch(self.relayer.provider(), &raws)
+                .await
+                .into_iter()
+                .map(classify)
+                .collect();
         let mut taken = Vec::with_capacity(signed.len());
         for ((s, created_ms, nonce), answer) in signed.iter().zip(answers) {
             match answer {

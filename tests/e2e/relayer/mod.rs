@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use alloy::{
     primitives::{Address, B256, Bytes, U256},
     providers::{DynProvider, Provider, ProviderBuilder},
+    rpc::types::TransactionRequest,
     signers::local::PrivateKeySigner,
     sol_types::SolStruct,
     transports::http::reqwest::{Client, StatusCode},
@@ -272,6 +273,43 @@ impl Fixture {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// A job by relay id.
+    pub(crate) async fn job(&self, relay_id: &str) -> eyre::Result<relay::Job> {
+        self.relayer
+            .job(relay_id)
+            .await?
+            .map(|(job, _)| job)
+            .ok_or_else(|| eyre::eyre!("no job {relay_id}"))
+    }
+
+    /// Mines `tx` in the same block as the relayer's next batch, ahead of it: a worker round
+    /// broadcasts while the node does not mine, `tx` follows with a higher tip, one block is
+    /// mined, then a round reads the outcome (the node mines on demand again).
+    pub(crate) async fn ahead_of_the_relayer(&self, tx: TransactionRequest) -> eyre::Result<()> {
+        let gwei = 1_000_000_000u128;
+        let automine = |on: bool| async move {
+            let _: Value = self
+                .plain
+                .raw_request("evm_setAutomine".into(), (on,))
+                .await?;
+            Ok::<_, eyre::Report>(())
+        };
+        automine(false).await?;
+        self.round().await?;
+        let tx = tx
+            .gas_limit(200_000)
+            .max_priority_fee_per_gas(50 * gwei)
+            .max_fee_per_gas(100 * gwei);
+        let pending = self.chain.provider.send_transaction(tx).await?;
+        let _: Value = self.plain.raw_request("evm_mine".into(), ()).await?;
+        eyre::ensure!(
+            pending.get_receipt().await?.status(),
+            "the racing call reverted"
+        );
+        automine(true).await?;
+        self.round().await
     }
 
     pub(crate) async fn jobs(&self) -> eyre::Result<i64> {

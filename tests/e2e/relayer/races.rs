@@ -1,8 +1,9 @@
-//! Concurrency: the same authorization posted many times at once, and two parties' actions
-//! racing on one agreement.
+//! Concurrency: the same authorization posted many times at once, two parties' actions racing
+//! on one agreement, and a sponsored action beaten on chain by a direct one.
 
 use alloy::{primitives::U256, transports::http::reqwest::StatusCode};
 use pactum_bindings::{AgreementStatus, LocalSanctionsOracle};
+use pactum_relayer::Settings;
 
 use super::{AMOUNT, Fixture, Sign};
 
@@ -170,5 +171,46 @@ async fn a_seller_claim_and_a_buyer_withdraw_racing_take_turns() -> eyre::Result
         U256::ZERO,
         "nothing left in escrow"
     );
+    Ok(())
+}
+
+/// A sponsored close beaten on chain by the same party's direct close (a higher tip, the same
+/// block) reverts; that is `preempted`, not a strike against the party: with a limit of one
+/// revert, the party is still sponsored afterwards.
+#[tokio::test]
+async fn a_sponsored_action_beaten_by_a_direct_one_is_preempted_not_a_strike() -> eyre::Result<()> {
+    let f = Fixture::new(|s: &mut Settings| s.policy.max_reverts_per_party_per_day = 1).await?;
+    f.round().await?;
+    let (terms, id) = f.active_agreement("raced").await?;
+    let (_, other) = f.active_agreement("next").await?;
+    let deadline = f.now().await? + 3_600;
+    let body = Sign { f: &f, id }
+        .initiate_close(&f.chain.buyer, deadline)
+        .await?;
+    let (code, accepted) = f
+        .post_action(id, "initiate-close", &f.buyer_key, "raced", body)
+        .await?;
+    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
+
+    // The relayer's transaction waits in the pool; the buyer's own, tipping more, goes first.
+    let direct = f
+        .chain
+        .escrow()
+        .initiateClose(terms)
+        .from(f.chain.buyer.address())
+        .into_transaction_request();
+    f.ahead_of_the_relayer(direct).await?;
+    let relay_id = accepted["relay_id"].as_str().unwrap_or_default();
+    let failed = f.wait_for(id, relay_id, "failed").await?;
+    assert_eq!(failed["failure"]["code"], "preempted", "{failed}");
+
+    // No strike: the buyer is still sponsored.
+    let body = Sign { f: &f, id: other }
+        .initiate_close(&f.chain.buyer, deadline)
+        .await?;
+    let (code, accepted) = f
+        .post_action(other, "initiate-close", &f.buyer_key, "next", body)
+        .await?;
+    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! Parties that are contracts: a smart-contract wallet signs through ERC-1271 and the relayer
-//! checks it off-chain exactly as the escrow will; a wallet answering anything but the full
-//! magic word is refused; a contract without ERC-1271 is told the sponsored path is closed to it.
+//! Parties that are contracts: a smart-contract wallet signs through ERC-1271, judged by the
+//! escrow's own check in the simulation; a wallet answering anything but the full magic word is
+//! refused; a contract without ERC-1271 is told the sponsored path is closed to it; a wallet
+//! that answers differently on chain is struck.
 
 use alloy::{
     network::TransactionBuilder,
@@ -25,6 +26,7 @@ sol! {
 
 /// `ERC1271Wallet.Mode` values used here.
 const APPROVE: u8 = 0;
+const REFUSE: u8 = 1;
 const RETURN_DIRTY_MAGIC: u8 = 3;
 
 /// Deploys the forge test suite's ERC-1271 wallet (`tests/forge/mocks`), owned by `owner`.
@@ -114,12 +116,7 @@ async fn a_contract_wallet_signs_through_erc1271() -> eyre::Result<()> {
         .await?;
     f.round().await?;
     f.round().await?;
-    let job = f
-        .relayer
-        .job(&accepted.job.id)
-        .await?
-        .map(|(j, _)| j)
-        .ok_or_else(|| eyre::eyre!("job gone"))?;
+    let job = f.job(&accepted.job.id).await?;
     assert_eq!(job.state, pactum_db::relay::JobState::Confirmed, "{job:?}");
     let state = f.chain.escrow().agreementState(id).call().await?;
     assert_eq!(
@@ -167,5 +164,78 @@ async fn a_contract_without_erc1271_is_told_the_sponsored_path_is_closed() -> ey
         other => eyre::bail!("expected invalid_signature, got {other:?}"),
     }
     assert_eq!((f.jobs().await?, f.relayer_nonce().await?), (0, nonce));
+    Ok(())
+}
+
+/// A wallet that answers differently on chain than in simulation (here it starts refusing in the
+/// very block that mines the sponsored close) makes the relayer pay for a revert while the
+/// agreement still allows the action: a strike against the signer. At the limit (one, here) the
+/// wallet is refused; the other party is not.
+#[tokio::test]
+async fn a_wallet_that_refuses_on_chain_is_struck() -> eyre::Result<()> {
+    let f = Fixture::new(|s| s.policy.max_reverts_per_party_per_day = 1).await?;
+    f.round().await?;
+    let owner = &f.chain.seller;
+    let wallet = deploy_wallet(&f, owner.address()).await?;
+    let (terms, id) = f.active_agreement_with(wallet, "flip").await?;
+    let (other_terms, other) = f.active_agreement_with(wallet, "flip-next").await?;
+    let deadline = f.now().await? + 3_600;
+    let f = &f;
+    let close = |id: B256| async move {
+        let message = InitiateClose {
+            agreementId: id,
+            party: wallet,
+            deadline: U256::from(deadline),
+        };
+        Ok::<_, eyre::Report>(Authorization::InitiateClose {
+            party: wallet,
+            deadline,
+            signature: sign::sign_digest(owner, digest(f, &message)).await?,
+        })
+    };
+    let accepted = f
+        .relayer
+        .accept(&terms, close(id).await?, "agent:seller")
+        .await?;
+
+    // The worker simulates and broadcasts; then the wallet flips, ahead of it in the same block.
+    let contract = ERC1271Wallet::new(wallet, &f.chain.provider);
+    let flip = contract
+        .setMode(REFUSE)
+        .from(f.chain.deployer.address())
+        .into_transaction_request();
+    f.ahead_of_the_relayer(flip).await?;
+    let job = f.job(&accepted.job.id).await?;
+    assert_eq!(job.state, pactum_db::relay::JobState::Failed);
+    assert_eq!(job.failure_code.as_deref(), Some("reverted"), "{job:?}");
+
+    // Back to approving: still refused, for a day.
+    pactum_devnet::confirm(contract.setMode(APPROVE).from(f.chain.deployer.address())).await?;
+    match f
+        .relayer
+        .accept(&other_terms, close(other).await?, "agent:seller")
+        .await
+    {
+        Err(AcceptError::Refused(r)) => assert_eq!(r.code, "too_many_reverts"),
+        other => eyre::bail!("expected too_many_reverts, got {other:?}"),
+    }
+    // The buyer (an EOA) is not struck.
+    let message = InitiateClose {
+        agreementId: other,
+        party: f.chain.buyer.address(),
+        deadline: U256::from(deadline),
+    };
+    let signature = sign::sign_typed(&f.chain.buyer, &message, &f.domain()).await?;
+    f.relayer
+        .accept(
+            &other_terms,
+            Authorization::InitiateClose {
+                party: f.chain.buyer.address(),
+                deadline,
+                signature,
+            },
+            "agent:buyer",
+        )
+        .await?;
     Ok(())
 }

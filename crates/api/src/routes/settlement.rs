@@ -762,21 +762,22 @@ pub async fn sponsored_action_status(
     let id = parse_agreement_id(&raw)?;
     let wallets = principal.visible_wallets(state.db.pool()).await?;
     let relayer = relayer(&state)?;
+    // Unknown, of another agreement, or not the caller's: the same answer.
     let (job, attempts) = relayer
         .job(&relay_id)
         .await
         .map_err(node_problem)?
-        .filter(|(job, _)| job.agreement_id == id)
+        .filter(|(job, _)| {
+            job.agreement_id == id
+                && (wallets.contains(&job.buyer) || wallets.contains(&job.seller))
+        })
         .ok_or_else(|| {
             Problem::new(
                 StatusCode::NOT_FOUND,
                 "relay_not_found",
                 "Relay not found",
-                format!("agreement {raw} has no sponsored action {relay_id}"),
+                format!("agreement {raw} has no sponsored action {relay_id} visible to these credentials"),
             )
         })?;
-    if !wallets.contains(&job.buyer) && !wallets.contains(&job.seller) {
-        return Err(Problem::agreement_not_found(&raw));
-    }
     Ok(Json(relay_view(&job, &attempts)))
 }

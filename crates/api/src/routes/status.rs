@@ -72,7 +72,8 @@ pub struct EscrowStatus {
     pub status: String,
     /// `pending` (accepted by the relayer), `submitting` (its transaction signed and stored,
     /// not yet broadcast), `submitted` (broadcast or mined, not yet final in the index),
-    /// `confirmed` (final), or `failed` (see `activation_error`; nothing moved).
+    /// `confirmed` (final), `cancelling` (it can no longer succeed and is being replaced by a
+    /// no-op; see `activation_error`), or `failed` (see `activation_error`; nothing moved).
     pub activation_status: String,
     /// The activation transaction: once broadcast, the latest one sent; once mined, the mined one.
     pub activation_tx_hash: Option<String>,
@@ -207,7 +208,9 @@ fn pending_activation(
         JobState::Accepted => "pending",
         JobState::Submitting => "submitting",
         // Mined but not yet indexed is still `submitted`: `confirmed` means final in the index.
-        JobState::Submitted | JobState::Cancelling | JobState::Confirmed => "submitted",
+        JobState::Submitted | JobState::Confirmed => "submitted",
+        // The relayer found it can no longer succeed and is replacing it with a no-op.
+        JobState::Cancelling => "cancelling",
         JobState::Failed => "failed",
     };
     let tx = job
