@@ -165,7 +165,41 @@ impl Relayer {
         let kind = authorization.kind();
 
         let t0 = std::time::Instant::now();
-        // The same authorization accepted before, the head and the agreement's state, at once.
+        // Signatures. An EOA's ECDSA signature (and the buyer's voucher on a first claim) is
+        // recovered here, and one that does not recover to an account without code is refused
+        // below. Any other, an ERC-1271 wallet's, is judged by the escrow itself in the
+        // simulation: it calls the wallet's `isValidSignature` from the escrow, with the gas it
+        // will have, exactly as the mined call will, and a refusal comes back as its
+        // `InvalidSignature` / `InvalidVoucher` error.
+        let signer = authorization.signer(terms);
+        let signature_recovers = authorization
+            .signature()
+            .is_none_or(|signature| chain::recover(digest, signature) == Some(signer));
+        let voucher_recovers = match &authorization {
+            Authorization::SellerClaim {
+                amount,
+                voucher_signature,
+                ..
+            } => {
+                let voucher = Voucher {
+                    agreementId: id,
+                    cumulativeAmount: *amount,
+                }
+                .eip712_signing_hash(&domain);
+                chain::recover(voucher, voucher_signature) == Some(terms.buyer)
+            }
+            _ => true,
+        };
+        let code_of = |account: Address, needed: bool| async move {
+            if needed {
+                chain::has_code(provider, account).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+
+        // The same authorization accepted before, the head, the agreement's state, and the
+        // code of a signer whose signature did not recover, at once.
         let existing = async {
             let mut conn = self.inner.db.pool().acquire().await?;
             Ok::<_, Error>(relay::job_by_authorization(&mut conn, settings.chain_id, digest).await?)
@@ -173,7 +207,9 @@ impl Relayer {
         let (existing, reads) = tokio::join!(existing, async {
             tokio::try_join!(
                 chain::head(provider),
-                chain::agreement_state(provider, settings.escrow, id)
+                chain::agreement_state(provider, settings.escrow, id),
+                code_of(signer, !signature_recovers),
+                code_of(terms.buyer, !voucher_recovers),
             )
         });
         // A replay is answered from the database even while the node is away.
@@ -183,7 +219,7 @@ impl Relayer {
                 existing: true,
             });
         }
-        let (head, state) = reads?;
+        let (head, state, signer_code, buyer_code) = reads?;
         let policy = &settings.policy;
         if !policy.tokens.is_empty() && !policy.tokens.contains(&terms.token) {
             return Err(Refusal::invalid(
@@ -243,18 +279,9 @@ impl Relayer {
         self.check_message(terms, id, &authorization, state.settledAmount)
             .await?;
 
-        // Signatures. An EOA's ECDSA signature (and the buyer's voucher on a first claim) is
-        // recovered here, and one that does not recover to an account without code is refused
-        // here. Any other, an ERC-1271 wallet's, is judged by the escrow itself in the
-        // simulation below: it calls the wallet's `isValidSignature` from the escrow, with the
-        // gas it will have, exactly as the mined call will, and a refusal comes back as its
-        // `InvalidSignature` / `InvalidVoucher` error.
-        let signer = authorization.signer(terms);
         let mut verdict_on_chain = false;
-        if let Some(signature) = authorization.signature()
-            && chain::recover(digest, signature) != Some(signer)
-        {
-            if !chain::has_code(provider, signer).await? {
+        if !signature_recovers {
+            if signer_code == Some(false) {
                 return Err(Refusal::invalid(
                     "invalid_signature",
                     "Invalid signature",
@@ -267,34 +294,21 @@ impl Relayer {
             }
             verdict_on_chain = true;
         }
-        if let (
-            Authorization::SellerClaim {
-                amount,
-                voucher_signature,
-                ..
-            },
-            0,
-        ) = (&authorization, state.settledAmount)
+        if let (Authorization::SellerClaim { amount, .. }, 0, false) =
+            (&authorization, state.settledAmount, voucher_recovers)
         {
-            let voucher = Voucher {
-                agreementId: id,
-                cumulativeAmount: *amount,
+            if buyer_code == Some(false) {
+                return Err(Refusal::invalid(
+                    "invalid_voucher",
+                    "Invalid voucher",
+                    format!(
+                        "the voucher for {amount} is not signed by the buyer {}",
+                        terms.buyer
+                    ),
+                )
+                .into());
             }
-            .eip712_signing_hash(&domain);
-            if chain::recover(voucher, voucher_signature) != Some(terms.buyer) {
-                if !chain::has_code(provider, terms.buyer).await? {
-                    return Err(Refusal::invalid(
-                        "invalid_voucher",
-                        "Invalid voucher",
-                        format!(
-                            "the voucher for {amount} is not signed by the buyer {}",
-                            terms.buyer
-                        ),
-                    )
-                    .into());
-                }
-                verdict_on_chain = true;
-            }
+            verdict_on_chain = true;
         }
 
         let t_checks = t0.elapsed();
