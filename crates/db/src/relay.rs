@@ -1056,8 +1056,10 @@ pub async fn resolve_mined(
     sqlx::query!(
         "UPDATE relay_jobs SET state = $5, tx_hash = $6, block_number = $7, gas_used = $8,
                 gas_price = $9::text::numeric,
-                failure_code = CASE WHEN $5 = 'confirmed' THEN NULL ELSE coalesce(failure_code, $10) END,
-                failure_detail = CASE WHEN $5 = 'confirmed' THEN NULL ELSE coalesce(failure_detail, $11) END,
+                failure_code = CASE WHEN $5 = 'confirmed' THEN NULL WHEN $10 = 'reverted' THEN $10
+                                    ELSE coalesce(failure_code, $10) END,
+                failure_detail = CASE WHEN $5 = 'confirmed' THEN NULL WHEN $10 = 'reverted' THEN $11
+                                      ELSE coalesce(failure_detail, $11) END,
                 updated_at = now(), finished_at = now()
           WHERE chain_id = $1 AND relayer = $2 AND nonce = $3 AND state IN ('submitting', 'submitted', 'cancelling')
             AND $4",

@@ -52,12 +52,41 @@ pub(crate) async fn agreement_state(
     escrow: Address,
     id: B256,
 ) -> Result<AgreementState, Error> {
+    agreement_state_on(provider, escrow, id, BlockId::latest()).await
+}
+
+/// The agreement's state as block `number` left it.
+pub(crate) async fn agreement_state_at(
+    provider: &DynProvider,
+    escrow: Address,
+    id: B256,
+    number: u64,
+) -> Result<AgreementState, Error> {
+    agreement_state_on(provider, escrow, id, BlockId::number(number)).await
+}
+
+async fn agreement_state_on(
+    provider: &DynProvider,
+    escrow: Address,
+    id: B256,
+    block: BlockId,
+) -> Result<AgreementState, Error> {
     AgreementEscrow::new(escrow, provider)
         .agreementState(id)
         .call()
-        .block(BlockId::latest())
+        .block(block)
         .await
         .map_err(|e| Error::node("reading the agreement state", e))
+}
+
+/// The timestamp of block `number`.
+pub(crate) async fn block_timestamp(provider: &DynProvider, number: u64) -> Result<u64, Error> {
+    provider
+        .get_block_by_number(BlockNumberOrTag::Number(number))
+        .await
+        .map_err(|e| Error::node("reading a block", e))?
+        .map(|block| block.header.timestamp)
+        .ok_or_else(|| Error::node("reading a block", format!("node has no block {number}")))
 }
 
 /// What a signer's account supports.

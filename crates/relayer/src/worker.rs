@@ -311,11 +311,15 @@ impl Worker {
     /// the action (another transaction changed it first, e.g. the same action sent directly), and
     /// `reverted` when it still does: the call behaved differently on chain than in simulation.
     /// Only `reverted` counts against the signer (`max_reverts_per_party_per_day`).
+    ///
+    /// It is judged at the block that mined it: its timestamp against the authorization's
+    /// deadline (`authorization_expired`: mined too late, the relayer's delay), and the
+    /// agreement's state as that block left it.
     async fn why_reverted(
         &self,
         attempt: &Attempt,
         gas_used: u64,
-        head: &Head,
+        block: u64,
     ) -> Result<(String, String), Error> {
         if gas_used >= attempt.gas_limit {
             return Ok((
@@ -329,20 +333,32 @@ impl Worker {
                 "the transaction was mined but reverted".into(),
             ));
         };
-        let state = chain::agreement_state(
-            self.relayer.provider(),
+        let provider = self.relayer.provider();
+        let mined_at = chain::block_timestamp(provider, block).await?;
+        if job.deadline < mined_at {
+            return Ok((
+                "authorization_expired".into(),
+                format!(
+                    "mined at {mined_at}, after the authorization's deadline {}",
+                    job.deadline
+                ),
+            ));
+        }
+        let state = chain::agreement_state_at(
+            provider,
             self.relayer.settings().escrow,
             job.agreement_id,
+            block,
         )
         .await?;
         let allowed = request::terms_of(&job.calldata)
-            .map(|terms| eligibility(job.action, &terms, &state, head.timestamp));
+            .map(|terms| eligibility(job.action, &terms, &state, mined_at));
         Ok(match allowed {
-            Some(Err(now)) => (
+            Some(Err(then)) => (
                 "preempted".into(),
                 format!(
-                    "another transaction changed the agreement first ({}: {})",
-                    now.code, now.detail
+                    "the agreement no longer allowed the action when it was mined ({}: {})",
+                    then.code, then.detail
                 ),
             ),
             _ => (
@@ -421,7 +437,7 @@ impl Worker {
                 continue;
             }
             let revert = if !receipt.status() && attempt.kind == AttemptKind::Action {
-                Some(self.why_reverted(attempt, receipt.gas_used, head).await?)
+                Some(self.why_reverted(attempt, receipt.gas_used, block).await?)
             } else {
                 None
             };
@@ -836,7 +852,10 @@ impl Worker {
             let provider = self.relayer.provider().clone();
             let (from, to, input) = (self.address, job.target, job.calldata.clone());
             let fees = (max_fee, tip);
-            let limit = job.gas_limit.saturating_mul(100) / (100 + settings.gas_margin_percent);
+            let limit = job
+                .gas_limit
+                .saturating_mul(100)
+                .div_ceil(100 + settings.gas_margin_percent);
             simulations.spawn(async move {
                 (
                     i,

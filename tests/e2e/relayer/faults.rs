@@ -1,5 +1,6 @@
 //! The chain misbehaving under the relayer: a node that forgets a transaction, a node restart, a
-//! base-fee spike, the key's nonce moved under it (both ways), and interval mining. Each time every accepted
+//! base-fee spike, the key's nonce moved under it (both ways), interval mining, and an action
+//! mined only after its deadline. Each time every accepted
 //! authorization takes effect exactly once and the key's nonces have no gap.
 
 use std::time::{Duration, Instant};
@@ -366,5 +367,45 @@ async fn an_expired_action_held_by_the_fee_cap_is_cancelled_above_it() -> eyre::
         "the expired close never took effect"
     );
     assert_eq!(f.relayer_nonce().await?, 1, "the nonce went to the cancel");
+    Ok(())
+}
+
+/// An action mined only after its authorization's deadline (here the chain's clock jumps while
+/// it waits in the pool) reverts; that is the relayer's delay, `authorization_expired`, not a
+/// strike against the party: with a limit of one revert, the party is still sponsored.
+#[tokio::test]
+async fn an_action_mined_after_its_deadline_is_not_a_strike() -> eyre::Result<()> {
+    let f = Fixture::new(|s| s.policy.max_reverts_per_party_per_day = 1).await?;
+    f.round().await?;
+    let (_, id) = f.active_agreement("late").await?;
+    let (_, other) = f.active_agreement("late-next").await?;
+    let sign = Sign { f: &f, id };
+    let body = sign
+        .initiate_close(&f.chain.buyer, f.now().await? + 120)
+        .await?;
+    let (code, accepted) = f
+        .post_action(id, "initiate-close", &f.buyer_key, "late", body)
+        .await?;
+    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
+    rpc(&f, "evm_setAutomine", serde_json::json!([false])).await?;
+    f.round().await?;
+    rpc(&f, "evm_increaseTime", serde_json::json!([600])).await?;
+    rpc(&f, "evm_mine", serde_json::json!([])).await?;
+    rpc(&f, "evm_setAutomine", serde_json::json!([true])).await?;
+    f.round().await?;
+    let relay_id = accepted["relay_id"].as_str().unwrap_or_default();
+    let failed = f.wait_for(id, relay_id, "failed").await?;
+    assert_eq!(
+        failed["failure"]["code"], "authorization_expired",
+        "{failed}"
+    );
+
+    let body = Sign { f: &f, id: other }
+        .initiate_close(&f.chain.buyer, f.now().await? + 3_600)
+        .await?;
+    let (code, accepted) = f
+        .post_action(other, "initiate-close", &f.buyer_key, "next", body)
+        .await?;
+    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
     Ok(())
 }

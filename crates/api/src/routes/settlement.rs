@@ -747,7 +747,7 @@ pub async fn sponsor_buyer_withdraw(
     ),
     responses(
         (status = 200, description = "The relay job", body = RelayView),
-        (status = 404, description = "Unknown or not visible (`agreement_not_found`, `relay_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown, of another agreement, or not visible (`relay_not_found`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []), ("owner_jwt" = [])),
     tag = "settlement"
