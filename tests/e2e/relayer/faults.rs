@@ -379,33 +379,18 @@ async fn an_action_mined_after_its_deadline_is_not_a_strike() -> eyre::Result<()
     f.round().await?;
     let (_, id) = f.active_agreement("late").await?;
     let (_, other) = f.active_agreement("late-next").await?;
-    let sign = Sign { f: &f, id };
-    let body = sign
-        .initiate_close(&f.chain.buyer, f.now().await? + 120)
-        .await?;
-    let (code, accepted) = f
-        .post_action(id, "initiate-close", &f.buyer_key, "late", body)
-        .await?;
-    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
+    let relay_id = f.buyer_close(id, f.now().await? + 120, "late").await?;
     rpc(&f, "evm_setAutomine", serde_json::json!([false])).await?;
     f.round().await?;
     rpc(&f, "evm_increaseTime", serde_json::json!([600])).await?;
     rpc(&f, "evm_mine", serde_json::json!([])).await?;
     rpc(&f, "evm_setAutomine", serde_json::json!([true])).await?;
     f.round().await?;
-    let relay_id = accepted["relay_id"].as_str().unwrap_or_default();
-    let failed = f.wait_for(id, relay_id, "failed").await?;
+    let failed = f.wait_for(id, &relay_id, "failed").await?;
     assert_eq!(
         failed["failure"]["code"], "authorization_expired",
         "{failed}"
     );
-
-    let body = Sign { f: &f, id: other }
-        .initiate_close(&f.chain.buyer, f.now().await? + 3_600)
-        .await?;
-    let (code, accepted) = f
-        .post_action(other, "initiate-close", &f.buyer_key, "next", body)
-        .await?;
-    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
+    f.buyer_close(other, f.now().await? + 3_600, "next").await?;
     Ok(())
 }

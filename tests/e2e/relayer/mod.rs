@@ -250,6 +250,24 @@ impl Fixture {
             .await
     }
 
+    /// The buyer's sponsored close of `id` with `deadline`, posted under `key`; asserts it is
+    /// accepted and returns the relay id.
+    pub(crate) async fn buyer_close(
+        &self,
+        id: B256,
+        deadline: u64,
+        key: &str,
+    ) -> eyre::Result<String> {
+        let body = Sign { f: self, id }
+            .initiate_close(&self.chain.buyer, deadline)
+            .await?;
+        let (code, accepted) = self
+            .post_action(id, "initiate-close", &self.buyer_key, key, body)
+            .await?;
+        eyre::ensure!(code == StatusCode::ACCEPTED, "{code}: {accepted}");
+        Ok(accepted["relay_id"].as_str().unwrap_or_default().to_owned())
+    }
+
     /// Polls a relay until it reaches `status` (or fails the test after 30 s).
     pub(crate) async fn wait_for(
         &self,

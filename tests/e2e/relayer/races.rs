@@ -184,13 +184,7 @@ async fn a_sponsored_action_beaten_by_a_direct_one_is_preempted_not_a_strike() -
     let (terms, id) = f.active_agreement("raced").await?;
     let (_, other) = f.active_agreement("next").await?;
     let deadline = f.now().await? + 3_600;
-    let body = Sign { f: &f, id }
-        .initiate_close(&f.chain.buyer, deadline)
-        .await?;
-    let (code, accepted) = f
-        .post_action(id, "initiate-close", &f.buyer_key, "raced", body)
-        .await?;
-    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
+    let relay_id = f.buyer_close(id, deadline, "raced").await?;
 
     // The relayer's transaction waits in the pool; the buyer's own, tipping more, goes first.
     let direct = f
@@ -200,17 +194,10 @@ async fn a_sponsored_action_beaten_by_a_direct_one_is_preempted_not_a_strike() -
         .from(f.chain.buyer.address())
         .into_transaction_request();
     f.ahead_of_the_relayer(direct).await?;
-    let relay_id = accepted["relay_id"].as_str().unwrap_or_default();
-    let failed = f.wait_for(id, relay_id, "failed").await?;
+    let failed = f.wait_for(id, &relay_id, "failed").await?;
     assert_eq!(failed["failure"]["code"], "preempted", "{failed}");
 
     // No strike: the buyer is still sponsored.
-    let body = Sign { f: &f, id: other }
-        .initiate_close(&f.chain.buyer, deadline)
-        .await?;
-    let (code, accepted) = f
-        .post_action(other, "initiate-close", &f.buyer_key, "next", body)
-        .await?;
-    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
+    f.buyer_close(other, deadline, "next").await?;
     Ok(())
 }
