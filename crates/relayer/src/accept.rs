@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use alloy::{
-    primitives::{Address, B256, U256},
+    primitives::{Address, U256},
     providers::DynProvider,
     sol_types::{Eip712Domain, SolStruct},
 };
@@ -276,8 +276,7 @@ impl Relayer {
             )
             .into());
         }
-        self.check_message(terms, id, &authorization, state.settledAmount)
-            .await?;
+        self.check_message(terms, &authorization, state.settledAmount)?;
 
         let mut verdict_on_chain = false;
         if !signature_recovers {
@@ -470,10 +469,9 @@ impl Relayer {
     }
 
     /// Checks of the signed message's own fields against the terms and the state.
-    async fn check_message(
+    fn check_message(
         &self,
         terms: &Agreement,
-        _id: B256,
         authorization: &Authorization,
         settled: u128,
     ) -> Result<(), AcceptError> {

@@ -120,8 +120,9 @@ impl Authorization {
         match self {
             Self::InitiateClose { party, .. } => *party,
             Self::SellerClaim { .. } => terms.seller,
-            Self::BuyerWithdraw { .. } | Self::ActivateWithAuthorization { .. } => terms.buyer,
-            Self::ActivateWithPermit { .. } => terms.buyer,
+            Self::BuyerWithdraw { .. }
+            | Self::ActivateWithAuthorization { .. }
+            | Self::ActivateWithPermit { .. } => terms.buyer,
         }
     }
 

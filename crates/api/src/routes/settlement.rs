@@ -575,18 +575,55 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Problem>
     })
 }
 
+impl InitiateCloseBody {
+    /// The authorization it carries (its fields parsed).
+    fn authorization(&self) -> Result<Authorization, Problem> {
+        Ok(Authorization::InitiateClose {
+            party: parse_address("party", &self.party)?,
+            deadline: self.deadline,
+            signature: parse_bytes("signature", &self.signature)?,
+        })
+    }
+}
+
+impl SellerClaimBody {
+    /// The authorization it carries (its fields parsed).
+    fn authorization(&self) -> Result<Authorization, Problem> {
+        Ok(Authorization::SellerClaim {
+            amount: parse_amount("amount", &self.amount)?,
+            voucher_signature: parse_bytes("voucher_signature", &self.voucher_signature)?,
+            recipient: parse_address("recipient", &self.recipient)?,
+            deadline: self.deadline,
+            signature: parse_bytes("signature", &self.signature)?,
+        })
+    }
+}
+
+impl BuyerWithdrawBody {
+    /// The authorization it carries (its fields parsed).
+    fn authorization(&self) -> Result<Authorization, Problem> {
+        Ok(Authorization::BuyerWithdraw {
+            recipient: parse_address("recipient", &self.recipient)?,
+            deadline: self.deadline,
+            signature: parse_bytes("signature", &self.signature)?,
+        })
+    }
+}
+
 async fn submit(
     state: &AppState,
     principal: &Principal,
     raw: &str,
     headers: &HeaderMap,
-    build: impl FnOnce(&Agreement) -> Result<(Authorization, Option<DomainBody>), Problem>,
+    authorization: Result<Authorization, Problem>,
+    domain: Option<DomainBody>,
 ) -> Result<Response, Problem> {
     idempotency::require_key(headers)?;
     let (_, record, _) = visible(state, principal, raw).await?;
     let relayer = relayer(state)?;
     let terms = terms(&record);
-    let (authorization, domain) = build(&terms)?;
+    // Parsed only now: an agreement the caller cannot see answers 404 whatever the body.
+    let authorization = authorization?;
     check_domain(relayer, domain.as_ref())?;
     let accepted = match relayer
         .accept(&terms, authorization, &principal.scope())
@@ -596,10 +633,15 @@ async fn submit(
         Err(AcceptError::Refused(refusal)) => return Err(refusal.into()),
         Err(AcceptError::Failed(err)) => return Err(node_problem(err)),
     };
-    let attempts = match relayer.job(&accepted.job.id).await {
-        Ok(Some((_, attempts))) => attempts,
-        Ok(None) => Vec::new(),
-        Err(err) => return Err(node_problem(err)),
+    // A new job has no attempts yet; one accepted before may have some.
+    let attempts = if accepted.existing {
+        match relayer.job(&accepted.job.id).await {
+            Ok(Some((_, attempts))) => attempts,
+            Ok(None) => Vec::new(),
+            Err(err) => return Err(node_problem(err)),
+        }
+    } else {
+        Vec::new()
     };
     let view = relay_view(&accepted.job, &attempts);
     let mut response = (StatusCode::ACCEPTED, Json(&view)).into_response();
@@ -638,16 +680,14 @@ pub async fn sponsor_initiate_close(
     body: axum::body::Bytes,
 ) -> Result<Response, Problem> {
     let body: InitiateCloseBody = parse_body(&body)?;
-    submit(&state, &principal, &raw, &headers, |_| {
-        Ok((
-            Authorization::InitiateClose {
-                party: parse_address("party", &body.party)?,
-                deadline: body.deadline,
-                signature: parse_bytes("signature", &body.signature)?,
-            },
-            body.domain,
-        ))
-    })
+    submit(
+        &state,
+        &principal,
+        &raw,
+        &headers,
+        body.authorization(),
+        body.domain,
+    )
     .await
 }
 
@@ -680,18 +720,14 @@ pub async fn sponsor_seller_claim(
     body: axum::body::Bytes,
 ) -> Result<Response, Problem> {
     let body: SellerClaimBody = parse_body(&body)?;
-    submit(&state, &principal, &raw, &headers, |_| {
-        Ok((
-            Authorization::SellerClaim {
-                amount: parse_amount("amount", &body.amount)?,
-                voucher_signature: parse_bytes("voucher_signature", &body.voucher_signature)?,
-                recipient: parse_address("recipient", &body.recipient)?,
-                deadline: body.deadline,
-                signature: parse_bytes("signature", &body.signature)?,
-            },
-            body.domain,
-        ))
-    })
+    submit(
+        &state,
+        &principal,
+        &raw,
+        &headers,
+        body.authorization(),
+        body.domain,
+    )
     .await
 }
 
@@ -724,16 +760,14 @@ pub async fn sponsor_buyer_withdraw(
     body: axum::body::Bytes,
 ) -> Result<Response, Problem> {
     let body: BuyerWithdrawBody = parse_body(&body)?;
-    submit(&state, &principal, &raw, &headers, |_| {
-        Ok((
-            Authorization::BuyerWithdraw {
-                recipient: parse_address("recipient", &body.recipient)?,
-                deadline: body.deadline,
-                signature: parse_bytes("signature", &body.signature)?,
-            },
-            body.domain,
-        ))
-    })
+    submit(
+        &state,
+        &principal,
+        &raw,
+        &headers,
+        body.authorization(),
+        body.domain,
+    )
     .await
 }
 

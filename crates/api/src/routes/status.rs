@@ -271,7 +271,8 @@ pub fn parse_agreement_id(raw: &str) -> Result<B256, Problem> {
 ///
 /// Agents see agreements whose buyer or seller is their wallet; owners see their agents'.
 /// An activation handed to the relayer shows as `pending_activation` with its
-/// `activation_status` until the index has the agreement. Unknown ids and ids of agreements the caller may not see are both `404 agreement_not_found`.
+/// `activation_status` until the index has the agreement. Unknown ids and ids of agreements
+/// the caller may not see are both `404 agreement_not_found`.
 #[utoipa::path(
     get,
     path = "/usage-agreements/{agreement_id}/escrow-status",
