@@ -1,40 +1,81 @@
 #!/usr/bin/env bash
-# Runs every test: contracts (forge: unit, fuzz, invariant), the gas benchmark against its committed
-# snapshot, slither, and the Rust workspace (format, lints, unit and end-to-end tests on Anvil).
-# This is the README's test command; .ci/run calls it.
+# Runs the tests. This is the README's test command; .ci/run calls it with no argument.
+#
+#   script/test.sh            everything: contracts, Rust lints and unit tests, end-to-end tests
+#   script/test.sh contracts  slither, forge fmt, forge unit/fuzz/invariant tests, gas snapshot
+#   script/test.sh rust       cargo fmt, clippy, the .sqlx/ check, unit tests beside the code
+#   script/test.sh e2e        the end-to-end tests on Anvil and PostgreSQL
+#   script/test.sh <filter>   the Rust tests (unit and end-to-end) whose name contains <filter>
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$PACTUM_ROOT"
 
+stage="${1:-all}"
+
+contracts() {
+  log "slither (accepted findings are annotated in place; see docs/slither-triage.md)"
+  # Runs first: it cleans and rebuilds forge's out/ without the tests.
+  slither . --config-file slither.config.json
+
+  log "forge fmt --check"
+  forge fmt --check contracts tests/forge
+
+  log "forge build"
+  forge build
+
+  log "forge test (unit, fuzz, invariant)"
+  forge test --no-match-contract GasBenchmark
+
+  log "gas benchmark (isolated transactions) against snapshots/escrow.json"
+  # Each measured call runs as its own transaction; any change in gas fails the check. After an
+  # intended change, refresh with: forge test --match-contract GasBenchmark --isolate
+  forge test --match-contract GasBenchmark --isolate --gas-snapshot-check=true
+}
+
+postgres() {
+  log "PostgreSQL (started if absent)"
+  bash script/postgres.sh
+}
+
+rust() {
+  postgres
+  log "the committed .sqlx/ query metadata"
+  bash script/sqlx-prepare.sh --check
+
+  log "cargo fmt --check, clippy"
+  cargo fmt --all --check
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+
+  log "cargo test: unit tests (and doc tests)"
+  cargo test --workspace --locked --lib --bins
+  cargo test --workspace --locked --doc
+}
+
+e2e() {
+  postgres
+  log "cargo test: end-to-end tests on Anvil and PostgreSQL"
+  cargo test --workspace --locked --test '*'
+}
+
 "$PACTUM_ROOT/script/setup.sh"
+case "$stage" in
+  all)
+    contracts
+    rust
+    e2e
+    ;;
+  contracts) contracts ;;
+  rust) rust ;;
+  e2e) e2e ;;
+  -*)
+    echo "usage: script/test.sh [all|contracts|rust|e2e|<test name filter>]" >&2
+    exit 2
+    ;;
+  *)
+    postgres
+    log "cargo test: tests matching '$stage'"
+    cargo test --workspace --locked -- "$stage"
+    ;;
+esac
 
-log "slither (accepted findings are annotated in place; see docs/slither-triage.md)"
-# Runs first: it cleans and rebuilds forge's out/ without the tests.
-slither . --config-file slither.config.json
-
-log "forge fmt --check"
-forge fmt --check contracts tests/forge
-
-log "forge build"
-forge build
-
-log "forge test (unit, fuzz, invariant)"
-forge test --no-match-contract GasBenchmark
-
-log "gas benchmark (isolated transactions) against snapshots/escrow.json"
-# Each measured call runs as its own transaction; any change in gas fails the check. After an
-# intended change, refresh with: forge test --match-contract GasBenchmark --isolate
-forge test --match-contract GasBenchmark --isolate --gas-snapshot-check=true
-
-log "PostgreSQL (started if absent) and the committed .sqlx/ query metadata"
-bash script/postgres.sh
-bash script/sqlx-prepare.sh --check
-
-log "cargo fmt --check, clippy"
-cargo fmt --all --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
-
-log "cargo test (unit, and end-to-end on Anvil and PostgreSQL)"
-cargo test --workspace --locked
-
-log "all tests passed"
+log "tests passed ($stage)"

@@ -1,0 +1,204 @@
+//! EIP-712 typed data as JSON (`eth_signTypedData_v4`), so that a client signs exactly what the
+//! escrow will verify, with the digest it hashes to.
+
+use alloy::{
+    primitives::{Address, B256, U256},
+    sol_types::{Eip712Domain, SolStruct},
+};
+use pactum_bindings::{
+    Agreement,
+    eip712::{BuyerWithdraw, InitiateClose, SellerClaim},
+};
+use serde_json::{Value, json};
+
+fn domain_json(domain: &Eip712Domain) -> Value {
+    json!({
+        "name": domain.name.as_deref().unwrap_or_default(),
+        "version": domain.version.as_deref().unwrap_or_default(),
+        "chainId": domain.chain_id.map(|c| c.to::<u64>()),
+        "verifyingContract": domain.verifying_contract.map(|a| a.to_string()),
+    })
+}
+
+fn fields<S: SolStruct>() -> Value {
+    // `eip712_encode_type` is "Name(type name,type name,...)" for these flat structs.
+    let encoded = S::eip712_encode_type();
+    let inner = encoded
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map_or("", |(inner, _)| inner);
+    Value::Array(
+        inner
+            .split(',')
+            .filter_map(|f| f.split_once(' '))
+            .map(|(ty, name)| json!({ "name": name, "type": ty }))
+            .collect(),
+    )
+}
+
+fn typed<S: SolStruct>(domain: &Eip712Domain, message: Value) -> Value {
+    json!({
+        "types": {
+            "EIP712Domain": [
+                { "name": "name", "type": "string" },
+                { "name": "version", "type": "string" },
+                { "name": "chainId", "type": "uint256" },
+                { "name": "verifyingContract", "type": "address" },
+            ],
+            S::NAME: fields::<S>(),
+        },
+        "primaryType": S::NAME,
+        "domain": domain_json(domain),
+        "message": message,
+    })
+}
+
+/// `InitiateClose` for `party`.
+pub fn initiate_close(
+    domain: &Eip712Domain,
+    id: B256,
+    party: Address,
+    deadline: u64,
+) -> (Value, B256) {
+    let message = InitiateClose {
+        agreementId: id,
+        party,
+        deadline: U256::from(deadline),
+    };
+    let json = json!({ "agreementId": id.to_string(), "party": party.to_string(), "deadline": deadline.to_string() });
+    (
+        typed::<InitiateClose>(domain, json),
+        message.eip712_signing_hash(domain),
+    )
+}
+
+/// `SellerClaim` of `amount` to `recipient`.
+pub fn seller_claim(
+    domain: &Eip712Domain,
+    id: B256,
+    amount: U256,
+    recipient: Address,
+    deadline: u64,
+) -> (Value, B256) {
+    let message = SellerClaim {
+        agreementId: id,
+        amount,
+        recipient,
+        deadline: U256::from(deadline),
+    };
+    let json = json!({
+        "agreementId": id.to_string(),
+        "amount": amount.to_string(),
+        "recipient": recipient.to_string(),
+        "deadline": deadline.to_string(),
+    });
+    (
+        typed::<SellerClaim>(domain, json),
+        message.eip712_signing_hash(domain),
+    )
+}
+
+/// `BuyerWithdraw` to `recipient`.
+pub fn buyer_withdraw(
+    domain: &Eip712Domain,
+    id: B256,
+    recipient: Address,
+    deadline: u64,
+) -> (Value, B256) {
+    let message = BuyerWithdraw {
+        agreementId: id,
+        recipient,
+        deadline: U256::from(deadline),
+    };
+    let json = json!({
+        "agreementId": id.to_string(),
+        "recipient": recipient.to_string(),
+        "deadline": deadline.to_string(),
+    });
+    (
+        typed::<BuyerWithdraw>(domain, json),
+        message.eip712_signing_hash(domain),
+    )
+}
+
+/// The terms as JSON (amounts as decimal strings).
+pub fn terms_json(terms: &Agreement) -> Value {
+    json!({
+        "buyer": terms.buyer.to_string(),
+        "seller": terms.seller.to_string(),
+        "token": terms.token.to_string(),
+        "maxAmount": terms.maxAmount.to_string(),
+        "infraFee": terms.infraFee.to_string(),
+        "expiry": terms.expiry.to_string(),
+        "closeWindow": terms.closeWindow.to_string(),
+        "salt": terms.salt.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use pactum_bindings::eip712;
+
+    use super::*;
+    use crate::escrow::rules::tests::{BUYER, ESCROW, SELLER, terms};
+
+    #[test]
+    fn the_json_names_every_field_of_the_struct_in_order() {
+        let domain = eip712::escrow_domain(31_337, ESCROW);
+        let id = B256::repeat_byte(9);
+        let (typed, digest) = seller_claim(&domain, id, U256::from(5), SELLER, 77);
+        assert_eq!(typed["primaryType"], "SellerClaim");
+        let fields: Vec<(String, String)> = typed["types"]["SellerClaim"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["type"].as_str().unwrap().to_owned(),
+                    f["name"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let encoded: Vec<String> = fields.iter().map(|(t, n)| format!("{t} {n}")).collect();
+        assert_eq!(
+            format!("SellerClaim({})", encoded.join(",")),
+            SellerClaim::eip712_encode_type()
+        );
+        for (_, name) in &fields {
+            assert!(typed["message"].get(name).is_some(), "{name} missing");
+        }
+        assert_eq!(typed["message"]["amount"], "5");
+        assert_eq!(typed["message"]["deadline"], "77");
+        assert_eq!(
+            digest,
+            SellerClaim {
+                agreementId: id,
+                amount: U256::from(5),
+                recipient: SELLER,
+                deadline: U256::from(77),
+            }
+            .eip712_signing_hash(&domain)
+        );
+    }
+
+    #[test]
+    fn the_domain_is_the_escrows() {
+        let domain = eip712::escrow_domain(31_337, ESCROW);
+        let (typed, digest) = initiate_close(&domain, B256::ZERO, BUYER, 1);
+        assert_eq!(typed["domain"]["chainId"], 31_337);
+        assert_eq!(typed["domain"]["verifyingContract"], ESCROW.to_string());
+        assert_eq!(typed["domain"]["name"], eip712::ESCROW_DOMAIN_NAME);
+        let (_, other) = initiate_close(&eip712::escrow_domain(1, ESCROW), B256::ZERO, BUYER, 1);
+        assert_ne!(digest, other);
+        let (typed, _) = buyer_withdraw(&domain, B256::ZERO, BUYER, 1);
+        assert_eq!(typed["types"]["BuyerWithdraw"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn terms_are_decimal_strings() {
+        let json = terms_json(&terms());
+        assert_eq!(json["maxAmount"], "40000000");
+        assert_eq!(json["closeWindow"], "600");
+        assert_eq!(json["buyer"], BUYER.to_string());
+    }
+}
