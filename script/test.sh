@@ -53,6 +53,9 @@ rust() {
 
 e2e() {
   postgres
+  # Some tests deploy forge's own artifacts (to prove the bindings deploy the same bytecode).
+  log "forge build (artifacts the end-to-end tests deploy)"
+  forge build
   log "cargo test: end-to-end tests on Anvil and PostgreSQL"
   cargo test --workspace --locked --test '*'
 }
@@ -73,6 +76,7 @@ case "$stage" in
     ;;
   *)
     postgres
+    forge build
     log "cargo test: tests matching '$stage'"
     cargo test --workspace --locked -- "$stage"
     ;;

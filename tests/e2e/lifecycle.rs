@@ -5,10 +5,10 @@ use pactum_bindings::{
     AgreementEscrow::{
         AgreementActivated, BuyerWithdrew, CloseInitiated, SellerClaimed, SellerPaid,
     },
-    AgreementStatus,
     InfraFeeCollector::InfraFeeCollected,
     contracts::agreement_escrow::AgreementEscrow::AgreementEscrowErrors,
 };
+use pactum_core::AgreementStatus;
 use pactum_devnet::scenario::{self, SettlementPath};
 
 use crate::chain::{BUYER_FUNDS, Chain, USDC};

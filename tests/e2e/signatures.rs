@@ -5,11 +5,12 @@ use alloy::{
     sol_types::SolStruct,
 };
 use pactum_bindings::{
-    AgreementStatus, InfraFeeCollector,
+    InfraFeeCollector,
     contracts::agreement_escrow::AgreementEscrow::AgreementEscrowErrors,
     eip712::{self, Activation, BuyerWithdraw, InitiateClose, SellerClaim, Voucher},
     sign,
 };
+use pactum_core::AgreementStatus;
 use pactum_devnet::scenario;
 
 use crate::chain::{Chain, USDC};

@@ -7,8 +7,6 @@
 //!   with the configured secret, `exp` required and checked (no leeway beyond `LEEWAY`), `nbf`
 //!   honoured, `iss`/`aud` checked when configured; `sub` is the owner id and must exist.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use alloy::primitives::Address;
 use axum::{
     extract::{FromRequestParts, Request, State},
@@ -20,6 +18,8 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use pactum_core::{Clock, SystemClock};
 
 use crate::{AppState, problem::Problem};
 
@@ -114,12 +114,6 @@ struct JwtHeader {
     typ: Option<String>,
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Signs `claims` as an HS256 JWT (what the identity provider does; used by `pactum admin token`
 /// and tests).
 pub fn sign_jwt(claims: &Claims, secret: &[u8]) -> String {
@@ -144,8 +138,8 @@ fn hmac_sha256(secret: &[u8], data: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-/// Verifies an owner JWT; the error text says why it was refused.
-pub fn verify_jwt(token: &str, config: &JwtConfig) -> Result<Claims, String> {
+/// Verifies an owner JWT at unix time `now`; the error text says why it was refused.
+pub fn verify_jwt(token: &str, config: &JwtConfig, now: u64) -> Result<Claims, String> {
     let mut parts = token.split('.');
     let (Some(h), Some(c), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -173,7 +167,7 @@ pub fn verify_jwt(token: &str, config: &JwtConfig) -> Result<Claims, String> {
         .map_err(|_| "JWT signature does not verify".to_owned())?;
     let claims: Claims = serde_json::from_slice(&decode(c)?)
         .map_err(|_| "JWT claims missing sub or exp".to_owned())?;
-    let t = now();
+    let t = now;
     if claims.exp.saturating_add(LEEWAY) <= t {
         return Err("JWT expired".into());
     }
@@ -244,7 +238,8 @@ async fn resolve(state: &AppState, token: &str) -> Result<Principal, Problem> {
         .jwt
         .as_ref()
         .ok_or_else(|| Problem::unauthenticated("owner JWTs are not configured on this server"))?;
-    let claims = verify_jwt(token, jwt).map_err(Problem::unauthenticated)?;
+    let claims =
+        verify_jwt(token, jwt, SystemClock.now_secs()).map_err(Problem::unauthenticated)?;
     if !pactum_db::api::owner_exists(state.db.pool(), &claims.sub).await? {
         return Err(Problem::unauthenticated("unknown owner"));
     }
@@ -294,5 +289,158 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
             .get::<Principal>()
             .cloned()
             .ok_or_else(|| Problem::unauthenticated("send Authorization: Bearer <api_key or jwt>"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn config() -> JwtConfig {
+        JwtConfig {
+            secret: b"a local secret of enough length".to_vec(),
+            issuer: None,
+            audience: None,
+        }
+    }
+
+    fn claims() -> Claims {
+        Claims {
+            sub: "own_1".into(),
+            exp: NOW + 600,
+            iat: Some(NOW),
+            nbf: None,
+            iss: None,
+            aud: None,
+        }
+    }
+
+    fn token(header: &str, claims: &Claims, secret: &[u8]) -> String {
+        let h = URL_SAFE_NO_PAD.encode(header);
+        let c = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap());
+        let s = URL_SAFE_NO_PAD.encode(hmac_sha256(secret, format!("{h}.{c}").as_bytes()));
+        format!("{h}.{c}.{s}")
+    }
+
+    #[test]
+    fn a_signed_token_verifies_and_round_trips() {
+        let jwt = sign_jwt(&claims(), &config().secret);
+        assert_eq!(verify_jwt(&jwt, &config(), NOW).unwrap(), claims());
+    }
+
+    #[test]
+    fn expiry_and_not_before_allow_the_leeway_and_no_more() {
+        let jwt = sign_jwt(&claims(), &config().secret);
+        let exp = claims().exp;
+        assert!(verify_jwt(&jwt, &config(), exp + LEEWAY - 1).is_ok());
+        assert_eq!(
+            verify_jwt(&jwt, &config(), exp + LEEWAY).unwrap_err(),
+            "JWT expired"
+        );
+        let later = Claims {
+            nbf: Some(NOW + 100),
+            ..claims()
+        };
+        let jwt = sign_jwt(&later, &config().secret);
+        assert!(verify_jwt(&jwt, &config(), NOW + 100 - LEEWAY).is_ok());
+        assert_eq!(
+            verify_jwt(&jwt, &config(), NOW + 99 - LEEWAY).unwrap_err(),
+            "JWT not yet valid"
+        );
+    }
+
+    #[test]
+    fn another_key_or_a_changed_claim_does_not_verify() {
+        let jwt = sign_jwt(&claims(), b"another secret");
+        assert_eq!(
+            verify_jwt(&jwt, &config(), NOW).unwrap_err(),
+            "JWT signature does not verify"
+        );
+        let jwt = sign_jwt(&claims(), &config().secret);
+        let (head, rest) = jwt.split_once('.').unwrap();
+        let (_, signature) = rest.split_once('.').unwrap();
+        let forged = Claims {
+            sub: "own_2".into(),
+            ..claims()
+        };
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
+        assert!(verify_jwt(&format!("{head}.{body}.{signature}"), &config(), NOW).is_err());
+    }
+
+    #[test]
+    fn only_hs256_is_accepted() {
+        for alg in ["none", "RS256", "HS512", "hs256"] {
+            let jwt = token(
+                &format!(r#"{{"alg":"{alg}"}}"#),
+                &claims(),
+                &config().secret,
+            );
+            let err = verify_jwt(&jwt, &config(), NOW).unwrap_err();
+            assert!(err.contains("is not accepted"), "{alg}: {err}");
+        }
+    }
+
+    #[test]
+    fn malformed_tokens_say_so() {
+        for raw in ["", "a.b", "a.b.c.d", "!!.!!.!!"] {
+            assert!(
+                verify_jwt(raw, &config(), NOW)
+                    .unwrap_err()
+                    .starts_with("malformed"),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn issuer_and_audience_are_checked_when_configured() {
+        let strict = JwtConfig {
+            issuer: Some("https://idp.example".into()),
+            audience: Some("pactum".into()),
+            ..config()
+        };
+        let jwt = sign_jwt(&claims(), &strict.secret);
+        assert_eq!(
+            verify_jwt(&jwt, &strict, NOW).unwrap_err(),
+            "JWT issuer not accepted"
+        );
+        let with_iss = Claims {
+            iss: strict.issuer.clone(),
+            ..claims()
+        };
+        let jwt = sign_jwt(&with_iss, &strict.secret);
+        assert_eq!(
+            verify_jwt(&jwt, &strict, NOW).unwrap_err(),
+            "JWT audience not accepted"
+        );
+        let both = Claims {
+            aud: strict.audience.clone(),
+            ..with_iss
+        };
+        let jwt = sign_jwt(&both, &strict.secret);
+        assert!(verify_jwt(&jwt, &strict, NOW).is_ok());
+    }
+
+    #[test]
+    fn api_keys_parse_only_in_their_exact_form() {
+        let (id, full, hash) = generate_api_key();
+        let (parsed_id, secret) = parse_api_key(&full).unwrap();
+        assert_eq!(parsed_id, id);
+        assert_eq!(<[u8; 32]>::from(Sha256::digest(secret.as_bytes())), hash);
+        let secret64 = "ab".repeat(32);
+        assert!(parse_api_key(&format!("pk_abcdefgh23456777_{secret64}")).is_some());
+        for bad in [
+            format!("sk_abcdefgh23456777_{secret64}"),
+            format!("pk_abcdefgh2345677_{secret64}"),
+            format!("pk_ABCDEFGH23456777_{secret64}"),
+            format!("pk_abcdefgh23456781_{secret64}"),
+            format!("pk_abcdefgh23456777_{}", &secret64[1..]),
+            format!("pk_abcdefgh23456777_{}g", &secret64[1..]),
+            "pk_abcdefgh23456777".to_owned(),
+        ] {
+            assert_eq!(parse_api_key(&bad), None, "{bad}");
+        }
     }
 }

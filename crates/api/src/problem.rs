@@ -5,6 +5,7 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
+use pactum_core::{Refusal, RefusalCode};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -102,6 +103,60 @@ impl Problem {
             "Service unavailable",
             detail,
         )
+    }
+}
+
+/// The HTTP status of a refusal: the only place a [`RefusalCode`] meets HTTP.
+///
+/// - 409 Conflict: the agreement's state, or another job, is in the way; the same request may
+///   succeed later.
+/// - 422 Unprocessable Content: the request is well-formed but cannot succeed as it is.
+/// - 429 Too Many Requests: a quota or the day's budget is used up.
+/// - 503 Service Unavailable: the sponsor is paused until a key is topped up.
+pub const fn refusal_status(code: RefusalCode) -> StatusCode {
+    use RefusalCode as C;
+    match code {
+        C::ActionAlreadyTaken
+        | C::AgreementNotActive
+        | C::CloseNotInitiated
+        | C::CloseWindowElapsed
+        | C::CloseWindowOpen
+        | C::CloseWindowEnding
+        | C::WrongState
+        | C::CompetingActionInFlight => StatusCode::CONFLICT,
+        C::AgreementExpired
+        | C::NotAParty
+        | C::SignerUnsupported
+        | C::InvalidSignature
+        | C::InvalidVoucher
+        | C::InvalidAmount
+        | C::InvalidRecipient
+        | C::ClaimAmountMismatch
+        | C::AuthorizationExpired
+        | C::DeadlineTooSoon
+        | C::WrongDomain
+        | C::Sanctioned
+        | C::SimulationFailed
+        | C::TokenNotSponsored
+        | C::PolicyViolation
+        | C::GasCeilingExceeded => StatusCode::UNPROCESSABLE_ENTITY,
+        C::QuotaExceeded | C::TooManyReverts | C::SponsorBudgetExhausted => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        C::SponsorPaused => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+impl From<Refusal> for Problem {
+    fn from(r: Refusal) -> Self {
+        let mut problem = Self::new(
+            refusal_status(r.code),
+            r.code.as_str(),
+            r.code.title(),
+            r.detail,
+        );
+        problem.earliest_at = r.earliest_at;
+        problem
     }
 }
 

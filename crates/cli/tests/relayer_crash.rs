@@ -19,9 +19,8 @@ use alloy::{
     rpc::types::Filter,
     sol_types::SolEvent,
 };
-use pactum_bindings::{
-    Agreement, AgreementEscrow, AgreementStatus, LocalUSDC, eip712::InitiateClose, sign,
-};
+use pactum_bindings::{Agreement, AgreementEscrow, LocalUSDC, eip712::InitiateClose, sign};
+use pactum_core::AgreementStatus;
 use pactum_db::{relay, testing::TestDatabase};
 use pactum_devnet::{DEV_PRIVATE_KEYS, Deployment, dev_signer, scenario};
 use pactum_relayer::{Authorization, Relayer, Settings, Worker};

@@ -31,5 +31,5 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use refusal::{Refusal, RefusalCode};
 pub use status::{
     ActionKind, ActivationStatus, AgreementStatus, AttemptKind, AttemptOutcome, DeferralReason,
-    EscrowPhase, JobState, RevertKind, SettlementAction, UnknownName,
+    EscrowPhase, JobFailure, JobState, RevertKind, SettlementAction, UnknownName,
 };

@@ -1,6 +1,133 @@
-//! The arithmetic of sponsored submissions: the fees of a first submission and of a
+//! The sponsor's side of a sponsored action: its policy and quotas ([`Policy`], [`Usage`],
+//! [`check_usage`]), and the arithmetic of submissions: the fees of a first submission and of a
 //! replacement, and the gas limit an estimate gets. Everything saturates: no fee or limit
 //! computed here wraps around.
+
+use alloy::primitives::{Address, U256};
+
+use crate::{Refusal, RefusalCode};
+
+/// The sponsor policy: what the relayer agrees to pay for. Enforced at acceptance (and the
+/// target/selector and gas rules again before every signature).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Most gas one action may need (its simulated estimate); above it the request is refused.
+    pub max_gas_per_action: u64,
+    /// Most sponsored actions per agreement, over its lifetime (refusals before any transaction
+    /// do not count).
+    pub max_actions_per_agreement: u64,
+    /// Most sponsored actions a party may sign in 24 hours.
+    pub max_actions_per_party_per_day: u64,
+    /// A party whose sponsored actions were mined reverted this many times in 24 hours is
+    /// refused until the oldest of them is a day old. Each such revert is gas the sponsor paid
+    /// for nothing: an authorization that passed simulation, then failed on chain (a wallet or
+    /// a token answering differently there, or the party racing its own sponsored action).
+    pub max_reverts_per_party_per_day: u64,
+    /// Gas the relayer spends per UTC day (used by mined jobs, reserved by jobs in flight).
+    pub daily_gas_budget: u64,
+    /// Acceptance pauses while no signer key holds at least this much (wei), and resumes once
+    /// one is topped up.
+    pub min_signer_balance: U256,
+    /// A deadline closer than this (seconds) is refused: the job might not be mined in time.
+    pub min_deadline_margin: u64,
+    /// Fee cap (wei per gas) for actions; a cancelling no-op is never held back by it.
+    pub max_fee_per_gas: u128,
+    /// The agreement tokens the relayer sponsors actions for (empty: any). An agreement's token
+    /// runs inside the sponsored transaction, so a hostile token could burn the gas limit.
+    pub tokens: Vec<Address>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            max_gas_per_action: 400_000,
+            max_actions_per_agreement: 8,
+            max_actions_per_party_per_day: 500,
+            max_reverts_per_party_per_day: 3,
+            daily_gas_budget: 500_000_000,
+            // 0.5 ETH: more than one action at the gas ceiling and the fee cap (0.2 ETH).
+            min_signer_balance: U256::from(5 * 10u128.pow(17)),
+            min_deadline_margin: 60,
+            max_fee_per_gas: 500_000_000_000, // 500 gwei
+            tokens: Vec::new(),
+        }
+    }
+}
+
+/// Usage counted against the sponsor policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Jobs ever made for the agreement, excluding those refused before any transaction.
+    pub agreement_jobs: u64,
+    /// Jobs signed by the party in the last 24 hours, with the same exclusion.
+    pub signer_jobs_24h: u64,
+    /// Jobs signed by the party in the last 24 hours that were mined and reverted while the
+    /// agreement still allowed the action (failure code `reverted`).
+    pub signer_reverts_24h: u64,
+    /// Gas of jobs created since the start of the UTC day: used if mined, reserved while in
+    /// flight.
+    pub gas_today: u64,
+}
+
+/// The policy's quotas and daily budget against `usage`, for a job of `signer` reserving
+/// `gas_limit`.
+pub fn check_usage(
+    policy: &Policy,
+    usage: &Usage,
+    signer: Address,
+    gas_limit: u64,
+) -> Result<(), Refusal> {
+    use RefusalCode as C;
+    if usage.agreement_jobs >= policy.max_actions_per_agreement {
+        return Err(Refusal::new(
+            C::QuotaExceeded,
+            format!(
+                "the agreement already had {} sponsored actions (limit {})",
+                usage.agreement_jobs, policy.max_actions_per_agreement
+            ),
+        ));
+    }
+    if usage.signer_jobs_24h >= policy.max_actions_per_party_per_day {
+        return Err(Refusal::new(
+            C::QuotaExceeded,
+            format!(
+                "{signer} signed {} sponsored actions in the last 24 hours (limit {})",
+                usage.signer_jobs_24h, policy.max_actions_per_party_per_day
+            ),
+        ));
+    }
+    if usage.signer_reverts_24h >= policy.max_reverts_per_party_per_day {
+        return Err(Refusal::new(
+            C::TooManyReverts,
+            format!(
+                "{} sponsored actions signed by {signer} were mined and reverted in the last 24 \
+                 hours (limit {}); sponsoring resumes for it once they are a day old (the \
+                 direct path stays open)",
+                usage.signer_reverts_24h, policy.max_reverts_per_party_per_day
+            ),
+        ));
+    }
+    if usage.gas_today.saturating_add(gas_limit) > policy.daily_gas_budget {
+        return Err(Refusal::new(
+            C::SponsorBudgetExhausted,
+            format!(
+                "today's gas budget ({}) is spent or reserved ({}); the direct path stays open",
+                policy.daily_gas_budget, usage.gas_today
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether acceptances racing on `concurrent` connections could overshoot a quota of `usage`:
+/// then the acceptance must take the chain-wide lock and count again.
+pub fn near_limits(policy: &Policy, usage: &Usage, concurrent: u64) -> bool {
+    usage.signer_jobs_24h.saturating_add(concurrent) >= policy.max_actions_per_party_per_day
+        || usage
+            .gas_today
+            .saturating_add(policy.max_gas_per_action.saturating_mul(concurrent))
+            > policy.daily_gas_budget
+}
 
 /// The least fee increase a node accepts for a replacement at the same nonce, in percent.
 pub const MIN_BUMP_PERCENT: u64 = 10;
@@ -24,27 +151,44 @@ pub fn bumped(value: u128, percent: u128) -> u128 {
     value.saturating_mul(100 + percent) / 100 + 1
 }
 
-/// The fees of a replacement of a transaction sent with `(max_fee, tip)`: both raised by
-/// `percent`, the tip at least `min_tip`, the fee cap at least `2 × base fee + tip`. `cap` bounds
-/// it for an action (`None` for a cancelling or filling no-op, which must never be held back);
-/// `None` when the cap leaves no room for a valid replacement.
+/// The fees of a replacement of a transaction sent with `sent = (max_fee, tip)`: both raised by
+/// `percent`, the tip at least `min_tip`, the fee cap at least `2 × base fee + tip`. For a
+/// cancelling or filling no-op, which is never held back by the fee cap.
 pub fn replacement_fees(
     sent: (u128, u128),
     base_fee: u128,
     percent: u128,
     min_tip: u128,
-    cap: Option<u128>,
+) -> (u128, u128) {
+    let (floor, tip, wanted) = raised(sent, base_fee, percent, min_tip);
+    let max_fee = floor.max(wanted);
+    (max_fee, tip.min(max_fee))
+}
+
+/// [`replacement_fees`] for an action, bounded by the fee cap `cap`: `None` when the cap leaves
+/// no room for a valid replacement (the raised fee is above it, or the base fee reached it), and
+/// the transaction is held until the base fee falls.
+pub fn capped_replacement_fees(
+    sent: (u128, u128),
+    base_fee: u128,
+    percent: u128,
+    min_tip: u128,
+    cap: u128,
 ) -> Option<(u128, u128)> {
+    let (floor, tip, wanted) = raised(sent, base_fee, percent, min_tip);
+    if floor > cap || base_fee >= cap {
+        return None;
+    }
+    let max_fee = floor.max(wanted.min(cap));
+    Some((max_fee, tip.min(max_fee)))
+}
+
+/// The least fee cap a replacement may carry, its tip, and the fee cap the base fee asks for.
+fn raised(sent: (u128, u128), base_fee: u128, percent: u128, min_tip: u128) -> (u128, u128, u128) {
     let (max_fee, tip) = sent;
     let tip = bumped(tip, percent).max(min_tip);
     let floor = bumped(max_fee, percent);
-    let wanted = base_fee.saturating_mul(2).saturating_add(tip);
-    let max_fee = match cap {
-        Some(cap) if floor > cap || base_fee >= cap => return None,
-        Some(cap) => floor.max(wanted.min(cap)),
-        None => floor.max(wanted),
-    };
-    Some((max_fee, tip.min(max_fee)))
+    (floor, tip, base_fee.saturating_mul(2).saturating_add(tip))
 }
 
 /// The gas limit given to a call estimated at `estimate`: the estimate plus `margin_percent`.
@@ -88,31 +232,36 @@ mod tests {
 
     #[test]
     fn a_replacement_raises_both_fees_and_follows_the_base_fee() {
-        let (max_fee, tip) = replacement_fees((20 * GWEI, GWEI), 5 * GWEI, 10, GWEI, None).unwrap();
+        let (max_fee, tip) = replacement_fees((20 * GWEI, GWEI), 5 * GWEI, 10, GWEI);
         assert_eq!(tip, GWEI + GWEI / 10 + 1);
         assert_eq!(max_fee, 22 * GWEI + 1);
         // A risen base fee sets the floor.
-        let (max_fee, _) = replacement_fees((20 * GWEI, GWEI), 50 * GWEI, 10, GWEI, None).unwrap();
+        let (max_fee, _) = replacement_fees((20 * GWEI, GWEI), 50 * GWEI, 10, GWEI);
         assert_eq!(max_fee, 100 * GWEI + GWEI + GWEI / 10 + 1);
         // The configured tip is a floor.
-        let (_, tip) = replacement_fees((20 * GWEI, 1), GWEI, 10, 3 * GWEI, None).unwrap();
+        let (_, tip) = replacement_fees((20 * GWEI, 1), GWEI, 10, 3 * GWEI);
         assert_eq!(tip, 3 * GWEI);
     }
 
     #[test]
     fn the_cap_bounds_an_action_but_never_a_no_op() {
         let sent = (20 * GWEI, GWEI);
-        let capped = replacement_fees(sent, 50 * GWEI, 10, GWEI, Some(60 * GWEI)).unwrap();
+        let capped = capped_replacement_fees(sent, 50 * GWEI, 10, GWEI, 60 * GWEI).unwrap();
         assert_eq!(capped.0, 60 * GWEI);
+        // Under the cap it is the uncapped replacement.
         assert_eq!(
-            replacement_fees(sent, 5 * GWEI, 10, GWEI, Some(21 * GWEI)),
+            capped_replacement_fees(sent, 5 * GWEI, 10, GWEI, 500 * GWEI),
+            Some(replacement_fees(sent, 5 * GWEI, 10, GWEI))
+        );
+        assert_eq!(
+            capped_replacement_fees(sent, 5 * GWEI, 10, GWEI, 21 * GWEI),
             None
         );
         assert_eq!(
-            replacement_fees(sent, 60 * GWEI, 10, GWEI, Some(60 * GWEI)),
+            capped_replacement_fees(sent, 60 * GWEI, 10, GWEI, 60 * GWEI),
             None
         );
-        assert!(replacement_fees(sent, 60 * GWEI, 10, GWEI, None).is_some());
+        assert!(replacement_fees(sent, 60 * GWEI, 10, GWEI).0 > 120 * GWEI);
     }
 
     #[test]
@@ -126,5 +275,70 @@ mod tests {
             );
         }
         assert_eq!(gas_limit(u64::MAX, 25), u64::MAX / 100);
+    }
+
+    fn usage() -> Usage {
+        Usage {
+            agreement_jobs: 1,
+            signer_jobs_24h: 2,
+            signer_reverts_24h: 0,
+            gas_today: 1_000_000,
+        }
+    }
+
+    #[test]
+    fn usage_within_the_policy_passes() {
+        let policy = Policy::default();
+        assert_eq!(
+            check_usage(&policy, &usage(), Address::ZERO, 300_000),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn each_quota_has_its_code() {
+        let policy = Policy::default();
+        let code = |u: Usage, gas| {
+            check_usage(&policy, &u, Address::ZERO, gas)
+                .unwrap_err()
+                .code
+        };
+        let agreement = Usage {
+            agreement_jobs: policy.max_actions_per_agreement,
+            ..usage()
+        };
+        assert_eq!(code(agreement, 1), RefusalCode::QuotaExceeded);
+        let party = Usage {
+            signer_jobs_24h: policy.max_actions_per_party_per_day,
+            ..usage()
+        };
+        assert_eq!(code(party, 1), RefusalCode::QuotaExceeded);
+        let reverts = Usage {
+            signer_reverts_24h: policy.max_reverts_per_party_per_day,
+            ..usage()
+        };
+        assert_eq!(code(reverts, 1), RefusalCode::TooManyReverts);
+        let budget = Usage {
+            gas_today: policy.daily_gas_budget - 10,
+            ..usage()
+        };
+        assert_eq!(code(budget, 11), RefusalCode::SponsorBudgetExhausted);
+        assert!(check_usage(&policy, &budget, Address::ZERO, 10).is_ok());
+    }
+
+    #[test]
+    fn the_chain_wide_lock_is_taken_only_near_a_limit() {
+        let policy = Policy::default();
+        assert!(!near_limits(&policy, &usage(), 16));
+        let party = Usage {
+            signer_jobs_24h: policy.max_actions_per_party_per_day - 16,
+            ..usage()
+        };
+        assert!(near_limits(&policy, &party, 16));
+        let budget = Usage {
+            gas_today: policy.daily_gas_budget - 16 * policy.max_gas_per_action + 1,
+            ..usage()
+        };
+        assert!(near_limits(&policy, &budget, 16));
     }
 }

@@ -66,109 +66,10 @@ pub struct EventRecord {
     pub data: Bytes,
 }
 
-/// An agreement's on-chain status, as derived from its events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AgreementStatus {
-    /// Funded.
-    Active,
-    /// Close window running.
-    Closing,
-    /// The seller's entitlement is recorded; something is still held.
-    SellerClaimed,
-    /// Nothing remains in escrow.
-    Settled,
-}
-
-impl AgreementStatus {
-    /// The stored (and API) spelling.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Closing => "closing",
-            Self::SellerClaimed => "seller_claimed",
-            Self::Settled => "settled",
-        }
-    }
-
-    /// Parses the stored spelling.
-    pub fn parse(raw: &str) -> Option<Self> {
-        Some(match raw {
-            "active" => Self::Active,
-            "closing" => Self::Closing,
-            "seller_claimed" => Self::SellerClaimed,
-            "settled" => Self::Settled,
-            _ => return None,
-        })
-    }
-}
-
-/// Where a transition happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Transition {
-    /// Block number.
-    pub block: u64,
-    /// Transaction hash.
-    pub tx: B256,
-}
-
-/// The state of one agreement derived from its events.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AgreementRecord {
-    /// The agreement id.
-    pub agreement_id: B256,
-    /// Terms: buyer.
-    pub buyer: Address,
-    /// Terms: seller.
-    pub seller: Address,
-    /// Terms: token.
-    pub token: Address,
-    /// Terms: maximum amount (escrowed at activation).
-    pub max_amount: U256,
-    /// Terms: infra fee.
-    pub infra_fee: U256,
-    /// Terms: expiry (unix seconds).
-    pub expiry: u64,
-    /// Terms: close window (seconds).
-    pub close_window: u64,
-    /// Terms: salt.
-    pub salt: B256,
-    /// Status.
-    pub status: AgreementStatus,
-    /// Amount moved into escrow at activation.
-    pub deposited: U256,
-    /// Infra fee collected for this agreement.
-    pub fee_collected: U256,
-    /// The seller's recorded entitlement.
-    pub settled_amount: U256,
-    /// Paid out to the seller side.
-    pub seller_paid_amount: U256,
-    /// Paid out to the buyer side.
-    pub buyer_paid_amount: U256,
-    /// The seller's entitlement has been paid.
-    pub seller_paid: bool,
-    /// The buyer's remainder has been paid (or was zero).
-    pub buyer_withdrawn: bool,
-    /// End of the close window, once a close was initiated.
-    pub close_deadline: Option<u64>,
-    /// Who initiated the close.
-    pub close_initiator: Option<Address>,
-    /// Why the seller's payout is deferred, while it is.
-    pub deferral_reason: Option<String>,
-    /// Activation.
-    pub activated: Transition,
-    /// Close initiated.
-    pub closed: Option<Transition>,
-    /// Seller's entitlement recorded.
-    pub claimed: Option<Transition>,
-    /// Seller paid.
-    pub seller_paid_at: Option<Transition>,
-    /// Buyer paid its remainder.
-    pub withdrawn: Option<Transition>,
-    /// Everything paid out.
-    pub settled: Option<Transition>,
-    /// The block of the last event applied.
-    pub last_block: u64,
-}
+pub use pactum_core::{
+    AgreementStatus, DeferralReason,
+    escrow::{AgreementRecord, Transition},
+};
 
 // ---------------------------------------------------------------------------------------------
 // Conversions between alloy types and columns
@@ -801,7 +702,8 @@ impl From<&[AgreementRecord]> for Columns {
             c.close_deadline.push(r.close_deadline.map(int));
             c.close_initiator
                 .push(r.close_initiator.map(|a| a.to_vec()));
-            c.deferral_reason.push(r.deferral_reason.clone());
+            c.deferral_reason
+                .push(r.deferral_reason.map(|d| d.as_str().to_owned()));
             c.activated_block.push(int(r.activated.block));
             c.activated_tx.push(r.activated.tx.to_vec());
             let (b, t) = split(r.closed);
@@ -875,7 +777,11 @@ impl AgreementRow {
             expiry: uint(T, self.expiry)?,
             close_window: uint(T, self.close_window)?,
             salt: b256(T, &self.salt)?,
-            status: AgreementStatus::parse(&self.status)
+            status: self
+                .status
+                .parse()
+                .ok()
+                .filter(|s| *s != AgreementStatus::None)
                 .ok_or_else(|| corrupt(T, format!("status {:?}", self.status)))?,
             deposited: amount(T, &self.deposited)?,
             fee_collected: amount(T, &self.fee_collected)?,
@@ -886,7 +792,13 @@ impl AgreementRow {
             buyer_withdrawn: self.buyer_withdrawn,
             close_deadline: self.close_deadline.map(|d| uint(T, d)).transpose()?,
             close_initiator: self.close_initiator.map(|a| address(T, &a)).transpose()?,
-            deferral_reason: self.deferral_reason,
+            deferral_reason: self
+                .deferral_reason
+                .map(|d| {
+                    d.parse::<DeferralReason>()
+                        .map_err(|_| corrupt(T, format!("deferral reason {d:?}")))
+                })
+                .transpose()?,
             activated: Transition {
                 block: uint(T, self.activated_block)?,
                 tx: b256(T, &self.activated_tx)?,

@@ -17,124 +17,9 @@ use crate::{
 const JOBS: &str = "relay_jobs";
 const ATTEMPTS: &str = "relay_attempts";
 
-/// What a job does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ActionKind {
-    /// `activateWithAuthorization` / `activateWithPermit`.
-    Activate,
-    /// `initiateCloseWithSig`.
-    InitiateClose,
-    /// `sellerClaimWithSig`.
-    SellerClaim,
-    /// `buyerWithdrawWithSig`.
-    BuyerWithdraw,
-}
-
-impl ActionKind {
-    /// The stored (and API) name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Activate => "activate",
-            Self::InitiateClose => "initiate_close",
-            Self::SellerClaim => "seller_claim",
-            Self::BuyerWithdraw => "buyer_withdraw",
-        }
-    }
-
-    /// Parses [`Self::as_str`].
-    pub fn parse(raw: &str) -> Option<Self> {
-        Some(match raw {
-            "activate" => Self::Activate,
-            "initiate_close" => Self::InitiateClose,
-            "seller_claim" => Self::SellerClaim,
-            "buyer_withdraw" => Self::BuyerWithdraw,
-            _ => return None,
-        })
-    }
-}
-
-/// Where a job is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum JobState {
-    /// Checked and queued; no nonce yet.
-    Accepted,
-    /// A nonce is reserved and the signed transaction stored; not yet known to the node.
-    Submitting,
-    /// Broadcast; waiting to be mined.
-    Submitted,
-    /// It can no longer succeed (its simulation failed before a re-broadcast); a no-op is
-    /// replacing it at its nonce. Ends `failed`, or `confirmed` if the action was mined first.
-    Cancelling,
-    /// Mined and succeeded.
-    Confirmed,
-    /// Will not take effect (refused at submission, reverted, or cancelled).
-    Failed,
-}
-
-impl JobState {
-    /// The stored (and API) name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Accepted => "accepted",
-            Self::Submitting => "submitting",
-            Self::Submitted => "submitted",
-            Self::Cancelling => "cancelling",
-            Self::Confirmed => "confirmed",
-            Self::Failed => "failed",
-        }
-    }
-
-    /// Every state, in lifecycle order.
-    pub const ALL: [Self; 6] = [
-        Self::Accepted,
-        Self::Submitting,
-        Self::Submitted,
-        Self::Cancelling,
-        Self::Confirmed,
-        Self::Failed,
-    ];
-
-    /// Parses [`Self::as_str`].
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == raw)
-    }
-
-    /// Whether the job still holds its agreement's in-flight slot.
-    pub fn in_flight(self) -> bool {
-        matches!(self, Self::Accepted | Self::Submitting | Self::Submitted)
-    }
-}
-
-/// What kind of transaction an attempt is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttemptKind {
-    /// The job's action (first submission or a fee-bumped replacement).
-    Action,
-    /// A zero-value transfer to itself replacing the job's action at its nonce.
-    Cancel,
-    /// A zero-value transfer filling a nonce no job holds (after the chain's nonce went back).
-    Fill,
-}
-
-impl AttemptKind {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Action => "action",
-            Self::Cancel => "cancel",
-            Self::Fill => "fill",
-        }
-    }
-
-    fn parse(raw: &str) -> Result<Self> {
-        Ok(match raw {
-            "action" => Self::Action,
-            "cancel" => Self::Cancel,
-            "fill" => Self::Fill,
-            other => return Err(corrupt(ATTEMPTS, format!("attempt kind {other:?}"))),
-        })
-    }
-}
+pub use pactum_core::{
+    ActionKind, AttemptKind, AttemptOutcome, JobFailure, JobState, RefusalCode, sponsor::Usage,
+};
 
 /// A job to insert.
 #[derive(Debug, Clone)]
@@ -196,8 +81,8 @@ pub struct Job {
     pub gas_limit: u64,
     /// State.
     pub state: JobState,
-    /// Why it failed (stable code), once failing.
-    pub failure_code: Option<String>,
+    /// Why it failed, once failing.
+    pub failure_code: Option<JobFailure>,
     /// Details of the failure.
     pub failure_detail: Option<String>,
     /// The key submitting it, once a nonce is reserved.
@@ -257,25 +142,10 @@ pub struct Attempt {
     pub broadcast_ms: Option<i64>,
     /// The head block when the node last took it.
     pub broadcast_block: Option<u64>,
-    /// `mined` or `replaced`, once its nonce is used on chain.
-    pub outcome: Option<String>,
+    /// What became of it, once its nonce is used on chain.
+    pub outcome: Option<AttemptOutcome>,
     /// Its job's authorization deadline (unix seconds), for actions and cancels.
     pub deadline: Option<u64>,
-}
-
-/// Usage counted against the sponsor policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Usage {
-    /// Jobs ever made for the agreement, excluding those refused before any transaction.
-    pub agreement_jobs: u64,
-    /// Jobs signed by the party in the last 24 hours, with the same exclusion.
-    pub signer_jobs_24h: u64,
-    /// Jobs signed by the party in the last 24 hours that were mined and reverted while the
-    /// agreement still allowed the action (failure code `reverted`).
-    pub signer_reverts_24h: u64,
-    /// Gas of jobs created since the start of the UTC day: used if mined, reserved while in
-    /// flight.
-    pub gas_today: u64,
 }
 
 /// The outcome of [`insert_job`].
@@ -370,8 +240,9 @@ fn job(
     Ok(Job {
         chain_id: uint(JOBS, chain_id)?,
         agreement_id: b256(JOBS, &agreement_id)?,
-        action: ActionKind::parse(&action)
-            .ok_or_else(|| corrupt(JOBS, format!("action {action:?}")))?,
+        action: action
+            .parse::<ActionKind>()
+            .map_err(|_| corrupt(JOBS, format!("action {action:?}")))?,
         authorization: b256(JOBS, &authorization)?,
         signer: address(JOBS, &signer)?,
         buyer: address(JOBS, &buyer)?,
@@ -380,9 +251,16 @@ fn job(
         calldata: Bytes::from(base.9),
         deadline: uint(JOBS, base.10)?,
         gas_limit: uint(JOBS, base.11)?,
-        state: JobState::parse(&base.12)
-            .ok_or_else(|| corrupt(JOBS, format!("state {:?}", base.12)))?,
-        failure_code,
+        state: base
+            .12
+            .parse::<JobState>()
+            .map_err(|_| corrupt(JOBS, format!("state {:?}", base.12)))?,
+        failure_code: failure_code
+            .map(|c| {
+                c.parse::<JobFailure>()
+                    .map_err(|_| corrupt(JOBS, format!("failure code {c:?}")))
+            })
+            .transpose()?,
         failure_detail,
         relayer: relayer.map(|r| address(JOBS, &r)).transpose()?,
         nonce: nonce.map(|n| uint(JOBS, n)).transpose()?,
@@ -702,7 +580,10 @@ fn attempt(
     Ok(Attempt {
         tx_hash: b256(ATTEMPTS, &ids.0)?,
         job_id: ids.1,
-        kind: AttemptKind::parse(&ids.2)?,
+        kind: ids
+            .2
+            .parse::<AttemptKind>()
+            .map_err(|_| corrupt(ATTEMPTS, format!("attempt kind {:?}", ids.2)))?,
         relayer: address(ATTEMPTS, &ids.3)?,
         nonce: uint(ATTEMPTS, ids.4)?,
         max_fee_per_gas: fee(fees.0)?,
@@ -712,7 +593,12 @@ fn attempt(
         created_ms: times.0,
         broadcast_ms: times.1,
         broadcast_block: times.2.map(|b| uint(ATTEMPTS, b)).transpose()?,
-        outcome,
+        outcome: outcome
+            .map(|o| {
+                o.parse::<AttemptOutcome>()
+                    .map_err(|_| corrupt(ATTEMPTS, format!("outcome {o:?}")))
+            })
+            .transpose()?,
         deadline: deadline.map(|d| uint(ATTEMPTS, d)).transpose()?,
     })
 }
@@ -963,7 +849,7 @@ pub async fn mark_broadcast(pool: &PgPool, tx_hashes: &[B256], head: u64) -> Res
 pub async fn fail_unsubmitted(
     conn: &mut PgConnection,
     job_id: &str,
-    code: &str,
+    code: RefusalCode,
     detail: &str,
 ) -> Result<()> {
     sqlx::query!(
@@ -971,7 +857,7 @@ pub async fn fail_unsubmitted(
                 updated_at = now(), finished_at = now()
           WHERE id = $1 AND state = 'accepted'",
         job_id,
-        code,
+        code.as_str(),
         detail
     )
     .execute(conn)
@@ -983,14 +869,14 @@ pub async fn fail_unsubmitted(
 pub async fn set_cancelling(
     conn: &mut PgConnection,
     job_id: &str,
-    code: &str,
+    code: RefusalCode,
     detail: &str,
 ) -> Result<()> {
     sqlx::query!(
         "UPDATE relay_jobs SET state = 'cancelling', failure_code = $2, failure_detail = $3, updated_at = now()
           WHERE id = $1 AND state IN ('submitting', 'submitted')",
         job_id,
-        code,
+        code.as_str(),
         detail
     )
     .execute(conn)
@@ -1012,7 +898,7 @@ pub struct Mined {
     /// Effective gas price.
     pub gas_price: u128,
     /// For an action that reverted: why, as (stable code, detail). See the worker.
-    pub revert: Option<(String, String)>,
+    pub revert: Option<(JobFailure, String)>,
 }
 
 /// Settles a used nonce: `mined` is the attempt that took it, the others at that nonce are

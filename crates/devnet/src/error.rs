@@ -40,8 +40,8 @@ pub enum Error {
         agreement_id: alloy::primitives::B256,
         /// The claim transaction.
         tx: TxHash,
-        /// The escrow's `DeferralReason`, as its name.
-        reason: &'static str,
+        /// The escrow's `DeferralReason`.
+        reason: pactum_core::DeferralReason,
     },
     /// A voucher did not verify off-chain.
     #[error("voucher for {amount} does not carry the buyer's signature")]

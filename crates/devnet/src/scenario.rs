@@ -217,7 +217,7 @@ pub async fn run<P: Provider>(
             return Err(Error::PayoutDeferred {
                 agreement_id: id,
                 tx: receipt.transaction_hash,
-                reason: pactum_bindings::deferral_reason(deferred.reason),
+                reason: pactum_core::DeferralReason::from(deferred.reason),
             });
         }
         seller_paid = amount;

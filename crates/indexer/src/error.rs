@@ -3,7 +3,7 @@ use alloy::{
     transports::{RpcError, TransportErrorKind},
 };
 
-use crate::derive::DeriveError;
+use pactum_core::escrow::{DeriveError, events::DecodeError};
 
 /// Why the indexer stopped. Transient node failures never surface here: they are retried.
 #[derive(Debug, thiserror::Error)]
@@ -62,4 +62,10 @@ pub enum Error {
     /// Configuration is invalid.
     #[error("invalid indexer configuration: {0}")]
     Config(String),
+}
+
+impl From<DecodeError> for Error {
+    fn from(e: DecodeError) -> Self {
+        Self::Decode(e.0)
+    }
 }

@@ -1,108 +1,25 @@
 //! Turning the contracts' logs into stored [`EventRecord`]s, and stored records back into typed
-//! events.
+//! events. The events themselves and their decoding are the domain's
+//! ([`pactum_core::escrow::events`]).
 
-use alloy::{
-    primitives::{Address, B256, LogData},
-    rpc::types::Log,
-    sol_types::SolEventInterface,
-};
-use pactum_bindings::{
-    AgreementEscrow::{self, AgreementEscrowEvents},
-    InfraFeeCollector::{self, InfraFeeCollectorEvents},
-};
+use alloy::{primitives::LogData, rpc::types::Log};
 use pactum_db::chain::EventRecord;
+
+pub use pactum_core::escrow::events::{Contracts, DecodeError, PactumEvent};
 
 use crate::Error;
 
-/// A decoded event of one of the indexed contracts.
-#[derive(Debug, Clone)]
-pub enum PactumEvent {
-    /// An escrow event.
-    Escrow(AgreementEscrowEvents),
-    /// A fee-collector event.
-    FeeCollector(InfraFeeCollectorEvents),
-}
-
-impl PactumEvent {
-    /// The event's name.
-    pub fn kind(&self) -> &'static str {
-        use AgreementEscrowEvents as E;
-        use InfraFeeCollectorEvents as F;
-        match self {
-            Self::Escrow(e) => match e {
-                E::AgreementActivated(_) => "AgreementActivated",
-                E::CloseInitiated(_) => "CloseInitiated",
-                E::SellerClaimed(_) => "SellerClaimed",
-                E::SellerPaid(_) => "SellerPaid",
-                E::SellerPayoutDeferred(_) => "SellerPayoutDeferred",
-                E::BuyerWithdrew(_) => "BuyerWithdrew",
-                E::EIP712DomainChanged(_) => "EIP712DomainChanged",
-            },
-            Self::FeeCollector(f) => match f {
-                F::InfraFeeCollected(_) => "InfraFeeCollected",
-                F::FeesSwept(_) => "FeesSwept",
-                F::TreasuryUpdated(_) => "TreasuryUpdated",
-                F::OwnershipTransferStarted(_) => "OwnershipTransferStarted",
-                F::OwnershipTransferred(_) => "OwnershipTransferred",
-                F::EIP712DomainChanged(_) => "EIP712DomainChanged",
-            },
-        }
-    }
-
-    /// The agreement the event concerns, if it is an agreement event.
-    pub fn agreement_id(&self) -> Option<B256> {
-        use AgreementEscrowEvents as E;
-        match self {
-            Self::Escrow(e) => match e {
-                E::AgreementActivated(e) => Some(e.agreementId),
-                E::CloseInitiated(e) => Some(e.agreementId),
-                E::SellerClaimed(e) => Some(e.agreementId),
-                E::SellerPaid(e) => Some(e.agreementId),
-                E::SellerPayoutDeferred(e) => Some(e.agreementId),
-                E::BuyerWithdrew(e) => Some(e.agreementId),
-                E::EIP712DomainChanged(_) => None,
-            },
-            Self::FeeCollector(InfraFeeCollectorEvents::InfraFeeCollected(e)) => {
-                Some(e.agreementId)
-            }
-            Self::FeeCollector(_) => None,
-        }
-    }
-}
-
-/// Which contract emitted a log.
-#[derive(Debug, Clone, Copy)]
-pub struct Contracts {
-    /// The escrow.
-    pub escrow: Address,
-    /// The fee collector.
-    pub fee_collector: Address,
-}
-
-impl Contracts {
-    /// Decodes a log's topics and data as an event of `contract`.
-    pub fn decode(&self, contract: Address, data: &LogData) -> Result<PactumEvent, Error> {
-        let log = alloy::primitives::Log {
-            address: contract,
-            data: data.clone(),
-        };
-        if contract == self.escrow {
-            AgreementEscrow::AgreementEscrowEvents::decode_log(&log)
-                .map(|l| PactumEvent::Escrow(l.data))
-                .map_err(|e| Error::Decode(format!("escrow log: {e}")))
-        } else if contract == self.fee_collector {
-            InfraFeeCollector::InfraFeeCollectorEvents::decode_log(&log)
-                .map(|l| PactumEvent::FeeCollector(l.data))
-                .map_err(|e| Error::Decode(format!("fee collector log: {e}")))
-        } else {
-            Err(Error::Decode(format!(
-                "log of unexpected contract {contract}"
-            )))
-        }
-    }
-
+/// Logs and stored records of the indexed contracts, decoded.
+pub trait Records {
     /// A node's log as a stored record (decoding it to name it and find its agreement).
-    pub fn record(&self, log: &Log) -> Result<(EventRecord, PactumEvent), Error> {
+    fn record(&self, log: &Log) -> Result<(EventRecord, PactumEvent), Error>;
+
+    /// A stored record decoded again.
+    fn decode_record(&self, record: &EventRecord) -> Result<PactumEvent, Error>;
+}
+
+impl Records for Contracts {
+    fn record(&self, log: &Log) -> Result<(EventRecord, PactumEvent), Error> {
         let missing = |field: &str| Error::Node(format!("log without {field} (pending?)"));
         let event = self.decode(log.address(), log.data())?;
         let record = EventRecord {
@@ -124,11 +41,10 @@ impl Contracts {
         Ok((record, event))
     }
 
-    /// A stored record decoded again.
-    pub fn decode_record(&self, record: &EventRecord) -> Result<PactumEvent, Error> {
+    fn decode_record(&self, record: &EventRecord) -> Result<PactumEvent, Error> {
         let data = LogData::new(record.topics.clone(), record.data.clone()).ok_or_else(|| {
             Error::Decode(format!("stored event with {} topics", record.topics.len()))
         })?;
-        self.decode(record.contract, &data)
+        Ok(self.decode(record.contract, &data)?)
     }
 }

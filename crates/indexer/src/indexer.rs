@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 use crate::{
     Error,
     derive::{self, derive_all},
-    events::{Contracts, PactumEvent},
+    events::{Contracts, PactumEvent, Records},
     metrics::Metrics,
     source::{Backoff, Source},
 };
@@ -754,4 +754,66 @@ fn next_span(span: u64, blocks: u64, events: usize, config: &Config) -> u64 {
         span
     }
     .clamp(1, config.batch_blocks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        let mut c = Config::new(31337, Address::repeat_byte(1), Address::repeat_byte(2), 0);
+        c.batch_blocks = 2_000;
+        c.target_batch_events = 1_000;
+        c
+    }
+
+    #[test]
+    fn a_crowded_batch_scales_the_span_down_to_the_event_target() {
+        let c = config();
+        assert_eq!(next_span(1_000, 1_000, 4_000, &c), 250);
+        // Never below one block, however crowded.
+        assert_eq!(next_span(1, 1, 1_000_000, &c), 1);
+        assert_eq!(next_span(10, 10, 100_000, &c), 1);
+    }
+
+    #[test]
+    fn a_sparse_full_batch_doubles_the_span_up_to_the_maximum() {
+        let c = config();
+        assert_eq!(next_span(16, 16, 0, &c), 32);
+        assert_eq!(next_span(1_500, 1_500, 10, &c), 2_000);
+        // A batch cut short by the head says nothing about density.
+        assert_eq!(next_span(16, 5, 0, &c), 16);
+        // Between half the target and the target: unchanged.
+        assert_eq!(next_span(100, 100, 700, &c), 100);
+    }
+
+    #[test]
+    fn a_zero_event_target_counts_as_one() {
+        let c = Config {
+            target_batch_events: 0,
+            ..config()
+        };
+        assert_eq!(next_span(100, 100, 2, &c), 50);
+    }
+
+    #[test]
+    fn configuration_is_validated() {
+        assert!(config().validate().is_ok());
+        let zero = Config {
+            batch_blocks: 0,
+            ..config()
+        };
+        assert!(zero.validate().is_err());
+        let shallow = Config {
+            reorg_window: 2,
+            confirmations: 3,
+            ..config()
+        };
+        assert!(shallow.validate().is_err());
+        let same = Config {
+            fee_collector: Address::repeat_byte(1),
+            ..config()
+        };
+        assert!(same.validate().is_err());
+    }
 }

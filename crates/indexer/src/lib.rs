@@ -15,7 +15,6 @@
 //! - **Derived state** ([`derive`]) is a pure function of an agreement's events; [`verify`]
 //!   recomputes all of it and compares.
 
-pub mod derive;
 mod error;
 pub mod events;
 mod indexer;
@@ -26,3 +25,4 @@ pub mod verify;
 pub use error::Error;
 pub use indexer::{Batch, Config, Indexer, Step, write_batch};
 pub use metrics::Metrics;
+pub use pactum_core::escrow::derive;

@@ -192,3 +192,42 @@ impl Source {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node_error(code: i64, message: &'static str) -> RpcErr {
+        // The payload type is not re-exported with the features this crate uses; it
+        // deserialises from a node's JSON like any error response.
+        let payload = serde_json::json!({ "code": code, "message": message });
+        RpcError::ErrorResp(serde_json::from_value(payload).unwrap())
+    }
+
+    #[test]
+    fn the_providers_ways_of_saying_too_large_are_recognised() {
+        for message in [
+            "query returned more than 10000 results",
+            "Log response size exceeded. You can make eth_getLogs requests with up to a 2K block range",
+            "block range is too wide",
+            "eth_getLogs is limited to a 10,000 range",
+            "exceed maximum block range: 5000",
+            "Too Many Results",
+        ] {
+            assert!(
+                is_range_too_large(&node_error(-32000, message)),
+                "{message}"
+            );
+        }
+        assert!(is_range_too_large(&node_error(-32005, "anything")));
+    }
+
+    #[test]
+    fn other_failures_are_not_a_range_problem() {
+        assert!(!is_range_too_large(&node_error(-32000, "header not found")));
+        assert!(!is_range_too_large(&node_error(-32602, "invalid params")));
+        assert!(!is_range_too_large(&RpcError::local_usage_str(
+            "connection refused"
+        )));
+    }
+}

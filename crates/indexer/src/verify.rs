@@ -4,7 +4,11 @@
 
 use pactum_db::{Db, chain};
 
-use crate::{Error, derive::derive_all, events::Contracts};
+use crate::{
+    Error,
+    derive::derive_all,
+    events::{Contracts, Records},
+};
 
 /// What [`verify`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use alloy::{
-    primitives::{Address, U256},
+    primitives::Address,
     providers::DynProvider,
     sol_types::{Eip712Domain, SolStruct},
 };
@@ -17,10 +17,16 @@ use pactum_db::{
 };
 use tokio::sync::Notify;
 
+use pactum_core::{
+    Refusal, RefusalCode,
+    escrow::{Authorization, rules},
+    signature::recover,
+    sponsor,
+};
+
 use crate::{
-    AcceptError, Authorization, Error, Metrics, Refusal, Settings,
+    AcceptError, Error, Metrics, Settings,
     chain::{self, Simulation},
-    options::eligibility,
 };
 
 /// A request the relayer took on.
@@ -139,9 +145,7 @@ impl Relayer {
         });
         Ok((!funded).then(|| {
             Refusal::new(
-                503,
-                "sponsor_paused",
-                "Sponsoring paused",
+                RefusalCode::SponsorPaused,
                 "no relayer key holds the minimum balance; sponsoring resumes once one is topped up \
                  (the direct path stays open)",
             )
@@ -174,7 +178,7 @@ impl Relayer {
         let signer = authorization.signer(terms);
         let signature_recovers = authorization
             .signature()
-            .is_none_or(|signature| chain::recover(digest, signature) == Some(signer));
+            .is_none_or(|signature| recover(digest, signature) == Some(signer));
         let voucher_recovers = match &authorization {
             Authorization::SellerClaim {
                 amount,
@@ -186,7 +190,7 @@ impl Relayer {
                     cumulativeAmount: *amount,
                 }
                 .eip712_signing_hash(&domain);
-                chain::recover(voucher, voucher_signature) == Some(terms.buyer)
+                recover(voucher, voucher_signature) == Some(terms.buyer)
             }
             _ => true,
         };
@@ -222,9 +226,8 @@ impl Relayer {
         let (head, state, signer_code, buyer_code) = reads?;
         let policy = &settings.policy;
         if !policy.tokens.is_empty() && !policy.tokens.contains(&terms.token) {
-            return Err(Refusal::invalid(
-                "token_not_sponsored",
-                "Token not sponsored",
+            return Err(Refusal::new(
+                RefusalCode::TokenNotSponsored,
                 format!(
                     "the relayer does not sponsor agreements in token {} (the direct path stays open)",
                     terms.token
@@ -234,56 +237,20 @@ impl Relayer {
         }
 
         let deadline = authorization.deadline();
-        if deadline <= head.timestamp {
-            return Err(Refusal::invalid(
-                "authorization_expired",
-                "Authorization expired",
-                format!(
-                    "deadline {deadline} is not after block time {}",
-                    head.timestamp
-                ),
-            )
-            .into());
-        }
-        if deadline < head.timestamp + settings.policy.min_deadline_margin {
-            return Err(Refusal::invalid(
-                "deadline_too_soon",
-                "Deadline too soon",
-                format!(
-                    "deadline {deadline} leaves less than {} s after block time {}: sign a later one",
-                    settings.policy.min_deadline_margin, head.timestamp
-                ),
-            )
-            .into());
-        }
-
-        eligibility(kind, terms, &state, head.timestamp)?;
+        rules::check_deadline(deadline, head.timestamp, policy.min_deadline_margin)?;
+        rules::eligibility(kind, terms, &state, head.timestamp)?;
         // A claim mined after the window ends reverts, and the buyer may then take everything:
         // the seller must leave the relayer time, or send the claim itself.
-        let close_deadline = u64::try_from(state.closeDeadline).unwrap_or(u64::MAX);
-        if matches!(authorization, Authorization::SellerClaim { .. })
-            && state.settledAmount == 0
-            && close_deadline < head.timestamp.saturating_add(policy.min_deadline_margin)
-        {
-            return Err(Refusal::conflict(
-                "close_window_ending",
-                "Close window ending",
-                format!(
-                    "the close window ends at {close_deadline}, less than {} s after block time {}: \
-                     send the claim directly",
-                    policy.min_deadline_margin, head.timestamp
-                ),
-            )
-            .into());
+        if matches!(authorization, Authorization::SellerClaim { .. }) {
+            rules::check_claim_window(&state, head.timestamp, policy.min_deadline_margin)?;
         }
-        self.check_message(terms, &authorization, state.settledAmount)?;
+        rules::check_message(terms, &authorization, state.settledAmount, target)?;
 
         let mut verdict_on_chain = false;
         if !signature_recovers {
             if signer_code == Some(false) {
-                return Err(Refusal::invalid(
-                    "invalid_signature",
-                    "Invalid signature",
+                return Err(Refusal::new(
+                    RefusalCode::InvalidSignature,
                     format!(
                         "the signature is not {signer}'s on digest {digest} (escrow domain: chain {}, contract {})",
                         settings.chain_id, settings.escrow
@@ -297,9 +264,8 @@ impl Relayer {
             (&authorization, state.settledAmount, voucher_recovers)
         {
             if buyer_code == Some(false) {
-                return Err(Refusal::invalid(
-                    "invalid_voucher",
-                    "Invalid voucher",
+                return Err(Refusal::new(
+                    RefusalCode::InvalidVoucher,
                     format!(
                         "the voucher for {amount} is not signed by the buyer {}",
                         terms.buyer
@@ -325,11 +291,10 @@ impl Relayer {
             Simulation::Ok(gas) => gas,
             Simulation::Reverts(refusal) => return Err(refusal.into()),
         };
-        let gas_limit = estimate.saturating_mul(100 + settings.gas_margin_percent) / 100;
+        let gas_limit = sponsor::gas_limit(estimate, settings.gas_margin_percent);
         if gas_limit > policy.max_gas_per_action {
-            return Err(Refusal::invalid(
-                "gas_ceiling_exceeded",
-                "Gas ceiling exceeded",
+            return Err(Refusal::new(
+                RefusalCode::GasCeilingExceeded,
                 format!(
                     "the call needs about {estimate} gas ({gas_limit} with the safety margin); the \
                      sponsor pays at most {} per action",
@@ -363,16 +328,11 @@ impl Relayer {
         relay::lock_agreement(&mut tx, settings.chain_id, id).await?;
         let mut usage = relay::usage(&mut tx, settings.chain_id, id, signer).await?;
         let concurrent = u64::from(self.inner.db.pool().options().get_max_connections());
-        if usage.signer_jobs_24h + concurrent >= policy.max_actions_per_party_per_day
-            || usage
-                .gas_today
-                .saturating_add(policy.max_gas_per_action.saturating_mul(concurrent))
-                > policy.daily_gas_budget
-        {
+        if sponsor::near_limits(policy, &usage, concurrent) {
             relay::lock_acceptance(&mut tx, settings.chain_id).await?;
             usage = relay::usage(&mut tx, settings.chain_id, id, signer).await?;
         }
-        self.check_usage(&usage, signer, gas_limit)?;
+        sponsor::check_usage(policy, &usage, signer, gas_limit)?;
         let outcome = match relay::insert_job(&mut tx, &new).await {
             Ok(outcome) => outcome,
             // The conflicting job finished between the insert and the lookup: once more.
@@ -406,9 +366,8 @@ impl Relayer {
                 job,
                 existing: true,
             }),
-            Inserted::Competing(other) => Err(Refusal::conflict(
-                "competing_action_in_flight",
-                "Another action in flight",
+            Inserted::Competing(other) => Err(Refusal::new(
+                RefusalCode::CompetingActionInFlight,
                 format!(
                     "{} ({}) for this agreement is still in flight; retry once it is confirmed or failed",
                     other.id,
@@ -418,120 +377,4 @@ impl Relayer {
             .into()),
         }
     }
-
-    /// The sponsor policy's quotas and budget against `usage`.
-    fn check_usage(
-        &self,
-        usage: &relay::Usage,
-        signer: Address,
-        gas_limit: u64,
-    ) -> Result<(), AcceptError> {
-        let policy = &self.inner.settings.policy;
-        if usage.agreement_jobs >= policy.max_actions_per_agreement {
-            return Err(quota(format!(
-                "the agreement already had {} sponsored actions (limit {})",
-                usage.agreement_jobs, policy.max_actions_per_agreement
-            )));
-        }
-        if usage.signer_jobs_24h >= policy.max_actions_per_party_per_day {
-            return Err(quota(format!(
-                "{signer} signed {} sponsored actions in the last 24 hours (limit {})",
-                usage.signer_jobs_24h, policy.max_actions_per_party_per_day
-            )));
-        }
-        if usage.signer_reverts_24h >= policy.max_reverts_per_party_per_day {
-            return Err(Refusal::new(
-                429,
-                "too_many_reverts",
-                "Too many reverted actions",
-                format!(
-                    "{} sponsored actions signed by {signer} were mined and reverted in the last 24 \
-                     hours (limit {}); sponsoring resumes for it once they are a day old (the \
-                     direct path stays open)",
-                    usage.signer_reverts_24h, policy.max_reverts_per_party_per_day
-                ),
-            )
-            .into());
-        }
-        if usage.gas_today.saturating_add(gas_limit) > policy.daily_gas_budget {
-            return Err(Refusal::new(
-                429,
-                "sponsor_budget_exhausted",
-                "Sponsor budget exhausted",
-                format!(
-                    "today's gas budget ({}) is spent or reserved ({}); the direct path stays open",
-                    policy.daily_gas_budget, usage.gas_today
-                ),
-            )
-            .into());
-        }
-        Ok(())
-    }
-
-    /// Checks of the signed message's own fields against the terms and the state.
-    fn check_message(
-        &self,
-        terms: &Agreement,
-        authorization: &Authorization,
-        settled: u128,
-    ) -> Result<(), AcceptError> {
-        let escrow = self.inner.settings.escrow;
-        let recipient_ok = |r: &Address| !r.is_zero() && *r != escrow;
-        match authorization {
-            Authorization::InitiateClose { party, .. } => {
-                if *party != terms.buyer && *party != terms.seller {
-                    return Err(Refusal::invalid(
-                        "not_a_party",
-                        "Not a party",
-                        format!("{party} is neither the buyer nor the seller"),
-                    )
-                    .into());
-                }
-            }
-            Authorization::SellerClaim {
-                amount, recipient, ..
-            } => {
-                if !recipient_ok(recipient) {
-                    return Err(invalid_recipient(*recipient));
-                }
-                if settled > 0 && *amount != U256::from(settled) {
-                    return Err(Refusal::invalid(
-                        "claim_amount_mismatch",
-                        "Claim amount mismatch",
-                        format!("the recorded entitlement is {settled}, not {amount}"),
-                    )
-                    .into());
-                }
-                if amount.is_zero() || *amount > terms.maxAmount {
-                    return Err(Refusal::invalid(
-                        "invalid_amount",
-                        "Invalid amount",
-                        format!("{amount} is zero or above the maximum {}", terms.maxAmount),
-                    )
-                    .into());
-                }
-            }
-            Authorization::BuyerWithdraw { recipient, .. } => {
-                if !recipient_ok(recipient) {
-                    return Err(invalid_recipient(*recipient));
-                }
-            }
-            Authorization::ActivateWithAuthorization { .. }
-            | Authorization::ActivateWithPermit { .. } => {}
-        }
-        Ok(())
-    }
-}
-
-fn invalid_recipient(recipient: Address) -> AcceptError {
-    Refusal::invalid(
-        "invalid_recipient",
-        "Invalid recipient",
-        format!("{recipient} cannot receive the payout (zero address or the escrow)"),
-    )
-    .into()
-}
-
-fn quota(detail: String) -> AcceptError {
-    Refusal::new(429, "quota_exceeded", "Sponsor quota exceeded", detail).into()
 }

@@ -3,28 +3,23 @@
 
 use alloy::{
     eips::{BlockId, BlockNumberOrTag},
-    primitives::{Address, B256, Bytes, U256, b256},
+    primitives::{Address, B256, Bytes, U256},
     providers::{DynProvider, Provider},
     rpc::types::{TransactionReceipt, TransactionRequest},
-    signers::Signature,
     sol,
-    sol_types::{SolCall, SolInterface},
+    sol_types::SolCall,
     transports::{RpcError, TransportErrorKind},
 };
-use pactum_bindings::{
-    AgreementEscrow::{self, AgreementEscrowErrors},
-    AgreementState,
-};
+use pactum_bindings::{AgreementEscrow, AgreementState};
 
-use crate::{Error, Refusal};
+use pactum_core::{Refusal, RefusalCode, escrow::explain_revert, signature::is_delegation};
+
+use crate::Error;
 
 sol! {
     /// ERC-1271.
     function isValidSignature(bytes32 hash, bytes signature) external view returns (bytes4 magic);
 }
-
-/// Half the secp256k1 group order: OpenZeppelin's ECDSA refuses signatures with a larger `s`.
-const HALF_ORDER: B256 = b256!("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0");
 
 /// The latest block, as far as the relayer needs it.
 #[derive(Debug, Clone, Copy)]
@@ -100,10 +95,6 @@ pub(crate) enum SignerKind {
     Unsupported,
 }
 
-fn is_delegation(code: &[u8]) -> bool {
-    code.len() == 23 && code.starts_with(&[0xef, 0x01, 0x00])
-}
-
 /// Whether `account` has code, which is when the escrow falls back to ERC-1271 after a failed
 /// ECDSA recovery (an EIP-7702 delegation counts, exactly as `signer.code.length` does there).
 pub(crate) async fn has_code(provider: &DynProvider, account: Address) -> Result<bool, Error> {
@@ -143,19 +134,6 @@ pub(crate) async fn signer_kind(
             None => Err(Error::node("probing a signer for ERC-1271", err)),
         },
     }
-}
-
-/// Recovers an EOA signature the way the escrow (OpenZeppelin ECDSA) does: 65 bytes, `v` 27 or
-/// 28, `s` in the lower half of the order.
-pub(crate) fn recover(digest: B256, signature: &[u8]) -> Option<Address> {
-    if signature.len() != 65 || !matches!(signature[64], 27 | 28) {
-        return None;
-    }
-    if B256::from_slice(&signature[32..64]) > HALF_ORDER {
-        return None;
-    }
-    let sig = Signature::from_raw(signature).ok()?;
-    sig.recover_address_from_prehash(&digest).ok()
 }
 
 /// The revert data of a failed call or estimate, if the node says it reverted.
@@ -210,9 +188,8 @@ pub(crate) async fn simulate(
                 let message = err.as_error_resp().map(|p| p.message.to_lowercase());
                 match message {
                     Some(m) if m.contains("out of gas") || m.contains("gas required exceeds") => {
-                        Ok(Simulation::Reverts(Refusal::invalid(
-                            "simulation_failed",
-                            "Simulation failed",
+                        Ok(Simulation::Reverts(Refusal::new(
+                            RefusalCode::SimulationFailed,
                             m,
                         )))
                     }
@@ -343,116 +320,6 @@ pub(crate) async fn send_raw_batch(
         }
     }
     out
-}
-
-/// A revert of the escrow, as a refusal with a stable code.
-pub(crate) fn explain_revert(data: &[u8]) -> Refusal {
-    use AgreementEscrowErrors as E;
-    let Ok(error) = AgreementEscrowErrors::abi_decode(data) else {
-        return Refusal::invalid(
-            "simulation_failed",
-            "Simulation failed",
-            format!(
-                "the call reverts with data 0x{} (not an escrow error: the token or the oracle refused)",
-                alloy::hex::encode(data)
-            ),
-        );
-    };
-    match error {
-        E::UnexpectedStatus(e) => Refusal::conflict(
-            "wrong_state",
-            "Wrong agreement state",
-            format!(
-                "the agreement is {:?} on chain, the action needs {:?}",
-                e.actual, e.expected
-            ),
-        ),
-        E::SanctionedAddress(e) => Refusal::invalid(
-            "sanctioned",
-            "Sanctioned address",
-            format!("{} is on the sanctions list", e.account),
-        ),
-        E::NotParty(e) => Refusal::invalid(
-            "not_a_party",
-            "Not a party",
-            format!("{} is not {}", e.caller, e.expected),
-        ),
-        E::NotBuyerOrSeller(e) => Refusal::invalid(
-            "not_a_party",
-            "Not a party",
-            format!("{} is neither the buyer nor the seller", e.account),
-        ),
-        E::AuthorizationExpired(e) => Refusal::invalid(
-            "authorization_expired",
-            "Authorization expired",
-            format!(
-                "deadline {} is before block time {}",
-                e.deadline, e.timestamp
-            ),
-        ),
-        E::InvalidSignature(e) => Refusal::invalid(
-            "invalid_signature",
-            "Invalid signature",
-            format!("the signature does not verify for {}", e.signer),
-        ),
-        E::InvalidVoucher(e) => Refusal::invalid(
-            "invalid_voucher",
-            "Invalid voucher",
-            format!("the buyer's voucher for {} does not verify", e.amount),
-        ),
-        E::InvalidVoucherAmount(e) => Refusal::invalid(
-            "invalid_amount",
-            "Invalid amount",
-            format!(
-                "voucher amount {} is zero or above the maximum {}",
-                e.amount, e.maxAmount
-            ),
-        ),
-        E::CloseWindowElapsed(e) => Refusal::conflict(
-            "close_window_elapsed",
-            "Close window elapsed",
-            format!("the close window ended at {}", e.closeDeadline),
-        ),
-        E::CloseWindowOpen(e) => Refusal::conflict(
-            "close_window_open",
-            "Close window still open",
-            format!("the buyer can withdraw from {}", e.closeDeadline),
-        )
-        .at(u64::try_from(e.closeDeadline).unwrap_or(u64::MAX)),
-        E::ClaimAmountMismatch(e) => Refusal::invalid(
-            "claim_amount_mismatch",
-            "Claim amount mismatch",
-            format!(
-                "the recorded entitlement is {}, not {}",
-                e.recorded, e.given
-            ),
-        ),
-        E::SellerAlreadyPaid(_) => Refusal::conflict(
-            "action_already_taken",
-            "Already done",
-            "the seller was already paid",
-        ),
-        E::BuyerAlreadyWithdrawn(_) => Refusal::conflict(
-            "action_already_taken",
-            "Already done",
-            "the buyer already withdrew its remainder",
-        ),
-        E::InvalidRecipient(e) => Refusal::invalid(
-            "invalid_recipient",
-            "Invalid recipient",
-            format!("{} cannot receive the payout", e.recipient),
-        ),
-        E::AgreementExpired(e) => Refusal::invalid(
-            "agreement_expired",
-            "Agreement expired",
-            format!("the terms expired at {}", e.expiry),
-        ),
-        other => Refusal::invalid(
-            "simulation_failed",
-            "Simulation failed",
-            format!("the escrow refuses the call: {other:?}"),
-        ),
-    }
 }
 
 /// The node's chain id.

@@ -3,54 +3,10 @@
 
 use std::time::Duration;
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::Address;
+use pactum_core::sponsor;
 
-/// The sponsor policy: what the relayer agrees to pay for. Enforced at acceptance (and the
-/// target/selector and gas rules again before every signature).
-#[derive(Debug, Clone)]
-pub struct Policy {
-    /// Most gas one action may need (its simulated estimate); above it the request is refused.
-    pub max_gas_per_action: u64,
-    /// Most sponsored actions per agreement, over its lifetime (refusals before any transaction
-    /// do not count).
-    pub max_actions_per_agreement: u64,
-    /// Most sponsored actions a party may sign in 24 hours.
-    pub max_actions_per_party_per_day: u64,
-    /// A party whose sponsored actions were mined reverted this many times in 24 hours is
-    /// refused until the oldest of them is a day old. Each such revert is gas the sponsor paid
-    /// for nothing: an authorization that passed simulation, then failed on chain (a wallet or
-    /// a token answering differently there, or the party racing its own sponsored action).
-    pub max_reverts_per_party_per_day: u64,
-    /// Gas the relayer spends per UTC day (used by mined jobs, reserved by jobs in flight).
-    pub daily_gas_budget: u64,
-    /// Acceptance pauses while no signer key holds at least this much (wei), and resumes once
-    /// one is topped up.
-    pub min_signer_balance: U256,
-    /// A deadline closer than this (seconds) is refused: the job might not be mined in time.
-    pub min_deadline_margin: u64,
-    /// Fee cap (wei per gas) for actions; a cancelling no-op is never held back by it.
-    pub max_fee_per_gas: u128,
-    /// The agreement tokens the relayer sponsors actions for (empty: any). An agreement's token
-    /// runs inside the sponsored transaction, so a hostile token could burn the gas limit.
-    pub tokens: Vec<Address>,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Self {
-            max_gas_per_action: 400_000,
-            max_actions_per_agreement: 8,
-            max_actions_per_party_per_day: 500,
-            max_reverts_per_party_per_day: 3,
-            daily_gas_budget: 500_000_000,
-            // 0.5 ETH: more than one action at the gas ceiling and the fee cap (0.2 ETH).
-            min_signer_balance: U256::from(5 * 10u128.pow(17)),
-            min_deadline_margin: 60,
-            max_fee_per_gas: 500_000_000_000, // 500 gwei
-            tokens: Vec::new(),
-        }
-    }
-}
+pub use pactum_core::sponsor::Policy;
 
 /// The relayer's settings.
 #[derive(Debug, Clone)]
@@ -101,16 +57,11 @@ impl Settings {
 
     /// The fees of a first submission at `base_fee`: (fee cap, tip), the cap at most the policy's.
     pub(crate) fn fees(&self, base_fee: u128) -> (u128, u128) {
-        let tip = self.priority_fee;
-        let max_fee = base_fee
-            .saturating_mul(2)
-            .saturating_add(tip)
-            .min(self.policy.max_fee_per_gas);
-        (max_fee, tip.min(max_fee))
+        sponsor::first_fees(base_fee, self.priority_fee, self.policy.max_fee_per_gas)
     }
 
     /// The fee bump actually applied (never below the 10 % nodes require).
     pub(crate) fn bump_percent(&self) -> u128 {
-        u128::from(self.fee_bump_percent.max(10))
+        sponsor::bump_percent(self.fee_bump_percent)
     }
 }

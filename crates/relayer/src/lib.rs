@@ -25,14 +25,15 @@ mod error;
 pub mod failpoint;
 pub mod metrics;
 pub mod options;
-mod request;
-pub mod typed_data;
 pub mod worker;
 
 pub use accept::{Accepted, Relayer};
 pub use config::{Policy, Settings};
-pub use error::{AcceptError, Error, Refusal};
+pub use error::{AcceptError, Error};
 pub use metrics::Metrics;
 pub use options::{ActionOptions, DirectCall, OptionsQuery, PathOption};
-pub use request::{Authorization, SettlementAction, activation_terms};
+pub use pactum_core::{
+    Refusal, RefusalCode, SettlementAction,
+    escrow::{Authorization, authorization::activation_terms, typed_data},
+};
 pub use worker::Worker;

@@ -1,96 +1,17 @@
-//! Whether an action is possible now, on which path, and what the party must sign: the rules the
-//! escrow applies, read against its on-chain state, shared by [`crate::Relayer::accept`] and the
-//! settlement-options endpoint.
+//! Whether an action is possible now, on which path, and what the party must sign: the escrow's
+//! rules ([`pactum_core::escrow::rules`]) read against its on-chain state, and whether the
+//! sponsor can take it.
 
 use alloy::primitives::{Address, B256, Bytes, U256};
-use pactum_bindings::{Agreement, AgreementState, AgreementStatus};
-use pactum_db::relay::ActionKind;
+use pactum_bindings::Agreement;
+use pactum_core::{
+    Refusal, RefusalCode, SettlementAction,
+    escrow::{calls, rules, typed_data},
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::{
-    Refusal, SettlementAction,
-    chain::{self, SignerKind},
-    typed_data,
-};
-
-/// The escrow's rules for `action` in `state` at block time `now`.
-pub(crate) fn eligibility(
-    action: ActionKind,
-    terms: &Agreement,
-    state: &AgreementState,
-    now: u64,
-) -> Result<(), Refusal> {
-    use AgreementStatus as S;
-    let status = AgreementStatus::try_from(state.status).unwrap_or(S::None);
-    let deadline = u64::try_from(state.closeDeadline).unwrap_or(u64::MAX);
-    let taken = |what: &str| {
-        Refusal::conflict(
-            "action_already_taken",
-            "Already done",
-            format!("{what} already happened on chain"),
-        )
-    };
-    let not_active = || {
-        Refusal::conflict(
-            "agreement_not_active",
-            "Agreement not active",
-            "the agreement was never activated on chain",
-        )
-    };
-    let not_closing = || {
-        Refusal::conflict(
-            "close_not_initiated",
-            "Close not initiated",
-            "the agreement is active: a party must initiate the close first",
-        )
-    };
-    match action {
-        ActionKind::Activate => match status {
-            S::None if now >= terms.expiry => Err(Refusal::invalid(
-                "agreement_expired",
-                "Agreement expired",
-                format!("the terms expired at {}", terms.expiry),
-            )),
-            S::None => Ok(()),
-            _ => Err(taken("the activation")),
-        },
-        ActionKind::InitiateClose => match status {
-            S::None => Err(not_active()),
-            S::Active => Ok(()),
-            _ => Err(taken("the close")),
-        },
-        ActionKind::SellerClaim => match status {
-            S::None => Err(not_active()),
-            S::Active => Err(not_closing()),
-            S::Closing if now < deadline => Ok(()),
-            S::Closing => Err(Refusal::conflict(
-                "close_window_elapsed",
-                "Close window elapsed",
-                format!("the seller could claim until {deadline}"),
-            )),
-            S::SellerClaimed if !state.sellerPaid => Ok(()),
-            S::Settled if state.settledAmount == 0 => Err(Refusal::conflict(
-                "close_window_elapsed",
-                "Close window elapsed",
-                "the seller did not claim in time and the buyer withdrew everything",
-            )),
-            _ => Err(taken("the seller's payout")),
-        },
-        ActionKind::BuyerWithdraw => match status {
-            S::None => Err(not_active()),
-            S::Active => Err(not_closing()),
-            _ if state.buyerWithdrawn => Err(taken("the buyer's withdrawal")),
-            S::Closing if now < deadline => Err(Refusal::conflict(
-                "close_window_open",
-                "Close window still open",
-                format!("the buyer can withdraw once the seller claimed or at {deadline}"),
-            )
-            .at(deadline)),
-            _ => Ok(()),
-        },
-    }
-}
+use crate::chain::{self, SignerKind};
 
 /// What the caller wants to sign (query parameters of the options endpoint).
 #[derive(Debug, Clone, Default)]
@@ -129,7 +50,7 @@ impl PathOption {
     fn closed(r: &Refusal) -> Self {
         Self {
             open: false,
-            reason: Some(r.code),
+            reason: Some(r.code.as_str()),
             detail: Some(r.detail.clone()),
         }
     }
@@ -165,17 +86,6 @@ pub struct ActionOptions {
     pub typed_data: Option<serde_json::Value>,
     /// Its digest.
     pub digest: Option<String>,
-}
-
-/// Names a status for the API.
-pub(crate) fn status_name(state: &AgreementState) -> &'static str {
-    match AgreementStatus::try_from(state.status) {
-        Ok(AgreementStatus::None) | Err(_) => "none",
-        Ok(AgreementStatus::Active) => "active",
-        Ok(AgreementStatus::Closing) => "closing",
-        Ok(AgreementStatus::SellerClaimed) => "seller_claimed",
-        Ok(AgreementStatus::Settled) => "settled",
-    }
 }
 
 impl crate::Relayer {
@@ -220,14 +130,8 @@ impl crate::Relayer {
                 )
             }
         };
-        let possible = eligibility(action.kind(), terms, &state, head.timestamp);
-        let not_party = (signer != terms.buyer && signer != terms.seller).then(|| {
-            Refusal::invalid(
-                "not_a_party",
-                "Not a party",
-                format!("{signer} is neither the buyer nor the seller"),
-            )
-        });
+        let possible = rules::eligibility(action.kind(), terms, &state, head.timestamp);
+        let not_party = rules::check_party(terms, signer).err();
         let direct = match (&possible, &not_party) {
             (Err(r), _) | (_, Some(r)) => PathOption::closed(r),
             _ => PathOption::open(),
@@ -237,9 +141,8 @@ impl crate::Relayer {
         } else if let Some(r) = self.sponsor_unavailable().await? {
             PathOption::closed(&r)
         } else if chain::signer_kind(provider, signer).await? == SignerKind::Unsupported {
-            PathOption::closed(&Refusal::invalid(
-                "signer_unsupported",
-                "Signer unsupported",
+            PathOption::closed(&Refusal::new(
+                RefusalCode::SignerUnsupported,
                 format!(
                     "{signer} is a contract without ERC-1271: it can only send the call itself"
                 ),
@@ -249,7 +152,7 @@ impl crate::Relayer {
         };
         let (reason, detail, earliest_at) = match &possible {
             Ok(()) => (None, None, None),
-            Err(r) => (Some(r.code), Some(r.detail.clone()), r.earliest_at),
+            Err(r) => (Some(r.code.as_str()), Some(r.detail.clone()), r.earliest_at),
         };
         Ok(ActionOptions {
             agreement_id: id.to_string(),
@@ -259,7 +162,7 @@ impl crate::Relayer {
             detail,
             earliest_at,
             block_timestamp: head.timestamp,
-            onchain_status: status_name(&state),
+            onchain_status: rules::status(&state).as_str(),
             signer: signer.to_string(),
             sponsored,
             direct,
@@ -286,39 +189,22 @@ pub struct DirectCall {
     pub from: Vec<String>,
 }
 
-impl DirectCall {
-    pub(crate) fn new(
-        chain_id: u64,
-        to: Address,
-        data: Bytes,
-        function: &'static str,
-        from: Vec<Address>,
-    ) -> Self {
+impl From<calls::DirectCall> for DirectCall {
+    fn from(call: calls::DirectCall) -> Self {
         Self {
-            chain_id,
-            to: to.to_string(),
-            data: data.to_string(),
+            chain_id: call.chain_id,
+            to: call.to.to_string(),
+            data: call.data.to_string(),
             value: "0",
-            function,
-            from: from.iter().map(ToString::to_string).collect(),
+            function: call.function,
+            from: call.from.iter().map(ToString::to_string).collect(),
         }
     }
 }
 
 /// `initiateClose(agreement)`, sendable by the buyer or the seller.
 pub fn initiate_close_call(chain_id: u64, escrow: Address, terms: &Agreement) -> DirectCall {
-    use alloy::sol_types::SolCall;
-    let data = pactum_bindings::AgreementEscrow::initiateCloseCall {
-        agreement: terms.clone(),
-    }
-    .abi_encode();
-    DirectCall::new(
-        chain_id,
-        escrow,
-        data.into(),
-        "initiateClose(Agreement)",
-        vec![terms.buyer, terms.seller],
-    )
+    calls::initiate_close(chain_id, escrow, terms).into()
 }
 
 /// `sellerClaim(agreement, amount, voucherSignature, recipient)`, sendable by the seller.
@@ -330,21 +216,15 @@ pub fn seller_claim_call(
     voucher_signature: Bytes,
     recipient: Address,
 ) -> DirectCall {
-    use alloy::sol_types::SolCall;
-    let data = pactum_bindings::AgreementEscrow::sellerClaimCall {
-        agreement: terms.clone(),
-        amount,
-        voucherSignature: voucher_signature,
-        recipient,
-    }
-    .abi_encode();
-    DirectCall::new(
+    calls::seller_claim(
         chain_id,
         escrow,
-        data.into(),
-        "sellerClaim(Agreement,uint256,bytes,address)",
-        vec![terms.seller],
+        terms,
+        amount,
+        voucher_signature,
+        recipient,
     )
+    .into()
 }
 
 /// `buyerWithdraw(agreement, recipient)`, sendable by the buyer.
@@ -354,17 +234,5 @@ pub fn buyer_withdraw_call(
     terms: &Agreement,
     recipient: Address,
 ) -> DirectCall {
-    use alloy::sol_types::SolCall;
-    let data = pactum_bindings::AgreementEscrow::buyerWithdrawCall {
-        agreement: terms.clone(),
-        recipient,
-    }
-    .abi_encode();
-    DirectCall::new(
-        chain_id,
-        escrow,
-        data.into(),
-        "buyerWithdraw(Agreement,address)",
-        vec![terms.buyer],
-    )
+    calls::buyer_withdraw(chain_id, escrow, terms, recipient).into()
 }

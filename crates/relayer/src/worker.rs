@@ -36,16 +36,19 @@ use alloy::{
     signers::local::PrivateKeySigner,
     transports::{RpcError, TransportErrorKind},
 };
+use pactum_core::{
+    AttemptOutcome, JobFailure, Refusal, RefusalCode, RevertKind,
+    escrow::{authorization, rules},
+    sponsor,
+};
 use pactum_db::relay::{self, Attempt, AttemptKind, Job, JobState, Mined, NewAttempt};
 use tokio::{sync::watch, task::JoinSet};
 
 use crate::{
-    Error, Refusal, Relayer,
+    Error, Relayer,
     chain::{self, Head, Simulation},
     failpoint,
     metrics::Sent,
-    options::eligibility,
-    request::{self, SPONSORED_SELECTORS},
 };
 
 /// Gas of a plain transfer (the cancelling and gap-filling no-ops).
@@ -85,10 +88,6 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn bumped(value: u128, percent: u128) -> u128 {
-    value.saturating_mul(100 + percent) / 100 + 1
 }
 
 impl Worker {
@@ -306,7 +305,7 @@ impl Worker {
         }
     }
 
-    /// Why a mined action reverted, as (code, detail): `out_of_gas` when it used its whole gas
+    /// Why a mined action reverted, with a detail: `out_of_gas` when it used its whole gas
     /// limit (the relayer's estimate fell short), `preempted` when the agreement no longer allows
     /// the action (another transaction changed it first, e.g. the same action sent directly), and
     /// `reverted` when it still does: the call behaved differently on chain than in simulation.
@@ -320,16 +319,16 @@ impl Worker {
         attempt: &Attempt,
         gas_used: u64,
         block: u64,
-    ) -> Result<(String, String), Error> {
+    ) -> Result<(JobFailure, String), Error> {
         if gas_used >= attempt.gas_limit {
             return Ok((
-                "out_of_gas".into(),
+                JobFailure::Reverted(RevertKind::OutOfGas),
                 format!("the transaction used all of its {} gas", attempt.gas_limit),
             ));
         }
         let Some(job) = self.job(attempt).await? else {
             return Ok((
-                "reverted".into(),
+                JobFailure::Reverted(RevertKind::Reverted),
                 "the transaction was mined but reverted".into(),
             ));
         };
@@ -337,7 +336,7 @@ impl Worker {
         let mined_at = chain::block_timestamp(provider, block).await?;
         if job.deadline < mined_at {
             return Ok((
-                "authorization_expired".into(),
+                JobFailure::Refused(RefusalCode::AuthorizationExpired),
                 format!(
                     "mined at {mined_at}, after the authorization's deadline {}",
                     job.deadline
@@ -351,18 +350,18 @@ impl Worker {
             block,
         )
         .await?;
-        let allowed = request::terms_of(&job.calldata)
-            .map(|terms| eligibility(job.action, &terms, &state, mined_at));
+        let allowed = authorization::terms_of(&job.calldata)
+            .map(|terms| rules::eligibility(job.action, &terms, &state, mined_at));
         Ok(match allowed {
             Some(Err(then)) => (
-                "preempted".into(),
+                JobFailure::Reverted(RevertKind::Preempted),
                 format!(
                     "the agreement no longer allowed the action when it was mined ({}: {})",
                     then.code, then.detail
                 ),
             ),
             _ => (
-                "reverted".into(),
+                JobFailure::Reverted(RevertKind::Reverted),
                 "the transaction was mined but reverted, and the agreement still allows the \
                  action: the call behaved differently on chain than in simulation"
                     .into(),
@@ -486,7 +485,7 @@ impl Worker {
             let earlier = relay::attempts_at(&pool, settings.chain_id, self.address, nonce).await?;
             if let Some(mined) = earlier
                 .iter()
-                .find(|a| a.outcome.as_deref() == Some("mined"))
+                .find(|a| a.outcome == Some(AttemptOutcome::Mined))
             {
                 tracing::warn!(signer = %self.address, nonce, tx = %mined.tx_hash, "a mined transaction left the chain (reorg?); broadcasting it again");
                 self.broadcast(&mined.raw).await?;
@@ -509,9 +508,8 @@ impl Worker {
                 && latest.deadline.is_some_and(|d| d <= head.timestamp)
                 && let Some(job) = self.job(latest).await?
             {
-                let why = Refusal::invalid(
-                    "authorization_expired",
-                    "Authorization expired",
+                let why = Refusal::new(
+                    RefusalCode::AuthorizationExpired,
                     format!(
                         "the deadline {} passed before the transaction was mined",
                         job.deadline
@@ -562,20 +560,15 @@ impl Worker {
         };
         let settings = self.relayer.settings();
         let why = if job.deadline <= head.timestamp {
-            Some(Refusal::invalid(
-                "authorization_expired",
-                "Authorization expired",
+            Some(Refusal::new(
+                RefusalCode::AuthorizationExpired,
                 format!(
                     "the deadline {} passed before the transaction was mined",
                     job.deadline
                 ),
             ))
         } else if !allowed(settings, job.target, &job.calldata) {
-            Some(Refusal::invalid(
-                "policy_violation",
-                "Not sponsored",
-                "the call is not to a sponsored contract and function",
-            ))
+            Some(not_sponsored())
         } else {
             let fees = settings.fees(head.base_fee);
             match chain::simulate(
@@ -634,29 +627,34 @@ impl Worker {
         };
         let settings = self.relayer.settings();
         let percent = settings.bump_percent();
-        let tip = bumped(latest.max_priority_fee_per_gas, percent).max(settings.priority_fee);
-        let floor = bumped(latest.max_fee_per_gas, percent);
-        let wanted = head.base_fee.saturating_mul(2).saturating_add(tip);
-        let (to, input, job, max_fee) = match latest.kind {
+        let sent = (latest.max_fee_per_gas, latest.max_priority_fee_per_gas);
+        let (to, input, job, (max_fee, tip)) = match latest.kind {
             AttemptKind::Action => {
                 let Some(job) = self.recheck(attempts, head).await? else {
                     return Ok(false);
                 };
                 let cap = settings.policy.max_fee_per_gas;
-                if floor > cap || head.base_fee >= cap {
+                let Some(fees) = sponsor::capped_replacement_fees(
+                    sent,
+                    head.base_fee,
+                    percent,
+                    settings.priority_fee,
+                    cap,
+                ) else {
                     tracing::warn!(relay_id = %job.id, base_fee = head.base_fee, cap, "fee cap reached; holding the transaction");
                     relay::mark_broadcast(self.relayer.db().pool(), &[latest.tx_hash], head.number)
                         .await?;
                     return Ok(true);
-                }
-                let max_fee = floor.max(wanted.min(cap));
-                (job.target, job.calldata.clone(), Some(job), max_fee)
+                };
+                (job.target, job.calldata.clone(), Some(job), fees)
             }
-            AttemptKind::Cancel | AttemptKind::Fill => {
-                (self.address, Bytes::new(), None, floor.max(wanted))
-            }
+            AttemptKind::Cancel | AttemptKind::Fill => (
+                self.address,
+                Bytes::new(),
+                None,
+                sponsor::replacement_fees(sent, head.base_fee, percent, settings.priority_fee),
+            ),
         };
-        let tip = tip.min(max_fee);
         let signed = self.sign(to, input, latest.nonce, latest.gas_limit, max_fee, tip)?;
         let mut conn = self.relayer.db().pool().acquire().await?;
         relay::insert_attempt(
@@ -731,8 +729,12 @@ impl Worker {
         }
         let settings = self.relayer.settings();
         let percent = settings.bump_percent();
-        let tip = bumped(latest.max_priority_fee_per_gas, percent).max(settings.priority_fee);
-        let max_fee = bumped(latest.max_fee_per_gas, percent).max(head.base_fee * 2 + tip);
+        let (max_fee, tip) = sponsor::replacement_fees(
+            (latest.max_fee_per_gas, latest.max_priority_fee_per_gas),
+            head.base_fee,
+            percent,
+            settings.priority_fee,
+        );
         let signed = self.sign(
             self.address,
             Bytes::new(),
@@ -760,7 +762,7 @@ impl Worker {
         .await?;
         relay::set_cancelling(&mut tx, &job.id, why.code, &why.detail).await?;
         tx.commit().await?;
-        tracing::warn!(relay_id = %job.id, nonce = latest.nonce, code = why.code, detail = %why.detail, "job can no longer succeed; cancelling its nonce");
+        tracing::warn!(relay_id = %job.id, nonce = latest.nonce, code = why.code.as_str(), detail = %why.detail, "job can no longer succeed; cancelling its nonce");
         self.relayer.metrics().sent(Sent::Cancel, 1);
         let mut stored = self.stored(signed, latest, max_fee, tip);
         stored.kind = AttemptKind::Cancel;
@@ -852,10 +854,7 @@ impl Worker {
             let provider = self.relayer.provider().clone();
             let (from, to, input) = (self.address, job.target, job.calldata.clone());
             let fees = (max_fee, tip);
-            let limit = job
-                .gas_limit
-                .saturating_mul(100)
-                .div_ceil(100 + settings.gas_margin_percent);
+            let limit = sponsor::estimate_of(job.gas_limit, settings.gas_margin_percent);
             simulations.spawn(async move {
                 (
                     i,
@@ -873,17 +872,12 @@ impl Worker {
         let mut ready = Vec::new();
         for (job, simulation) in jobs.iter().zip(results) {
             let refusal = if job.deadline <= head.timestamp {
-                Some(Refusal::invalid(
-                    "authorization_expired",
-                    "Authorization expired",
+                Some(Refusal::new(
+                    RefusalCode::AuthorizationExpired,
                     format!("the deadline {} passed before submission", job.deadline),
                 ))
             } else if !allowed(&settings, job.target, &job.calldata) {
-                Some(Refusal::invalid(
-                    "policy_violation",
-                    "Not sponsored",
-                    "the call is not to a sponsored contract and function",
-                ))
+                Some(not_sponsored())
             } else {
                 match simulation {
                     Some(None) => {
@@ -892,21 +886,13 @@ impl Worker {
                     }
                     Some(Some(Simulation::Reverts(refusal))) => Some(refusal),
                     Some(Some(Simulation::Ok(gas))) if gas > policy.max_gas_per_action => {
-                        Some(Refusal::invalid(
-                            "gas_ceiling_exceeded",
-                            "Gas ceiling exceeded",
-                            format!("the call now needs about {gas} gas"),
-                        ))
+                        Some(gas_ceiling(gas))
                     }
                     Some(Some(Simulation::Ok(gas))) => {
-                        let limit = (gas.saturating_mul(100 + settings.gas_margin_percent) / 100)
-                            .max(job.gas_limit);
+                        let limit =
+                            sponsor::gas_limit(gas, settings.gas_margin_percent).max(job.gas_limit);
                         if limit > policy.max_gas_per_action {
-                            Some(Refusal::invalid(
-                                "gas_ceiling_exceeded",
-                                "Gas ceiling exceeded",
-                                format!("the call now needs about {gas} gas"),
-                            ))
+                            Some(gas_ceiling(gas))
                         } else {
                             ready.push((job, limit));
                             None
@@ -916,7 +902,7 @@ impl Worker {
                 }
             };
             if let Some(refusal) = refusal {
-                tracing::info!(relay_id = %job.id, code = refusal.code, detail = %refusal.detail, "job refused at submission (no transaction)");
+                tracing::info!(relay_id = %job.id, code = refusal.code.as_str(), detail = %refusal.detail, "job refused at submission (no transaction)");
                 relay::fail_unsubmitted(&mut tx, &job.id, refusal.code, &refusal.detail).await?;
             }
         }
@@ -1031,7 +1017,87 @@ fn classify(answer: Result<B256, RpcError<TransportErrorKind>>) -> Result<Broadc
 
 /// The policy's contract and function allowlist.
 fn allowed(settings: &crate::Settings, target: Address, calldata: &[u8]) -> bool {
-    target == settings.escrow
-        && calldata.len() >= 4
-        && SPONSORED_SELECTORS.iter().any(|s| s[..] == calldata[..4])
+    authorization::is_sponsored_call(settings.escrow, target, calldata)
+}
+
+fn not_sponsored() -> Refusal {
+    Refusal::new(
+        RefusalCode::PolicyViolation,
+        "the call is not to a sponsored contract and function",
+    )
+}
+
+fn gas_ceiling(gas: u64) -> Refusal {
+    Refusal::new(
+        RefusalCode::GasCeilingExceeded,
+        format!("the call now needs about {gas} gas"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(message: &'static str) -> Result<B256, RpcError<TransportErrorKind>> {
+        // The payload type is not re-exported with the features this crate uses; it
+        // deserialises from a node's JSON like any error response.
+        let payload = serde_json::json!({ "code": -32000, "message": message });
+        Err(RpcError::ErrorResp(
+            serde_json::from_value(payload).unwrap(),
+        ))
+    }
+
+    fn kind(answer: Result<B256, RpcError<TransportErrorKind>>) -> &'static str {
+        match classify(answer) {
+            Ok(Broadcast::Taken) => "taken",
+            Ok(Broadcast::NonceUsed) => "nonce_used",
+            Ok(Broadcast::Underpriced) => "underpriced",
+            Ok(Broadcast::Refused(_)) => "refused",
+            Err(_) => "error",
+        }
+    }
+
+    #[test]
+    fn a_node_that_has_the_transaction_took_it() {
+        assert_eq!(kind(Ok(B256::ZERO)), "taken");
+        assert_eq!(kind(refused("already known")), "taken");
+        assert_eq!(kind(refused("Known transaction: 0xab")), "taken");
+        assert_eq!(kind(refused("transaction already imported")), "taken");
+    }
+
+    #[test]
+    fn a_used_nonce_and_a_low_replacement_fee_are_told_apart() {
+        assert_eq!(
+            kind(refused("nonce too low: next nonce 5, tx nonce 4")),
+            "nonce_used"
+        );
+        assert_eq!(
+            kind(refused("replacement transaction underpriced")),
+            "underpriced"
+        );
+        // Under the node's price floor: the node does not have it.
+        assert_eq!(kind(refused("transaction underpriced")), "refused");
+        assert_eq!(
+            kind(refused("insufficient funds for gas * price + value")),
+            "refused"
+        );
+    }
+
+    #[test]
+    fn a_transport_failure_is_the_relayers_not_a_verdict() {
+        let answer = Err(RpcError::local_usage_str("connection reset"));
+        assert_eq!(kind(answer), "error");
+    }
+
+    #[test]
+    fn only_the_escrows_sponsored_functions_are_allowed() {
+        let settings = crate::Settings::new(1, Address::repeat_byte(0xe5), Address::repeat_byte(2));
+        use alloy::sol_types::SolCall;
+        let close = pactum_bindings::AgreementEscrow::initiateCloseWithSigCall::SELECTOR;
+        assert!(allowed(&settings, settings.escrow, &close));
+        assert!(!allowed(&settings, settings.fee_collector, &close));
+        let direct = pactum_bindings::AgreementEscrow::initiateCloseCall::SELECTOR;
+        assert!(!allowed(&settings, settings.escrow, &direct));
+        assert!(!allowed(&settings, settings.escrow, &close[..3]));
+    }
 }

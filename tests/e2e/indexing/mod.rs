@@ -6,7 +6,7 @@ mod node_faults;
 mod reorg;
 
 use alloy::{primitives::B256, providers::Provider, rpc::types::Filter};
-use pactum_bindings::AgreementStatus;
+use pactum_core::AgreementStatus;
 use pactum_db::{
     Db,
     chain::{self, AgreementStatus as Derived},

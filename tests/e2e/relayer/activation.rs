@@ -177,7 +177,9 @@ async fn a_permit_activation_goes_through_the_relayer() -> eyre::Result<()> {
         .accept(&terms, package(wrong), "agent:buyer")
         .await
     {
-        Err(AcceptError::Refused(refusal)) => assert_eq!(refusal.code, "invalid_signature"),
+        Err(AcceptError::Refused(refusal)) => {
+            assert_eq!(refusal.code.as_str(), "invalid_signature")
+        }
         other => eyre::bail!("expected invalid_signature, got {other:?}"),
     }
     assert_eq!(f.jobs().await?, 0);
@@ -191,8 +193,8 @@ async fn a_permit_activation_goes_through_the_relayer() -> eyre::Result<()> {
     f.wait_for(id, &relay_id, "confirmed").await?;
     let state = c.escrow().agreementState(id).call().await?;
     assert_eq!(
-        pactum_bindings::AgreementStatus::try_from(state.status)?,
-        pactum_bindings::AgreementStatus::Active
+        pactum_core::AgreementStatus::try_from(state.status)?,
+        pactum_core::AgreementStatus::Active
     );
     assert_eq!(f.relayer_nonce().await?, nonce_before + 1);
     Ok(())

@@ -7,10 +7,8 @@ use alloy::{
     rpc::types::TransactionRequest,
     transports::http::reqwest::StatusCode,
 };
-use pactum_bindings::{
-    AgreementStatus,
-    eip712::{BuyerWithdraw, InitiateClose, SellerClaim},
-};
+use pactum_bindings::eip712::{BuyerWithdraw, InitiateClose, SellerClaim};
+use pactum_core::AgreementStatus;
 
 use super::{AMOUNT, Fixture, Sign, digest};
 use crate::chain::USDC;

@@ -10,7 +10,7 @@ use alloy::{
     providers::Provider,
     transports::http::reqwest::StatusCode,
 };
-use pactum_bindings::AgreementStatus;
+use pactum_core::AgreementStatus;
 use serde_json::Value;
 
 use super::{Fixture, Sign};

@@ -2,7 +2,8 @@
 //! on one agreement, and a sponsored action beaten on chain by a direct one.
 
 use alloy::{primitives::U256, transports::http::reqwest::StatusCode};
-use pactum_bindings::{AgreementStatus, LocalSanctionsOracle};
+use pactum_bindings::LocalSanctionsOracle;
+use pactum_core::AgreementStatus;
 use pactum_relayer::Settings;
 
 use super::{AMOUNT, Fixture, Sign};

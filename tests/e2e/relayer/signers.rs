@@ -11,7 +11,8 @@ use alloy::{
     sol,
     sol_types::SolConstructor,
 };
-use pactum_bindings::{AgreementStatus, eip712::InitiateClose, sign};
+use pactum_bindings::{eip712::InitiateClose, sign};
+use pactum_core::AgreementStatus;
 use pactum_relayer::{AcceptError, Authorization, OptionsQuery, SettlementAction};
 
 use super::{Fixture, digest};
@@ -104,7 +105,7 @@ async fn a_contract_wallet_signs_through_erc1271() -> eyre::Result<()> {
         .accept(&terms, authorization(&signature), "agent:seller")
         .await
     {
-        Err(AcceptError::Refused(r)) => assert_eq!(r.code, "invalid_signature"),
+        Err(AcceptError::Refused(r)) => assert_eq!(r.code.as_str(), "invalid_signature"),
         other => eyre::bail!("expected invalid_signature, got {other:?}"),
     }
     assert_eq!(f.jobs().await?, 0);
@@ -160,7 +161,7 @@ async fn a_contract_without_erc1271_is_told_the_sponsored_path_is_closed() -> ey
         )
         .await
     {
-        Err(AcceptError::Refused(r)) => assert_eq!(r.code, "invalid_signature"),
+        Err(AcceptError::Refused(r)) => assert_eq!(r.code.as_str(), "invalid_signature"),
         other => eyre::bail!("expected invalid_signature, got {other:?}"),
     }
     assert_eq!((f.jobs().await?, f.relayer_nonce().await?), (0, nonce));
@@ -207,7 +208,11 @@ async fn a_wallet_that_refuses_on_chain_is_struck() -> eyre::Result<()> {
     f.ahead_of_the_relayer(flip).await?;
     let job = f.job(&accepted.job.id).await?;
     assert_eq!(job.state, pactum_db::relay::JobState::Failed);
-    assert_eq!(job.failure_code.as_deref(), Some("reverted"), "{job:?}");
+    assert_eq!(
+        job.failure_code.map(|c| c.as_str()),
+        Some("reverted"),
+        "{job:?}"
+    );
 
     // Back to approving: still refused, for a day.
     pactum_devnet::confirm(contract.setMode(APPROVE).from(f.chain.deployer.address())).await?;
@@ -216,7 +221,7 @@ async fn a_wallet_that_refuses_on_chain_is_struck() -> eyre::Result<()> {
         .accept(&other_terms, close(other).await?, "agent:seller")
         .await
     {
-        Err(AcceptError::Refused(r)) => assert_eq!(r.code, "too_many_reverts"),
+        Err(AcceptError::Refused(r)) => assert_eq!(r.code.as_str(), "too_many_reverts"),
         other => eyre::bail!("expected too_many_reverts, got {other:?}"),
     }
     // The buyer (an EOA) is not struck.

@@ -19,11 +19,11 @@ use axum::{
 use pactum_bindings::Agreement;
 use pactum_db::{
     chain::{self, AgreementRecord},
-    relay::{Attempt, Job},
+    relay::{ActionKind, Attempt, AttemptKind, AttemptOutcome, Job, JobState},
 };
 use pactum_relayer::{
-    AcceptError, ActionOptions, Authorization, DirectCall, OptionsQuery, Refusal, Relayer,
-    SettlementAction, options,
+    AcceptError, ActionOptions, Authorization, DirectCall, OptionsQuery, Relayer, SettlementAction,
+    options,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -109,15 +109,6 @@ fn parse_bytes(name: &str, raw: &str) -> Result<Bytes, Problem> {
     })
 }
 
-impl From<Refusal> for Problem {
-    fn from(r: Refusal) -> Self {
-        let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
-        let mut problem = Problem::new(status, r.code, r.title, r.detail);
-        problem.earliest_at = r.earliest_at;
-        problem
-    }
-}
-
 fn node_problem(err: pactum_relayer::Error) -> Problem {
     match err {
         pactum_relayer::Error::Db(db) => Problem::from(db),
@@ -171,7 +162,7 @@ pub async fn settlement_action_options(
     Path(raw): Path<String>,
     Query(params): Query<OptionsParams>,
 ) -> Result<Json<ActionOptions>, Problem> {
-    let action = SettlementAction::parse(&params.action).ok_or_else(|| {
+    let action = params.action.parse::<SettlementAction>().map_err(|_| {
         bad_request(
             "invalid_action",
             format!(
@@ -457,7 +448,7 @@ pub struct AttemptView {
     /// Its hash.
     pub tx_hash: String,
     /// `action`, `cancel` (a no-op replacing it) or `fill`.
-    pub kind: &'static str,
+    pub kind: AttemptKind,
     /// Nonce of the relayer key.
     pub nonce: u64,
     /// Fee cap (wei per gas).
@@ -467,7 +458,7 @@ pub struct AttemptView {
     /// Whether the node took it.
     pub broadcast: bool,
     /// `mined`, `replaced`, or none while pending.
-    pub outcome: Option<String>,
+    pub outcome: Option<AttemptOutcome>,
 }
 
 /// Why a job failed.
@@ -482,8 +473,8 @@ pub struct FailureView {
 impl FailureView {
     /// The job's failure, if it failed.
     pub fn of(job: &Job) -> Option<Self> {
-        job.failure_code.clone().map(|code| Self {
-            code,
+        job.failure_code.map(|code| Self {
+            code: code.as_str().to_owned(),
             detail: job.failure_detail.clone().unwrap_or_default(),
         })
     }
@@ -496,10 +487,10 @@ pub struct RelayView {
     pub relay_id: String,
     /// The agreement.
     pub agreement_id: String,
-    /// `activate`, `initiate_close`, `seller_claim` or `buyer_withdraw`.
-    pub action: &'static str,
-    /// `accepted`, `submitting`, `submitted`, `cancelling`, `confirmed` or `failed`.
-    pub status: &'static str,
+    /// What it does.
+    pub action: ActionKind,
+    /// Where it is.
+    pub status: JobState,
     /// The party whose signature it carries.
     pub signer: String,
     /// The authorization's deadline (unix seconds).
@@ -532,8 +523,8 @@ fn relay_view(job: &Job, attempts: &[Attempt]) -> RelayView {
     RelayView {
         relay_id: job.id.clone(),
         agreement_id: job.agreement_id.to_string(),
-        action: job.action.as_str(),
-        status: job.state.as_str(),
+        action: job.action,
+        status: job.state,
         signer: job.signer.to_string(),
         deadline: job.deadline,
         failure: FailureView::of(job),
@@ -546,12 +537,12 @@ fn relay_view(job: &Job, attempts: &[Attempt]) -> RelayView {
             .iter()
             .map(|a| AttemptView {
                 tx_hash: a.tx_hash.to_string(),
-                kind: a.kind.as_str(),
+                kind: a.kind,
                 nonce: a.nonce,
                 max_fee_per_gas: a.max_fee_per_gas.to_string(),
                 max_priority_fee_per_gas: a.max_priority_fee_per_gas.to_string(),
                 broadcast: a.broadcast_ms.is_some(),
-                outcome: a.outcome.clone(),
+                outcome: a.outcome,
             })
             .collect(),
         created_at_ms: job.created_ms,

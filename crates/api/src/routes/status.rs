@@ -6,6 +6,7 @@ use axum::{
     Json,
     extract::{Path, State},
 };
+use pactum_core::{ActivationStatus, DeferralReason, EscrowPhase};
 use pactum_db::{
     chain::{self, AgreementRecord, Cursor, Transition},
     relay::{self, ActionKind, Job, JobState},
@@ -69,12 +70,12 @@ pub struct EscrowStatus {
     pub escrow_address: String,
     /// `pending_activation` (the relayer holds the buyer's activation package; nothing is on
     /// chain yet), then `active`, `closing`, `seller_claimed` or `settled`.
-    pub status: String,
+    pub status: EscrowPhase,
     /// `pending` (accepted by the relayer), `submitting` (its transaction signed and stored,
     /// not yet broadcast), `submitted` (broadcast or mined, not yet final in the index),
     /// `confirmed` (final), `cancelling` (it can no longer succeed and is being replaced by a
     /// no-op; see `activation_error`), or `failed` (see `activation_error`; nothing moved).
-    pub activation_status: String,
+    pub activation_status: ActivationStatus,
     /// The activation transaction: once broadcast, the latest one sent; once mined, the mined one.
     pub activation_tx_hash: Option<String>,
     /// The relayer job submitting the activation, when it went through the relayer
@@ -109,7 +110,7 @@ pub struct EscrowStatus {
     /// The buyer's remainder was paid (or was zero).
     pub buyer_withdrawn: bool,
     /// Why the seller's payout is deferred, while it is.
-    pub payout_deferral_reason: Option<String>,
+    pub payout_deferral_reason: Option<DeferralReason>,
     /// Unix time after which the terms can no longer be activated.
     pub expiry: u64,
     /// Seconds the seller has to claim after a close.
@@ -155,13 +156,8 @@ fn status_of(
         agreement_id: a.agreement_id.to_string(),
         chain_id,
         escrow_address: cursor.escrow.to_string(),
-        status: a.status.as_str().to_owned(),
-        activation_status: if activation.finalized {
-            "confirmed"
-        } else {
-            "submitted"
-        }
-        .to_owned(),
+        status: EscrowPhase::indexed(a.status),
+        activation_status: ActivationStatus::indexed(activation.finalized),
         activation_tx_hash: Some(a.activated.tx.to_string()),
         activation_relay_id: relay_id,
         activation_error: None,
@@ -178,7 +174,7 @@ fn status_of(
         held_in_escrow: held.to_string(),
         seller_paid: a.seller_paid,
         buyer_withdrawn: a.buyer_withdrawn,
-        payout_deferral_reason: a.deferral_reason.clone(),
+        payout_deferral_reason: a.deferral_reason,
         expiry: a.expiry,
         close_window: a.close_window,
         close_deadline: a.close_deadline,
@@ -204,15 +200,6 @@ fn pending_activation(
     chain_id: u64,
 ) -> Option<EscrowStatus> {
     let terms = pactum_relayer::activation_terms(&job.calldata)?;
-    let activation_status = match job.state {
-        JobState::Accepted => "pending",
-        JobState::Submitting => "submitting",
-        // Mined but not yet indexed is still `submitted`: `confirmed` means final in the index.
-        JobState::Submitted | JobState::Confirmed => "submitted",
-        // The relayer found it can no longer succeed and is replacing it with a no-op.
-        JobState::Cancelling => "cancelling",
-        JobState::Failed => "failed",
-    };
     let tx = job
         .tx_hash
         .or(broadcast)
@@ -221,8 +208,8 @@ fn pending_activation(
         agreement_id: job.agreement_id.to_string(),
         chain_id,
         escrow_address: cursor.escrow.to_string(),
-        status: "pending_activation".to_owned(),
-        activation_status: activation_status.to_owned(),
+        status: EscrowPhase::PendingActivation,
+        activation_status: ActivationStatus::relayed(job.state),
         activation_tx_hash: tx.map(|t| t.to_string()),
         activation_relay_id: Some(job.id.clone()),
         activation_error: FailureView::of(job),

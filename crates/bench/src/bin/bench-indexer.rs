@@ -15,7 +15,11 @@ use pactum_db::{
     chain::{self, BlockRef, Cursor},
     testing::TestDatabase,
 };
-use pactum_indexer::{Batch, Config, Indexer, Metrics, events::Contracts, write_batch};
+use pactum_indexer::{
+    Batch, Config, Indexer, Metrics,
+    events::{Contracts, Records},
+    write_batch,
+};
 use tokio::sync::watch;
 
 const TARGET_EVENTS: u64 = 100_000;
