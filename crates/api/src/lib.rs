@@ -10,9 +10,12 @@
 
 pub mod auth;
 pub mod idempotency;
+mod input;
 pub mod metrics;
 pub mod problem;
 pub mod routes;
+mod services;
+mod views;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -29,9 +32,11 @@ use utoipa::{
     openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-pub use routes::{
-    keys::{RevocationView, RevokeRequest},
-    status::{EscrowStatus, IndexedHead, TransitionView, Transitions, parse_agreement_id},
+pub use input::parse_agreement_id;
+/// The wire types (shared with `pactum-client`).
+pub use pactum_api_types as types;
+pub use pactum_api_types::{
+    EscrowStatus, IndexedHead, RevocationView, RevokeRequest, TransitionView, Transitions,
 };
 
 /// Everything a handler needs.
@@ -120,25 +125,25 @@ impl Modify for SecuritySchemes {
         routes::health::openapi,
     ),
     components(schemas(
-        problem::Problem,
-        routes::status::EscrowStatus,
-        routes::status::Transitions,
-        routes::status::TransitionView,
-        routes::status::IndexedHead,
-        routes::settlement::InitiateCloseBody,
-        routes::settlement::SellerClaimBody,
-        routes::settlement::BuyerWithdrawBody,
-        routes::settlement::DomainBody,
-        routes::settlement::RelayView,
-        routes::settlement::AttemptView,
-        routes::settlement::FailureView,
-        pactum_relayer::ActionOptions,
-        pactum_relayer::PathOption,
-        pactum_relayer::DirectCall,
-        routes::keys::RevokeRequest,
-        routes::keys::RevocationView,
-        routes::health::Health,
-        routes::health::Ready,
+        pactum_api_types::Problem,
+        pactum_api_types::EscrowStatus,
+        pactum_api_types::Transitions,
+        pactum_api_types::TransitionView,
+        pactum_api_types::IndexedHead,
+        pactum_api_types::InitiateCloseBody,
+        pactum_api_types::SellerClaimBody,
+        pactum_api_types::BuyerWithdrawBody,
+        pactum_api_types::DomainBody,
+        pactum_api_types::RelayView,
+        pactum_api_types::AttemptView,
+        pactum_api_types::FailureView,
+        pactum_api_types::ActionOptions,
+        pactum_api_types::PathOption,
+        pactum_api_types::DirectCall,
+        pactum_api_types::RevokeRequest,
+        pactum_api_types::RevocationView,
+        pactum_api_types::Health,
+        pactum_api_types::Ready,
     )),
     modifiers(&SecuritySchemes)
 )]

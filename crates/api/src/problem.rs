@@ -6,29 +6,25 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use pactum_core::{Refusal, RefusalCode};
-use serde::Serialize;
 use utoipa::ToSchema;
 
-/// Media type of problem responses.
-pub const PROBLEM_JSON: &str = "application/problem+json";
+pub use pactum_api_types::problem::PROBLEM_JSON;
 
-/// A problem response.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Problem {
-    /// URI identifying the problem type (`urn:pactum:problem:<code>`).
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Short summary of the problem type.
-    pub title: &'static str,
-    /// HTTP status code.
-    pub status: u16,
-    /// Stable machine-readable code.
-    pub code: &'static str,
-    /// Explanation specific to this occurrence.
-    pub detail: String,
-    /// When what was refused becomes possible (unix seconds), if only time stands in the way.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub earliest_at: Option<u64>,
+/// A problem response: the wire [`pactum_api_types::Problem`], answered with its status.
+#[derive(Debug, Clone)]
+pub struct Problem(pub pactum_api_types::Problem);
+
+// The OpenAPI schema is the wire type's.
+impl utoipa::PartialSchema for Problem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <pactum_api_types::Problem as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl ToSchema for Problem {
+    fn name() -> std::borrow::Cow<'static, str> {
+        <pactum_api_types::Problem as ToSchema>::name()
+    }
 }
 
 impl Problem {
@@ -39,14 +35,14 @@ impl Problem {
         title: &'static str,
         detail: impl Into<String>,
     ) -> Self {
-        Self {
+        Self(pactum_api_types::Problem {
             kind: format!("urn:pactum:problem:{code}"),
-            title,
+            title: title.to_owned(),
             status: status.as_u16(),
-            code,
+            code: code.to_owned(),
             detail: detail.into(),
             earliest_at: None,
-        }
+        })
     }
 
     /// 400 `invalid_agreement_id`.
@@ -155,15 +151,16 @@ impl From<Refusal> for Problem {
             r.code.title(),
             r.detail,
         );
-        problem.earliest_at = r.earliest_at;
+        problem.0.earliest_at = r.earliest_at;
         problem
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let status =
+            StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self.0).unwrap_or_default();
         let mut response = (status, body).into_response();
         if let Ok(value) = PROBLEM_JSON.parse() {
             response.headers_mut().insert(header::CONTENT_TYPE, value);

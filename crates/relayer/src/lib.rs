@@ -31,9 +31,9 @@ pub use accept::{Accepted, Relayer};
 pub use config::{Policy, Settings};
 pub use error::{AcceptError, Error};
 pub use metrics::Metrics;
-pub use options::{ActionOptions, DirectCall, OptionsQuery, PathOption};
+pub use options::ActionOptions;
 pub use pactum_core::{
     Refusal, RefusalCode, SettlementAction,
-    escrow::{Authorization, authorization::activation_terms, typed_data},
+    escrow::{Authorization, authorization::activation_terms, options::OptionsQuery, typed_data},
 };
 pub use worker::Worker;

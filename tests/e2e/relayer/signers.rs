@@ -74,7 +74,7 @@ async fn a_contract_wallet_signs_through_erc1271() -> eyre::Result<()> {
     let (terms, id) = f.active_agreement_with(wallet, "wallet").await?;
 
     let options = close_options(&f, &terms, id, wallet).await?;
-    assert!(options.sponsored.open, "{options:?}");
+    assert!(options.sponsored.is_ok(), "{options:?}");
 
     // The wallet's owner signs the digest; the relayer sees it is not the wallet's own key and
     // asks the wallet, from the escrow, as the escrow will.
@@ -135,9 +135,14 @@ async fn a_contract_without_erc1271_is_told_the_sponsored_path_is_closed() -> ey
     let contract = f.chain.deployment.sanctions_oracle;
     let (terms, id) = f.active_agreement_with(contract, "no-1271").await?;
     let options = close_options(&f, &terms, id, contract).await?;
-    assert!(options.direct.open, "it can still send the call itself");
-    assert!(!options.sponsored.open);
-    assert_eq!(options.sponsored.reason, Some("signer_unsupported"));
+    assert!(
+        options.plan.direct.is_ok(),
+        "it can still send the call itself"
+    );
+    assert_eq!(
+        options.sponsored.map_err(|r| r.code.as_str()),
+        Err("signer_unsupported")
+    );
 
     // Whatever it hands in is refused before anything is stored or sent.
     let deadline = f.now().await? + 3_600;

@@ -6,33 +6,17 @@ use axum::{
     http::header,
     response::{IntoResponse, Response},
 };
-use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use pactum_api_types::{Health, Ready};
+use utoipa::OpenApi;
 
 use crate::{AppState, metrics, problem::Problem};
-
-/// Health answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Health {
-    /// `ok`.
-    pub status: &'static str,
-}
 
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/health", responses((status = 200, body = Health)), tag = "operations")]
 pub async fn health() -> Json<Health> {
-    Json(Health { status: "ok" })
-}
-
-/// Readiness answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Ready {
-    /// `ready`.
-    pub status: &'static str,
-    /// Last block indexed.
-    pub indexed_block: u64,
-    /// Blocks the index trails the node's head (as last seen by the indexer).
-    pub lag_blocks: u64,
+    Json(Health {
+        status: "ok".to_owned(),
+    })
 }
 
 /// Readiness: the database answers and the indexer has a checkpoint within `max_lag_blocks` of
@@ -76,7 +60,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, Problem
         )));
     }
     Ok(Json(Ready {
-        status: "ready",
+        status: "ready".to_owned(),
         indexed_block: indexed,
         lag_blocks: lag,
     }))

@@ -6,36 +6,11 @@ use axum::{
     extract::{Path, State},
     http::{HeaderMap, StatusCode},
 };
-use serde::{Deserialize, Serialize};
-use sqlx::Acquire;
-use utoipa::ToSchema;
+use pactum_api_types::{RevocationView, RevokeRequest};
 
-use crate::{AppState, auth::Principal, idempotency, problem::Problem};
-
-/// Body of a revocation.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RevokeRequest {
-    /// Why the key is revoked (kept with the revocation; 1 to 500 characters).
-    pub reason: String,
-}
-
-/// A recorded revocation.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RevocationView {
-    /// Revocation id (one per effect).
-    pub revocation_id: String,
-    /// The revoked key.
-    pub key_id: String,
-    /// The agent it belonged to.
-    pub agent_id: String,
-    /// The owner who revoked it.
-    pub revoked_by: String,
-    /// Why.
-    pub reason: String,
-    /// When (RFC 3339, UTC).
-    pub revoked_at: String,
-}
+use crate::{
+    AppState, auth::Principal, idempotency, input::parse_body, problem::Problem, services,
+};
 
 fn revocation_id() -> String {
     format!("rev_{}", crate::auth::random_id(16))
@@ -76,14 +51,7 @@ pub async fn revoke(
             "revoking API keys needs the owner's JWT",
         ));
     };
-    let request: RevokeRequest = serde_json::from_slice(&body).map_err(|e| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            "Invalid request body",
-            e.to_string(),
-        )
-    })?;
+    let request: RevokeRequest = parse_body(&body)?;
     let reason = request.reason.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
         return Err(Problem::new(
@@ -128,17 +96,8 @@ pub async fn revoke(
         }
         _ => return Err(not_found()),
     }
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(pactum_db::Error::from)?;
-    let mut tx = conn.begin().await.map_err(pactum_db::Error::from)?;
     let revocation =
-        pactum_db::api::revoke_api_key(&mut tx, &revocation_id(), &key_id, &owner_id, reason)
-            .await?;
-    tx.commit().await.map_err(pactum_db::Error::from)?;
+        services::revoke_api_key(&state, &revocation_id(), &key_id, &owner_id, reason).await?;
     let Some(r) = revocation else {
         return Err(Problem::new(
             StatusCode::CONFLICT,

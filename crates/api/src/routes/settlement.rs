@@ -7,30 +7,50 @@
 //! agreement_not_found` for agreements the caller is not a party to (agents) or none of whose
 //! agents is a party (owners).
 
-use std::str::FromStr;
-
-use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::primitives::{B256, Bytes};
 use axum::{
     Json,
     extract::{Path, Query, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use pactum_bindings::Agreement;
-use pactum_db::{
-    chain::{self, AgreementRecord},
-    relay::{ActionKind, Attempt, AttemptKind, AttemptOutcome, Job, JobState},
+use pactum_api_types::{
+    ActionOptions, BuyerWithdrawBody, ClaimParams, DirectCall, DomainBody, InitiateCloseBody,
+    OptionsParams, RelayView, SellerClaimBody,
 };
-use pactum_relayer::{
-    AcceptError, ActionOptions, Authorization, DirectCall, OptionsQuery, Relayer, SettlementAction,
-    options,
+use pactum_core::escrow::{
+    calls,
+    options::OptionsQuery,
+    rules::{self, ClaimedDomain},
 };
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use pactum_db::chain::AgreementRecord;
+use pactum_relayer::{AcceptError, Authorization, Relayer, SettlementAction};
 
 use crate::{
-    AppState, auth::Principal, idempotency, problem::Problem, routes::status::parse_agreement_id,
+    AppState,
+    auth::Principal,
+    idempotency,
+    input::{
+        bad_request, parse_address, parse_agreement_id, parse_amount, parse_body, parse_bytes,
+    },
+    problem::Problem,
+    services::{self, Viewer},
+    views::{self, terms},
 };
+
+/// The indexed agreement of the path's id, if the caller may see it.
+async fn visible(
+    state: &AppState,
+    principal: &Principal,
+    raw: &str,
+) -> Result<(B256, AgreementRecord, Viewer), Problem> {
+    let id = parse_agreement_id(raw)?;
+    let viewer = Viewer::of(state, principal).await?;
+    let record = services::visible_agreement(state, &viewer, id)
+        .await?
+        .ok_or_else(|| Problem::agreement_not_found(raw))?;
+    Ok((id, record, viewer))
+}
 
 fn relayer(state: &AppState) -> Result<&Relayer, Problem> {
     state.relayer.as_ref().ok_or_else(|| {
@@ -39,72 +59,6 @@ fn relayer(state: &AppState) -> Result<&Relayer, Problem> {
             "relayer_unavailable",
             "Relayer unavailable",
             "this API runs without a relayer (no node configured); use the direct path",
-        )
-    })
-}
-
-fn bad_request(code: &'static str, detail: impl Into<String>) -> Problem {
-    Problem::new(StatusCode::BAD_REQUEST, code, "Invalid request", detail)
-}
-
-/// The agreement's indexed record if the caller may see it.
-async fn visible(
-    state: &AppState,
-    principal: &Principal,
-    raw: &str,
-) -> Result<(B256, AgreementRecord, Vec<Address>), Problem> {
-    let id = parse_agreement_id(raw)?;
-    let wallets = principal.visible_wallets(state.db.pool()).await?;
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(pactum_db::Error::from)?;
-    let record = chain::load_agreements(&mut conn, state.chain_id, &[id])
-        .await?
-        .pop()
-        .filter(|a| wallets.contains(&a.buyer) || wallets.contains(&a.seller))
-        .ok_or_else(|| Problem::agreement_not_found(raw))?;
-    Ok((id, record, wallets))
-}
-
-fn terms(a: &AgreementRecord) -> Agreement {
-    Agreement {
-        buyer: a.buyer,
-        seller: a.seller,
-        token: a.token,
-        maxAmount: a.max_amount,
-        infraFee: a.infra_fee,
-        expiry: a.expiry,
-        closeWindow: u32::try_from(a.close_window).unwrap_or(u32::MAX),
-        salt: a.salt,
-    }
-}
-
-fn parse_address(name: &str, raw: &str) -> Result<Address, Problem> {
-    Address::from_str(raw).map_err(|_| {
-        bad_request(
-            "invalid_parameter",
-            format!("{name}: {raw:?} is not an address"),
-        )
-    })
-}
-
-fn parse_amount(name: &str, raw: &str) -> Result<U256, Problem> {
-    U256::from_str(raw).map_err(|_| {
-        bad_request(
-            "invalid_parameter",
-            format!("{name}: {raw:?} is not a token amount (decimal or 0x hex base units)"),
-        )
-    })
-}
-
-fn parse_bytes(name: &str, raw: &str) -> Result<Bytes, Problem> {
-    Bytes::from_str(raw).map_err(|_| {
-        bad_request(
-            "invalid_parameter",
-            format!("{name}: {raw:?} is not 0x hex"),
         )
     })
 }
@@ -122,23 +76,6 @@ fn node_problem(err: pactum_relayer::Error) -> Problem {
             )
         }
     }
-}
-
-/// Query of the settlement-options endpoint.
-#[derive(Debug, Clone, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct OptionsParams {
-    /// `initiate_close`, `seller_claim` or `buyer_withdraw`.
-    pub action: String,
-    /// `initiate_close`: the signing party (default: the caller's wallet if a party, else the buyer).
-    pub party: Option<String>,
-    /// Where the payout goes (default: the party itself).
-    pub recipient: Option<String>,
-    /// `seller_claim`: the voucher amount to sign for (default: the recorded entitlement on a
-    /// retry, else the maximum as a placeholder).
-    pub amount: Option<String>,
-    /// The authorization's deadline, unix seconds (default: block time + 15 minutes).
-    pub deadline: Option<u64>,
 }
 
 /// Whether `action` is possible now, on which path, and the typed data to sign for the
@@ -171,13 +108,11 @@ pub async fn settlement_action_options(
             ),
         )
     })?;
-    let (id, record, wallets) = visible(&state, &principal, &raw).await?;
+    let (id, record, viewer) = visible(&state, &principal, &raw).await?;
     let relayer = relayer(&state)?;
     let terms = terms(&record);
-    let default_party = wallets
-        .iter()
-        .copied()
-        .find(|w| *w == terms.buyer || *w == terms.seller)
+    let default_party = viewer
+        .first_of(&[terms.buyer, terms.seller])
         .unwrap_or(terms.buyer);
     let query = OptionsQuery {
         party: Some(match &params.party {
@@ -200,7 +135,7 @@ pub async fn settlement_action_options(
         .options(&terms, id, action, &query)
         .await
         .map_err(node_problem)?;
-    Ok(Json(options))
+    Ok(Json(views::action_options(&options)))
 }
 
 /// The unsigned `initiateClose` call, for the buyer or the seller to send from its own wallet.
@@ -221,42 +156,10 @@ pub async fn initiate_close_calldata(
     Path(raw): Path<String>,
 ) -> Result<Json<DirectCall>, Problem> {
     let (_, record, _) = visible(&state, &principal, &raw).await?;
-    let escrow = escrow_address(&state).await?;
-    Ok(Json(options::initiate_close_call(
-        state.chain_id,
-        escrow,
-        &terms(&record),
-    )))
-}
-
-async fn escrow_address(state: &AppState) -> Result<Address, Problem> {
-    if let Some(relayer) = &state.relayer {
-        return Ok(relayer.settings().escrow);
-    }
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(pactum_db::Error::from)?;
-    let cursor = chain::load_cursor(&mut conn, state.chain_id)
-        .await?
-        .ok_or_else(|| Problem::unavailable("the indexer has not started on this chain"))?;
-    Ok(cursor.escrow)
-}
-
-/// Query of the claim-instructions endpoint.
-#[derive(Debug, Clone, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct ClaimParams {
-    /// `seller_claim` or `buyer_withdraw` (default: by the caller's role).
-    pub action: Option<String>,
-    /// `seller_claim`: the voucher's cumulative amount (not needed to retry a deferred payout).
-    pub amount: Option<String>,
-    /// `seller_claim`: the buyer's voucher signature (not needed to retry a deferred payout).
-    pub voucher_signature: Option<String>,
-    /// Where to pay (default: the party itself).
-    pub recipient: Option<String>,
+    let escrow = services::escrow_address(&state).await?;
+    Ok(Json(
+        calls::initiate_close(state.chain_id, escrow, &terms(&record)).into(),
+    ))
 }
 
 /// The unsigned `sellerClaim` or `buyerWithdraw` call, for the party to send itself.
@@ -278,7 +181,7 @@ pub async fn claim_instructions(
     Path(raw): Path<String>,
     Query(params): Query<ClaimParams>,
 ) -> Result<Json<DirectCall>, Problem> {
-    let (_, record, wallets) = visible(&state, &principal, &raw).await?;
+    let (_, record, viewer) = visible(&state, &principal, &raw).await?;
     let terms = terms(&record);
     let action = match params.action.as_deref() {
         Some("seller_claim") => SettlementAction::SellerClaim,
@@ -289,10 +192,10 @@ pub async fn claim_instructions(
                 format!("action {other:?}: expected seller_claim or buyer_withdraw"),
             ));
         }
-        None if wallets.contains(&terms.seller) => SettlementAction::SellerClaim,
+        None if viewer.owns(terms.seller) => SettlementAction::SellerClaim,
         None => SettlementAction::BuyerWithdraw,
     };
-    let escrow = escrow_address(&state).await?;
+    let escrow = services::escrow_address(&state).await?;
     let recipient = params
         .recipient
         .as_deref()
@@ -321,7 +224,7 @@ pub async fn claim_instructions(
                     ));
                 }
             };
-            options::seller_claim_call(
+            calls::seller_claim(
                 state.chain_id,
                 escrow,
                 &terms,
@@ -330,275 +233,54 @@ pub async fn claim_instructions(
                 recipient.unwrap_or(terms.seller),
             )
         }
-        _ => options::buyer_withdraw_call(
+        _ => calls::buyer_withdraw(
             state.chain_id,
             escrow,
             &terms,
             recipient.unwrap_or(terms.buyer),
         ),
     };
-    Ok(Json(call))
-}
-
-/// The EIP-712 domain the client signed under, if it says (checked against the escrow's).
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DomainBody {
-    /// Domain name.
-    pub name: Option<String>,
-    /// Domain version.
-    pub version: Option<String>,
-    /// Chain id.
-    pub chain_id: Option<u64>,
-    /// The verifying contract.
-    pub verifying_contract: Option<String>,
-}
-
-/// A party's signed `InitiateClose`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct InitiateCloseBody {
-    /// The signing party (buyer or seller).
-    pub party: String,
-    /// The signed deadline (unix seconds).
-    pub deadline: u64,
-    /// The party's signature (65-byte ECDSA, or anything its ERC-1271 wallet accepts).
-    pub signature: String,
-    /// The domain the client signed under (optional; a mismatch is refused as `wrong_domain`).
-    pub domain: Option<DomainBody>,
-}
-
-/// The seller's signed `SellerClaim`, with the buyer's voucher.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SellerClaimBody {
-    /// The voucher's cumulative amount (token base units, decimal).
-    pub amount: String,
-    /// The buyer's voucher signature (ignored on chain when retrying a deferred payout).
-    pub voucher_signature: String,
-    /// Where to pay.
-    pub recipient: String,
-    /// The signed deadline.
-    pub deadline: u64,
-    /// The seller's signature.
-    pub signature: String,
-    /// See [`InitiateCloseBody::domain`].
-    pub domain: Option<DomainBody>,
-}
-
-/// The buyer's signed `BuyerWithdraw`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BuyerWithdrawBody {
-    /// Where to pay.
-    pub recipient: String,
-    /// The signed deadline.
-    pub deadline: u64,
-    /// The buyer's signature.
-    pub signature: String,
-    /// See [`InitiateCloseBody::domain`].
-    pub domain: Option<DomainBody>,
+    Ok(Json(call.into()))
 }
 
 fn check_domain(relayer: &Relayer, domain: Option<&DomainBody>) -> Result<(), Problem> {
     let Some(d) = domain else { return Ok(()) };
-    let expected = relayer.escrow_domain();
-    let mut wrong = Vec::new();
-    if let Some(name) = &d.name
-        && Some(name.as_str()) != expected.name.as_deref()
-    {
-        wrong.push(format!("name {name:?}"));
-    }
-    if let Some(version) = &d.version
-        && Some(version.as_str()) != expected.version.as_deref()
-    {
-        wrong.push(format!("version {version:?}"));
-    }
-    if let Some(chain_id) = d.chain_id
-        && chain_id != relayer.settings().chain_id
-    {
-        wrong.push(format!("chain id {chain_id}"));
-    }
-    if let Some(contract) = &d.verifying_contract
-        && Address::from_str(contract).ok() != Some(relayer.settings().escrow)
-    {
-        wrong.push(format!("verifying contract {contract}"));
-    }
-    if wrong.is_empty() {
-        return Ok(());
-    }
-    Err(Problem::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "wrong_domain",
-        "Wrong signing domain",
-        format!(
-            "signed under {}; the escrow's domain is {:?} version {:?} on chain {} at {}",
-            wrong.join(", "),
-            expected.name.as_deref().unwrap_or_default(),
-            expected.version.as_deref().unwrap_or_default(),
-            relayer.settings().chain_id,
-            relayer.settings().escrow
-        ),
-    ))
+    let claimed = ClaimedDomain {
+        name: d.name.clone(),
+        version: d.version.clone(),
+        chain_id: d.chain_id,
+        verifying_contract: d.verifying_contract.clone(),
+    };
+    Ok(rules::check_domain(&claimed, &relayer.escrow_domain())?)
 }
 
-/// One signed transaction of a relay job.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct AttemptView {
-    /// Its hash.
-    pub tx_hash: String,
-    /// `action`, `cancel` (a no-op replacing it) or `fill`.
-    pub kind: AttemptKind,
-    /// Nonce of the relayer key.
-    pub nonce: u64,
-    /// Fee cap (wei per gas).
-    pub max_fee_per_gas: String,
-    /// Tip (wei per gas).
-    pub max_priority_fee_per_gas: String,
-    /// Whether the node took it.
-    pub broadcast: bool,
-    /// `mined`, `replaced`, or none while pending.
-    pub outcome: Option<AttemptOutcome>,
-}
-
-/// Why a job failed.
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
-pub struct FailureView {
-    /// Stable code (the same codes as the refusals, or `reverted`).
-    pub code: String,
-    /// Details.
-    pub detail: String,
-}
-
-impl FailureView {
-    /// The job's failure, if it failed.
-    pub fn of(job: &Job) -> Option<Self> {
-        job.failure_code.map(|code| Self {
-            code: code.as_str().to_owned(),
-            detail: job.failure_detail.clone().unwrap_or_default(),
-        })
-    }
-}
-
-/// A sponsored action and where it is.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RelayView {
-    /// The relay id.
-    pub relay_id: String,
-    /// The agreement.
-    pub agreement_id: String,
-    /// What it does.
-    pub action: ActionKind,
-    /// Where it is.
-    pub status: JobState,
-    /// The party whose signature it carries.
-    pub signer: String,
-    /// The authorization's deadline (unix seconds).
-    pub deadline: u64,
-    /// Why it failed (or is being cancelled).
-    pub failure: Option<FailureView>,
-    /// The relayer key submitting it.
-    pub relayer: Option<String>,
-    /// The key's nonce it holds.
-    pub nonce: Option<u64>,
-    /// The mined transaction.
-    pub tx_hash: Option<String>,
-    /// Its block.
-    pub block_number: Option<u64>,
-    /// Gas it used.
-    pub gas_used: Option<u64>,
-    /// Every transaction attempted, oldest first.
-    pub attempts: Vec<AttemptView>,
-    /// Milliseconds since the epoch: accepted, first submitted, finished.
-    pub created_at_ms: i64,
-    /// See `created_at_ms`.
-    pub submitted_at_ms: Option<i64>,
-    /// See `created_at_ms`.
-    pub finished_at_ms: Option<i64>,
-    /// Where to poll.
-    pub status_url: String,
-}
-
-fn relay_view(job: &Job, attempts: &[Attempt]) -> RelayView {
-    RelayView {
-        relay_id: job.id.clone(),
-        agreement_id: job.agreement_id.to_string(),
-        action: job.action,
-        status: job.state,
-        signer: job.signer.to_string(),
-        deadline: job.deadline,
-        failure: FailureView::of(job),
-        relayer: job.relayer.map(|r| r.to_string()),
-        nonce: job.nonce,
-        tx_hash: job.tx_hash.map(|h| h.to_string()),
-        block_number: job.block_number,
-        gas_used: job.gas_used,
-        attempts: attempts
-            .iter()
-            .map(|a| AttemptView {
-                tx_hash: a.tx_hash.to_string(),
-                kind: a.kind,
-                nonce: a.nonce,
-                max_fee_per_gas: a.max_fee_per_gas.to_string(),
-                max_priority_fee_per_gas: a.max_priority_fee_per_gas.to_string(),
-                broadcast: a.broadcast_ms.is_some(),
-                outcome: a.outcome,
-            })
-            .collect(),
-        created_at_ms: job.created_ms,
-        submitted_at_ms: job.submitted_ms,
-        finished_at_ms: job.finished_ms,
-        status_url: format!(
-            "/usage-agreements/{}/sponsored-actions/{}",
-            job.agreement_id, job.id
-        ),
-    }
-}
-
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
-    serde_json::from_slice(body).map_err(|e| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            "Invalid request body",
-            e.to_string(),
-        )
+/// The authorization a body carries (its fields parsed).
+fn close_authorization(b: &InitiateCloseBody) -> Result<Authorization, Problem> {
+    Ok(Authorization::InitiateClose {
+        party: parse_address("party", &b.party)?,
+        deadline: b.deadline,
+        signature: parse_bytes("signature", &b.signature)?,
     })
 }
 
-impl InitiateCloseBody {
-    /// The authorization it carries (its fields parsed).
-    fn authorization(&self) -> Result<Authorization, Problem> {
-        Ok(Authorization::InitiateClose {
-            party: parse_address("party", &self.party)?,
-            deadline: self.deadline,
-            signature: parse_bytes("signature", &self.signature)?,
-        })
-    }
+/// See [`close_authorization`].
+fn claim_authorization(b: &SellerClaimBody) -> Result<Authorization, Problem> {
+    Ok(Authorization::SellerClaim {
+        amount: parse_amount("amount", &b.amount)?,
+        voucher_signature: parse_bytes("voucher_signature", &b.voucher_signature)?,
+        recipient: parse_address("recipient", &b.recipient)?,
+        deadline: b.deadline,
+        signature: parse_bytes("signature", &b.signature)?,
+    })
 }
 
-impl SellerClaimBody {
-    /// The authorization it carries (its fields parsed).
-    fn authorization(&self) -> Result<Authorization, Problem> {
-        Ok(Authorization::SellerClaim {
-            amount: parse_amount("amount", &self.amount)?,
-            voucher_signature: parse_bytes("voucher_signature", &self.voucher_signature)?,
-            recipient: parse_address("recipient", &self.recipient)?,
-            deadline: self.deadline,
-            signature: parse_bytes("signature", &self.signature)?,
-        })
-    }
-}
-
-impl BuyerWithdrawBody {
-    /// The authorization it carries (its fields parsed).
-    fn authorization(&self) -> Result<Authorization, Problem> {
-        Ok(Authorization::BuyerWithdraw {
-            recipient: parse_address("recipient", &self.recipient)?,
-            deadline: self.deadline,
-            signature: parse_bytes("signature", &self.signature)?,
-        })
-    }
+/// See [`close_authorization`].
+fn withdraw_authorization(b: &BuyerWithdrawBody) -> Result<Authorization, Problem> {
+    Ok(Authorization::BuyerWithdraw {
+        recipient: parse_address("recipient", &b.recipient)?,
+        deadline: b.deadline,
+        signature: parse_bytes("signature", &b.signature)?,
+    })
 }
 
 async fn submit(
@@ -634,7 +316,7 @@ async fn submit(
     } else {
         Vec::new()
     };
-    let view = relay_view(&accepted.job, &attempts);
+    let view = views::relay_view(&accepted.job, &attempts);
     let mut response = (StatusCode::ACCEPTED, Json(&view)).into_response();
     if let Ok(location) = HeaderValue::from_str(&view.status_url) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -676,7 +358,7 @@ pub async fn sponsor_initiate_close(
         &principal,
         &raw,
         &headers,
-        body.authorization(),
+        close_authorization(&body),
         body.domain,
     )
     .await
@@ -716,7 +398,7 @@ pub async fn sponsor_seller_claim(
         &principal,
         &raw,
         &headers,
-        body.authorization(),
+        claim_authorization(&body),
         body.domain,
     )
     .await
@@ -756,7 +438,7 @@ pub async fn sponsor_buyer_withdraw(
         &principal,
         &raw,
         &headers,
-        body.authorization(),
+        withdraw_authorization(&body),
         body.domain,
     )
     .await
@@ -785,17 +467,12 @@ pub async fn sponsored_action_status(
     // Visibility follows the job's parties (the agreement's), so that an activation can be
     // followed before the index has the agreement.
     let id = parse_agreement_id(&raw)?;
-    let wallets = principal.visible_wallets(state.db.pool()).await?;
+    let viewer = Viewer::of(&state, &principal).await?;
     let relayer = relayer(&state)?;
     // Unknown, of another agreement, or not the caller's: the same answer.
-    let (job, attempts) = relayer
-        .job(&relay_id)
+    let (job, attempts) = services::visible_job(relayer, &viewer, id, &relay_id)
         .await
         .map_err(node_problem)?
-        .filter(|(job, _)| {
-            job.agreement_id == id
-                && (wallets.contains(&job.buyer) || wallets.contains(&job.seller))
-        })
         .ok_or_else(|| {
             Problem::new(
                 StatusCode::NOT_FOUND,
@@ -804,5 +481,5 @@ pub async fn sponsored_action_status(
                 format!("agreement {raw} has no sponsored action {relay_id} visible to these credentials"),
             )
         })?;
-    Ok(Json(relay_view(&job, &attempts)))
+    Ok(Json(views::relay_view(&job, &attempts)))
 }

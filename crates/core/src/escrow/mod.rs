@@ -4,6 +4,7 @@ pub mod authorization;
 pub mod calls;
 pub mod derive;
 pub mod events;
+pub mod options;
 pub mod revert;
 pub mod rules;
 pub mod typed_data;

@@ -273,7 +273,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn closing(deadline: u64) -> AgreementState {
+    pub(crate) fn closing(deadline: u64) -> AgreementState {
         AgreementState {
             closeDeadline: alloy::primitives::aliases::U40::from(deadline),
             ..state(AgreementStatus::Closing)

@@ -1,0 +1,26 @@
+//! The pactum API's wire types: every request body, query and response, with the serde and
+//! OpenAPI schema the server (`pactum-api`) serves and the client (`pactum-client`) reads. A
+//! type here is a public contract: fields are added, never renamed.
+//!
+//! Amounts are token base units as decimal strings (they are `uint256` on chain); addresses and
+//! hashes are `0x` hex strings; times are unix seconds unless a field says milliseconds.
+
+pub mod escrow;
+pub mod keys;
+pub mod operations;
+pub mod problem;
+pub mod settlement;
+
+pub use escrow::{EscrowStatus, IndexedHead, TransitionView, Transitions};
+pub use keys::{RevocationView, RevokeRequest};
+pub use operations::{Health, Ready};
+/// The states and codes the wire types carry, spelled as on the wire.
+pub use pactum_core::{
+    ActionKind, ActivationStatus, AgreementStatus, AttemptKind, AttemptOutcome, DeferralReason,
+    EscrowPhase, JobState, RefusalCode, SettlementAction,
+};
+pub use problem::Problem;
+pub use settlement::{
+    ActionOptions, AttemptView, BuyerWithdrawBody, ClaimParams, DirectCall, DomainBody,
+    FailureView, InitiateCloseBody, OptionsParams, PathOption, RelayView, SellerClaimBody,
+};
