@@ -50,12 +50,7 @@ pub(crate) async fn visible_agreement(
     viewer: &Viewer,
     id: B256,
 ) -> Result<Option<AgreementRecord>, Problem> {
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(pactum_db::Error::from)?;
+    let mut conn = state.db.acquire().await?;
     Ok(chain::load_agreements(&mut conn, state.chain_id, &[id])
         .await?
         .pop()
@@ -67,16 +62,15 @@ pub(crate) async fn escrow_address(state: &AppState) -> Result<Address, Problem>
     if let Some(relayer) = &state.relayer {
         return Ok(relayer.settings().escrow);
     }
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(pactum_db::Error::from)?;
-    let cursor = chain::load_cursor(&mut conn, state.chain_id)
+    Ok(indexed_cursor(state).await?.escrow)
+}
+
+/// Where the indexer stands on this chain (`503` before it started).
+pub(crate) async fn indexed_cursor(state: &AppState) -> Result<chain::Cursor, Problem> {
+    let mut conn = state.db.acquire().await?;
+    chain::load_cursor(&mut conn, state.chain_id)
         .await?
-        .ok_or_else(|| Problem::unavailable("the indexer has not started on this chain"))?;
-    Ok(cursor.escrow)
+        .ok_or_else(|| Problem::unavailable("the indexer has not started on this chain"))
 }
 
 /// The escrow status of agreement `id`: indexed, or the relayer's progress with its activation;
@@ -86,12 +80,7 @@ pub(crate) async fn escrow_status(
     viewer: &Viewer,
     id: B256,
 ) -> Result<Option<EscrowStatus>, Problem> {
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(pactum_db::Error::from)?;
+    let mut conn = state.db.acquire().await?;
     // One snapshot for the checkpoint and the agreement: a rollback committed in between cannot
     // show a transition above the indexed block.
     let mut tx = conn.begin().await.map_err(pactum_db::Error::from)?;
@@ -157,12 +146,7 @@ pub(crate) async fn revoke_api_key(
     owner_id: &str,
     reason: &str,
 ) -> Result<Option<pactum_db::api::Revocation>, Problem> {
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(pactum_db::Error::from)?;
+    let mut conn = state.db.acquire().await?;
     let mut tx = conn.begin().await.map_err(pactum_db::Error::from)?;
     let revocation =
         pactum_db::api::revoke_api_key(&mut tx, revocation_id, key_id, owner_id, reason).await?;

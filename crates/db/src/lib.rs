@@ -76,6 +76,11 @@ impl Db {
         &self.pool
     }
 
+    /// One pooled connection (waits up to the pool's acquire timeout).
+    pub async fn acquire(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+        Ok(self.pool.acquire().await?)
+    }
+
     /// Whether the database answers (for readiness checks).
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

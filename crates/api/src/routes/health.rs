@@ -36,15 +36,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, Problem
         .ping()
         .await
         .map_err(|e| Problem::unavailable(format!("database: {e}")))?;
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(pactum_db::Error::from)?;
-    let cursor = pactum_db::chain::load_cursor(&mut conn, state.chain_id)
-        .await?
-        .ok_or_else(|| Problem::unavailable("the indexer has not started on this chain"))?;
+    let cursor = crate::services::indexed_cursor(&state).await?;
     let indexed = u64::try_from(cursor.block_number).unwrap_or(0);
     let head = state
         .indexer_metrics
