@@ -24,6 +24,7 @@ use pactum_bindings::{
     eip712::{self, BuyerWithdraw, InitiateClose, SellerClaim, Voucher},
     sign,
 };
+use pactum_client::Authorizer;
 use pactum_db::{Db, api as principals, relay, testing::TestDatabase};
 use pactum_devnet::{dev_signer, scenario};
 use pactum_relayer::{Relayer, Settings, Worker};
@@ -250,6 +251,11 @@ impl Fixture {
             .await
     }
 
+    /// The API as `token`'s holder, through the typed client.
+    pub(crate) fn client(&self, token: &str) -> eyre::Result<pactum_client::Client> {
+        Ok(pactum_client::Client::new(&self.base)?.authenticated(token))
+    }
+
     /// The buyer's sponsored close of `id` with `deadline`, posted under `key`; asserts it is
     /// accepted and returns the relay id.
     pub(crate) async fn buyer_close(
@@ -258,14 +264,16 @@ impl Fixture {
         deadline: u64,
         key: &str,
     ) -> eyre::Result<String> {
-        let body = Sign { f: self, id }
-            .initiate_close(&self.chain.buyer, deadline)
+        let d = &self.chain.deployment;
+        let body = Authorizer::new(&self.chain.buyer, d.chain_id, d.escrow, id)
+            .initiate_close_at(deadline)
             .await?;
-        let (code, accepted) = self
-            .post_action(id, "initiate-close", &self.buyer_key, key, body)
+        let accepted = self
+            .client(&self.buyer_key)?
+            .sponsor_initiate_close(id, &body, key)
             .await?;
-        eyre::ensure!(code == StatusCode::ACCEPTED, "{code}: {accepted}");
-        Ok(accepted["relay_id"].as_str().unwrap_or_default().to_owned())
+        eyre::ensure!(accepted.status == 202, "{accepted:?}");
+        Ok(accepted.body.relay_id)
     }
 
     /// Polls a relay until it reaches `status` (or fails the test after 30 s).
