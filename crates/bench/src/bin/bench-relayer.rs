@@ -22,7 +22,7 @@ use alloy::{
     signers::local::PrivateKeySigner,
     sol_types::{SolCall, SolEvent},
 };
-use pactum_api::{AppState, auth::generate_api_key};
+use pactum_api::{AppState, auth::generate_api_key, types::InitiateCloseBody};
 use pactum_bench::{LoadChain, Planned, open_loop_process, percentile, thousands};
 use pactum_bindings::{
     Agreement, AgreementEscrow, LocalUSDC,
@@ -33,7 +33,6 @@ use pactum_db::{api as principals, relay, testing::TestDatabase};
 use pactum_devnet::{dev_signer, scenario};
 use pactum_indexer::{Config, Indexer, Metrics};
 use pactum_relayer::{Authorization, Relayer, Settings, Worker};
-use serde_json::json;
 use tokio::{net::TcpListener, sync::watch};
 
 /// Jobs per throughput run: on automine, and on 2 s blocks (enough to span several blocks, so
@@ -309,25 +308,27 @@ async fn accept_latency(
     let mut stop_workers = workers_during.then(|| start_workers(&relayer, &keys));
 
     let deadline = now(&chain.provider).await? + 3_600;
-    let plan: Vec<Planned> = terms
+    let plan = terms
         .iter()
         .enumerate()
         .map(|(i, t)| {
             let id = pactum_bindings::eip712::agreement_id(t, &relayer.escrow_domain());
-            Planned {
+            Ok(Planned {
                 method: "POST".into(),
                 url: format!("{base}/usage-agreements/{id}/sponsored-actions/initiate-close"),
                 headers: vec![
                     ("authorization".into(), format!("Bearer {api_key}")),
                     ("idempotency-key".into(), format!("bench-{i}")),
                 ],
-                body: Some(
-                    json!({ "party": t.buyer.to_string(), "deadline": deadline, "signature": Bytes::from(vec![0u8; 65]).to_string() })
-                        .to_string(),
-                ),
-            }
+                body: Some(serde_json::to_string(&InitiateCloseBody {
+                    party: t.buyer.to_string(),
+                    deadline,
+                    signature: Bytes::from(vec![0u8; 65]).to_string(),
+                    domain: None,
+                })?),
+            })
         })
-        .collect();
+        .collect::<Result<Vec<Planned>, serde_json::Error>>()?;
     // The same requests twice: first submissions, then their idempotent replays.
     let mut passes = open_loop_process(&plan, RATE, 2).await?.into_iter();
     let (first, replayed) = (
