@@ -183,13 +183,17 @@ pub async fn claim_instructions(
 ) -> Result<Json<DirectCall>, Problem> {
     let (_, record, viewer) = visible(&state, &principal, &raw).await?;
     let terms = terms(&record);
-    let action = match params.action.as_deref() {
-        Some("seller_claim") => SettlementAction::SellerClaim,
-        Some("buyer_withdraw") => SettlementAction::BuyerWithdraw,
-        Some(other) => {
+    let action = match params.action.as_deref().map(str::parse::<SettlementAction>) {
+        Some(Ok(action @ (SettlementAction::SellerClaim | SettlementAction::BuyerWithdraw))) => {
+            action
+        }
+        Some(_) => {
             return Err(bad_request(
                 "invalid_action",
-                format!("action {other:?}: expected seller_claim or buyer_withdraw"),
+                format!(
+                    "action {:?}: expected seller_claim or buyer_withdraw",
+                    params.action.as_deref().unwrap_or_default()
+                ),
             ));
         }
         None if viewer.owns(terms.seller) => SettlementAction::SellerClaim,
