@@ -5,14 +5,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy::{
     primitives::{Address, B256, keccak256},
-    transports::http::reqwest::{Client, Method, StatusCode},
+    transports::http::reqwest::Method,
 };
 use pactum_api::{
     AppState,
     auth::{Claims, JwtConfig, generate_api_key, sign_jwt},
 };
-use pactum_db::{api as principals, chain as store, testing::TestDatabase};
-use serde_json::{Value, json};
+use pactum_client::{
+    Client, IDEMPOTENCY_REPLAYED, RawAnswer,
+    types::{ActivationStatus, EscrowPhase, RevokeRequest},
+};
+use pactum_db::{identity as principals, index as store, testing::TestDatabase};
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
@@ -22,61 +25,11 @@ use crate::{
 
 const SECRET: &[u8] = b"test-secret-of-at-least-32-bytes-long!!";
 
-#[derive(Clone)]
-struct Api {
-    base: String,
-    http: Client,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        headers: &[(&str, &str)],
-        body: Option<Value>,
-    ) -> eyre::Result<(StatusCode, Value, Option<String>, Option<String>)> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        for (k, v) in headers {
-            request = request.header(*k, *v);
-        }
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let replayed = response
-            .headers()
-            .get("idempotency-replayed")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let bytes = response.bytes().await?;
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        Ok((status, value, content_type, replayed))
-    }
-
-    async fn get(&self, path: &str, token: Option<&str>) -> eyre::Result<(StatusCode, Value)> {
-        let (s, v, _, _) = self.call(Method::GET, path, token, &[], None).await?;
-        Ok((s, v))
-    }
-}
-
 struct Fixture {
     chain: Chain,
     db: TestDatabase,
-    api: Api,
+    /// The API without credentials; [`Client::authenticated`] adds them.
+    api: Client,
     _stop: watch::Sender<bool>,
     buyer_key: String,
     seller_key: String,
@@ -84,6 +37,18 @@ struct Fixture {
     buyer_owner_jwt: String,
     other_owner_jwt: String,
     direct_id: B256,
+}
+
+impl Fixture {
+    /// The API as `token`'s holder.
+    fn as_(&self, token: &str) -> Client {
+        self.api.authenticated(token)
+    }
+}
+
+/// `GET path` as received, with `token` if any.
+async fn get_raw(api: &Client, path: &str) -> eyre::Result<RawAnswer> {
+    Ok(api.send_raw(Method::GET, path, &[], None).await?)
 }
 
 fn jwt(owner: &str, exp_offset: i64) -> String {
@@ -181,10 +146,7 @@ async fn fixture() -> eyre::Result<Fixture> {
     Ok(Fixture {
         chain,
         db: test_db,
-        api: Api {
-            base,
-            http: Client::new(),
-        },
+        api: Client::new(&base)?,
         _stop: stop,
         buyer_key,
         seller_key,
@@ -198,45 +160,33 @@ async fn fixture() -> eyre::Result<Fixture> {
 #[tokio::test]
 async fn escrow_status_serves_parties_and_their_owners_from_the_index() -> eyre::Result<()> {
     let f = fixture().await?;
-    let path = format!("/usage-agreements/{}/escrow-status", f.direct_id);
+    let id = f.direct_id;
 
-    let (status, body) = f.api.get(&path, Some(&f.buyer_key)).await?;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["status"], "settled");
-    assert_eq!(body["agreement_id"], f.direct_id.to_string());
-    assert_eq!(body["buyer"], f.chain.buyer.address().to_string());
-    assert_eq!(body["settled_amount"], "40000000");
-    assert_eq!(body["seller_paid_amount"], "40000000");
-    assert_eq!(body["buyer_paid_amount"], "60000000");
-    assert_eq!(body["held_in_escrow"], "0");
-    assert_eq!(body["activation_status"], "confirmed");
-    assert!(body["transitions"]["activation"]["confirmations"].as_u64() > Some(2));
-    assert!(body["transitions"]["settlement"]["tx_hash"].is_string());
-    assert_eq!(
-        body["escrow_address"],
-        f.chain.deployment.escrow.to_string()
-    );
+    let body = f.as_(&f.buyer_key).escrow_status(id).await?;
+    assert_eq!(body.status, EscrowPhase::Settled);
+    assert_eq!(body.agreement_id, id.to_string());
+    assert_eq!(body.buyer, f.chain.buyer.address().to_string());
+    assert_eq!(body.settled_amount, "40000000");
+    assert_eq!(body.seller_paid_amount, "40000000");
+    assert_eq!(body.buyer_paid_amount, "60000000");
+    assert_eq!(body.held_in_escrow, "0");
+    assert_eq!(body.activation_status, ActivationStatus::Confirmed);
+    let activation = body.transitions.activation.as_ref();
+    assert!(activation.is_some_and(|t| t.confirmations > 2), "{body:?}");
+    assert!(body.transitions.settlement.is_some(), "{body:?}");
+    assert_eq!(body.escrow_address, f.chain.deployment.escrow.to_string());
 
-    // The seller (another owner's agent) sees it too; so does the buyer's owner.
-    assert_eq!(
-        f.api.get(&path, Some(&f.seller_key)).await?.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        f.api.get(&path, Some(&f.buyer_owner_jwt)).await?.0,
-        StatusCode::OK
-    );
-    // globex owns the seller agent.
-    assert_eq!(
-        f.api.get(&path, Some(&jwt("globex", 600))).await?.0,
-        StatusCode::OK
-    );
+    // The seller (another owner's agent) sees it too; so does the buyer's owner, and globex,
+    // which owns the seller agent.
+    for token in [&f.seller_key, &f.buyer_owner_jwt, &jwt("globex", 600)] {
+        assert_eq!(f.as_(token).escrow_status(id).await?, body);
+    }
 
     // Someone else's agreement: the same 404 as an unknown one.
-    let (status, body) = f.api.get(&path, Some(&f.stranger_key)).await?;
+    let hidden = f.as_(&f.stranger_key).escrow_status(id).await.unwrap_err();
     assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("agreement_not_found"))
+        (hidden.status(), hidden.code()),
+        (Some(404), Some("agreement_not_found"))
     );
     f.db.drop_database().await?;
     Ok(())
@@ -246,35 +196,30 @@ async fn escrow_status_serves_parties_and_their_owners_from_the_index() -> eyre:
 async fn every_error_is_a_problem_with_a_stable_code() -> eyre::Result<()> {
     let f = fixture().await?;
     let good = format!("/usage-agreements/{}/escrow-status", f.direct_id);
-    let cases: Vec<(String, Option<String>, StatusCode, &str)> = vec![
+    let cases: Vec<(String, Option<String>, u16, &str)> = vec![
         (
             "/usage-agreements/0x1234/escrow-status".into(),
             Some(f.buyer_key.clone()),
-            StatusCode::BAD_REQUEST,
+            400,
             "invalid_agreement_id",
         ),
         (
             "/usage-agreements/agreement_123/escrow-status".into(),
             Some(f.buyer_key.clone()),
-            StatusCode::BAD_REQUEST,
+            400,
             "invalid_agreement_id",
         ),
         (
             format!("/usage-agreements/{}/escrow-status", B256::repeat_byte(7)),
             Some(f.buyer_key.clone()),
-            StatusCode::NOT_FOUND,
+            404,
             "agreement_not_found",
         ),
-        (
-            good.clone(),
-            None,
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-        ),
+        (good.clone(), None, 401, "unauthenticated"),
         (
             good.clone(),
             Some("pk_aaaaaaaaaaaaaaaa_".to_owned() + &"0".repeat(64)),
-            StatusCode::UNAUTHORIZED,
+            401,
             "unauthenticated",
         ),
         (
@@ -283,25 +228,25 @@ async fn every_error_is_a_problem_with_a_stable_code() -> eyre::Result<()> {
                 f.buyer_key
                     .replace(&f.buyer_key[f.buyer_key.len() - 4..], "abcd"),
             ),
-            StatusCode::UNAUTHORIZED,
+            401,
             "unauthenticated",
         ),
         (
             good.clone(),
             Some("pk_garbage".into()),
-            StatusCode::UNAUTHORIZED,
+            401,
             "unauthenticated",
         ),
         (
             good.clone(),
             Some(jwt("acme", -120)),
-            StatusCode::UNAUTHORIZED,
+            401,
             "unauthenticated",
         ),
         (
             good.clone(),
             Some(f.other_owner_jwt.clone()),
-            StatusCode::UNAUTHORIZED,
+            401,
             "unauthenticated",
         ),
         (
@@ -317,31 +262,27 @@ async fn every_error_is_a_problem_with_a_stable_code() -> eyre::Result<()> {
                 },
                 b"another-secret-another-secret-123",
             )),
-            StatusCode::UNAUTHORIZED,
+            401,
             "unauthenticated",
         ),
-        (
-            "/no/such/route".into(),
-            None,
-            StatusCode::NOT_FOUND,
-            "route_not_found",
-        ),
+        ("/no/such/route".into(), None, 404, "route_not_found"),
     ];
     for (path, token, expected, code) in cases {
-        let (status, body, content_type, _) = f
-            .api
-            .call(Method::GET, &path, token.as_deref(), &[], None)
-            .await?;
+        let api = token.as_deref().map_or_else(|| f.api.clone(), |t| f.as_(t));
+        let answer = get_raw(&api, &path).await?;
+        let problem = answer.problem()?;
         assert_eq!(
-            (status, body["code"].as_str()),
-            (expected, Some(code)),
-            "{path} with {token:?}: {body}"
+            (answer.status.as_u16(), problem.code.as_str()),
+            (expected, code),
+            "{path} with {token:?}: {problem}"
         );
-        assert_eq!(content_type.as_deref(), Some("application/problem+json"));
-        assert_eq!(body["status"].as_u64(), Some(u64::from(expected.as_u16())));
-        assert!(
-            body["title"].is_string() && body["detail"].is_string() && body["type"].is_string()
+        assert_eq!(
+            answer.header("content-type"),
+            Some("application/problem+json")
         );
+        assert_eq!(problem.status, expected);
+        assert_eq!(problem.kind, format!("urn:pactum:problem:{code}"));
+        assert!(!problem.title.is_empty() && !problem.detail.is_empty());
     }
 
     // alg "none" is refused whatever the claims.
@@ -350,22 +291,14 @@ async fn every_error_is_a_problem_with_a_stable_code() -> eyre::Result<()> {
         base64_url(br#"{"alg":"none","typ":"JWT"}"#),
         base64_url(format!(r#"{{"sub":"acme","exp":{}}}"#, u64::MAX / 2).as_bytes())
     );
-    assert_eq!(
-        f.api.get(&good, Some(&none)).await?.0,
-        StatusCode::UNAUTHORIZED
-    );
+    let refused = f.as_(&none).escrow_status(f.direct_id).await.unwrap_err();
+    assert_eq!(refused.status(), Some(401), "{refused}");
     // A malformed Authorization header.
-    let (status, _, _, _) = f
+    let answer = f
         .api
-        .call(
-            Method::GET,
-            &good,
-            None,
-            &[("authorization", "Basic abc")],
-            None,
-        )
+        .send_raw(Method::GET, &good, &[("authorization", "Basic abc")], None)
         .await?;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.status.as_u16(), 401);
     f.db.drop_database().await?;
     Ok(())
 }
@@ -382,56 +315,51 @@ async fn revocation_is_idempotent_even_under_concurrent_duplicates() -> eyre::Re
         .map(|(id, s)| (id.to_owned(), s.to_owned(), ()))
         .ok_or_else(|| eyre::eyre!("key format"))?;
     let path = format!("/agents/globex-stranger/api-keys/{key_id}/revoke");
-    let globex = jwt("globex", 600);
-    let body = json!({"reason": "rotated"});
-    let post = |token: String, key: Option<&'static str>, body: Value| {
-        let api = f.api.clone();
-        let path = path.clone();
+    let globex = f.as_(&jwt("globex", 600));
+    let body = RevokeRequest {
+        reason: "rotated".into(),
+    };
+    let revoke = |api: &Client, key: &str, body: &RevokeRequest| {
+        let (api, key, body) = (api.clone(), key.to_owned(), body.clone());
+        let key_id = key_id.clone();
         async move {
-            let headers: Vec<(&str, &str)> = key
-                .map(|k| vec![("idempotency-key", k)])
-                .unwrap_or_default();
-            api.call(Method::POST, &path, Some(&token), &headers, Some(body))
+            api.revoke_api_key("globex-stranger", &key_id, &body, &key)
                 .await
         }
     };
+    // Requests the typed method cannot send: no key, a bad key, a body of another shape.
+    let raw = |headers: &'static [(&'static str, &'static str)], body: &'static str| {
+        globex.send_raw(Method::POST, &path, headers, Some(body.as_bytes().to_vec()))
+    };
+    let refusal = |err: pactum_client::Error| (err.status(), err.code().map(str::to_owned));
 
     // Refusals that change nothing.
-    let (s, b, _, _) = post(globex.clone(), None, body.clone()).await?;
+    let answer = raw(&[], r#"{"reason":"rotated"}"#).await?;
     assert_eq!(
-        (s, b["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("idempotency_key_required"))
+        (answer.status.as_u16(), answer.problem()?.code),
+        (400, "idempotency_key_required".to_owned())
     );
-    let (s, b, _, _) = post(f.stranger_key.clone(), Some("k-agent"), body.clone()).await?;
+    let agent = revoke(&f.as_(&f.stranger_key), "k-agent", &body).await;
     assert_eq!(
-        (s, b["code"].as_str()),
-        (StatusCode::FORBIDDEN, Some("forbidden")),
+        refusal(agent.unwrap_err()),
+        (Some(403), Some("forbidden".into())),
         "agents cannot revoke"
     );
-    let (s, b, _, _) = post(f.buyer_owner_jwt.clone(), Some("k-acme"), body.clone()).await?;
+    let other = revoke(&f.as_(&f.buyer_owner_jwt), "k-acme", &body).await;
     assert_eq!(
-        (s, b["code"].as_str()),
-        (StatusCode::FORBIDDEN, Some("forbidden")),
+        refusal(other.unwrap_err()),
+        (Some(403), Some("forbidden".into())),
         "another owner's agent"
     );
-    let (s, b, _, _) = post(globex.clone(), Some("k-bad-body"), json!({"why": 1})).await?;
+    let answer = raw(&[("idempotency-key", "k-bad-body")], r#"{"why":1}"#).await?;
     assert_eq!(
-        (s, b["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_body"))
+        (answer.status.as_u16(), answer.problem()?.code),
+        (400, "invalid_body".to_owned())
     );
-    let (s, b, _, _) = f
-        .api
-        .call(
-            Method::POST,
-            &path,
-            Some(&globex),
-            &[("idempotency-key", "bad key with spaces")],
-            Some(body.clone()),
-        )
-        .await?;
+    let bad_key = revoke(&globex, "bad key with spaces", &body).await;
     assert_eq!(
-        (s, b["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_idempotency_key"))
+        refusal(bad_key.unwrap_err()),
+        (Some(400), Some("invalid_idempotency_key".into()))
     );
     assert_eq!(
         principals::revocation_count(f.db.db().pool(), &key_id).await?,
@@ -441,20 +369,20 @@ async fn revocation_is_idempotent_even_under_concurrent_duplicates() -> eyre::Re
     // Twenty concurrent duplicates: one effect, twenty identical answers.
     let mut tasks = Vec::new();
     for _ in 0..20 {
-        tasks.push(post(globex.clone(), Some("rotate-1"), body.clone()));
+        tasks.push(revoke(&globex, "rotate-1", &body));
     }
     let answers = futures_join_all(tasks).await;
-    let mut first: Option<Value> = None;
+    let mut first = None;
     let mut replays = 0;
     for answer in answers {
-        let (s, b, _, replayed) = answer?;
-        assert_eq!(s, StatusCode::OK, "{b}");
-        if replayed.as_deref() == Some("true") {
+        let answer = answer?;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        if answer.replayed {
             replays += 1;
         }
         match &first {
-            None => first = Some(b),
-            Some(f0) => assert_eq!(&b, f0, "every duplicate gets the same response"),
+            None => first = Some(answer.body),
+            Some(f0) => assert_eq!(&answer.body, f0, "every duplicate gets the same response"),
         }
     }
     assert_eq!(replays, 19, "one ran, nineteen replayed");
@@ -463,41 +391,48 @@ async fn revocation_is_idempotent_even_under_concurrent_duplicates() -> eyre::Re
         1,
         "one effect"
     );
-    let first = first.unwrap_or_default();
-    assert!(
-        first["revocation_id"]
-            .as_str()
-            .is_some_and(|id| id.starts_with("rev_"))
-    );
+    let first = first.ok_or_else(|| eyre::eyre!("no answer"))?;
+    assert!(first.revocation_id.starts_with("rev_"), "{first:?}");
+    assert_eq!(first.reason, "rotated");
 
     // Same key, other body: refused. New key: the key is already revoked.
-    let (s, b, _, _) = post(globex.clone(), Some("rotate-1"), json!({"reason": "other"})).await?;
+    let other_body = RevokeRequest {
+        reason: "other".into(),
+    };
+    let reused = revoke(&globex, "rotate-1", &other_body).await;
     assert_eq!(
-        (s, b["code"].as_str()),
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some("idempotency_key_reused")
-        )
+        refusal(reused.unwrap_err()),
+        (Some(422), Some("idempotency_key_reused".into()))
     );
-    let (s, b, _, _) = post(globex.clone(), Some("rotate-2"), body.clone()).await?;
+    let again = revoke(&globex, "rotate-2", &body).await;
     assert_eq!(
-        (s, b["code"].as_str()),
-        (StatusCode::CONFLICT, Some("api_key_already_revoked"))
+        refusal(again.unwrap_err()),
+        (Some(409), Some("api_key_already_revoked".into()))
     );
     // A conflict describes the moment, not the request: it is not stored, a retry runs again.
-    let (s, _, _, replayed) = post(globex.clone(), Some("rotate-2"), body.clone()).await?;
-    assert_eq!((s, replayed), (StatusCode::CONFLICT, None));
+    let answer = raw(
+        &[("idempotency-key", "rotate-2")],
+        r#"{"reason":"rotated"}"#,
+    )
+    .await?;
+    assert_eq!(
+        (answer.status.as_u16(), answer.header(IDEMPOTENCY_REPLAYED)),
+        (409, None)
+    );
     // A later retry with the first key still replays the original answer.
-    let (s, b, _, replayed) = post(globex.clone(), Some("rotate-1"), body.clone()).await?;
-    assert_eq!((s, replayed.as_deref()), (StatusCode::OK, Some("true")));
-    assert_eq!(b, first);
+    let replayed = revoke(&globex, "rotate-1", &body).await?;
+    assert_eq!((replayed.status, replayed.replayed), (200, true));
+    assert_eq!(replayed.body, first);
 
     // The revoked key no longer authenticates.
-    let status_path = format!("/usage-agreements/{}/escrow-status", f.direct_id);
-    let (s, b) = f.api.get(&status_path, Some(&f.stranger_key)).await?;
+    let revoked = f.as_(&f.stranger_key).escrow_status(f.direct_id).await;
+    let problem = revoked.unwrap_err();
     assert_eq!(
-        (s, b["detail"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("API key revoked"))
+        (
+            problem.status(),
+            problem.problem().map(|p| p.detail.as_str())
+        ),
+        (Some(401), Some("API key revoked"))
     );
     f.db.drop_database().await?;
     Ok(())
@@ -522,20 +457,11 @@ where
 #[tokio::test]
 async fn operations_endpoints() -> eyre::Result<()> {
     let f = fixture().await?;
-    let (s, b) = f.api.get("/health", None).await?;
-    assert_eq!((s, b["status"].as_str()), (StatusCode::OK, Some("ok")));
-    let (s, b) = f.api.get("/ready", None).await?;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    assert_eq!(b["lag_blocks"].as_u64(), Some(0));
-    f.api
-        .get(
-            &format!("/usage-agreements/{}/escrow-status", f.direct_id),
-            Some(&f.buyer_key),
-        )
-        .await?;
-    let (s, b) = f.api.get("/metrics", None).await?;
-    let text = b.as_str().unwrap_or_default();
-    assert_eq!(s, StatusCode::OK);
+    assert_eq!(f.api.health().await?.status, "ok");
+    let ready = f.api.ready().await?;
+    assert_eq!((ready.status.as_str(), ready.lag_blocks), ("ready", 0));
+    f.as_(&f.buyer_key).escrow_status(f.direct_id).await?;
+    let text = f.api.metrics().await?;
     for needle in [
         "pactum_indexer_indexed_block ",
         "pactum_indexer_lag_blocks 0",
@@ -544,8 +470,7 @@ async fn operations_endpoints() -> eyre::Result<()> {
     ] {
         assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
     }
-    let (s, b) = f.api.get("/openapi.json", None).await?;
-    assert_eq!(s, StatusCode::OK);
+    let b = f.api.openapi().await?;
     assert!(
         b["paths"]["/usage-agreements/{agreement_id}/escrow-status"]["get"].is_object(),
         "{b}"

@@ -110,7 +110,12 @@ async fn direct_lifecycle_settles_and_emits_every_event() -> eyre::Result<()> {
         .ok_or_else(|| eyre::eyre!("no CloseInitiated"))?;
     let close_block = chain
         .provider
-        .get_block_by_number(close.block_number.unwrap_or_default().into())
+        .get_block_by_number(
+            close
+                .block_number
+                .ok_or_else(|| eyre::eyre!("a mined log without a block"))?
+                .into(),
+        )
         .await?
         .ok_or_else(|| eyre::eyre!("close block missing"))?;
     assert_eq!(

@@ -17,7 +17,7 @@ pub use operations::{Health, Ready};
 /// The states and codes the wire types carry, spelled as on the wire.
 pub use pactum_core::{
     ActionKind, ActivationStatus, AgreementStatus, AttemptKind, AttemptOutcome, DeferralReason,
-    EscrowPhase, JobState, RefusalCode, SettlementAction,
+    EscrowPhase, JobFailure, JobState, RefusalCode, RevertKind, SettlementAction,
 };
 pub use problem::Problem;
 pub use settlement::{

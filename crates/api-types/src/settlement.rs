@@ -3,8 +3,8 @@
 
 use alloy::primitives::B256;
 use pactum_core::{
-    ActionKind, AgreementStatus, AttemptKind, AttemptOutcome, JobState, Refusal, RefusalCode,
-    SettlementAction, escrow::calls,
+    ActionKind, AgreementStatus, AttemptKind, AttemptOutcome, JobFailure, JobState, Refusal,
+    RefusalCode, SettlementAction, escrow::calls,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -252,8 +252,9 @@ pub struct AttemptView {
 /// Why a job failed.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct FailureView {
-    /// Stable code (the same codes as the refusals, or `out_of_gas`, `preempted`, `reverted`).
-    pub code: String,
+    /// Stable code: a refusal's code, or how the mined action reverted (`out_of_gas`,
+    /// `preempted`, `reverted`).
+    pub code: JobFailure,
     /// Details.
     pub detail: String,
 }

@@ -52,7 +52,9 @@ impl Principal {
     pub async fn visible_wallets(&self, pool: &sqlx::PgPool) -> Result<Vec<Address>, Problem> {
         match self {
             Self::Agent { wallet, .. } => Ok(vec![*wallet]),
-            Self::Owner { owner_id } => Ok(pactum_db::api::owner_wallets(pool, owner_id).await?),
+            Self::Owner { owner_id } => {
+                Ok(pactum_db::identity::owner_wallets(pool, owner_id).await?)
+            }
         }
     }
 
@@ -217,7 +219,7 @@ async fn resolve(state: &AppState, token: &str) -> Result<Principal, Problem> {
     if token.starts_with("pk_") {
         let (id, secret) =
             parse_api_key(token).ok_or_else(|| Problem::unauthenticated("malformed API key"))?;
-        let key = pactum_db::api::api_key(state.db.pool(), id)
+        let key = pactum_db::identity::api_key(state.db.pool(), id)
             .await?
             .ok_or_else(|| Problem::unauthenticated("unknown API key"))?;
         let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
@@ -240,7 +242,7 @@ async fn resolve(state: &AppState, token: &str) -> Result<Principal, Problem> {
         .ok_or_else(|| Problem::unauthenticated("owner JWTs are not configured on this server"))?;
     let claims =
         verify_jwt(token, jwt, SystemClock.now_secs()).map_err(Problem::unauthenticated)?;
-    if !pactum_db::api::owner_exists(state.db.pool(), &claims.sub).await? {
+    if !pactum_db::identity::owner_exists(state.db.pool(), &claims.sub).await? {
         return Err(Problem::unauthenticated("unknown owner"));
     }
     Ok(Principal::Owner {

@@ -24,7 +24,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use pactum_db::api::{self as store, Claim};
+use pactum_db::idempotency::{self as store, Claim};
 use sha2::{Digest, Sha256};
 
 use crate::{AppState, auth::Principal, problem::Problem};
@@ -132,7 +132,7 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
     }
     let hash: [u8; 32] = hasher.finalize().into();
     let token = crate::auth::random_id(24);
-    let request = store::IdempotencyRequest {
+    let request = store::Request {
         principal: &scope,
         key: &key,
         claim_token: &token,
@@ -158,7 +158,7 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
     );
     let task = tokio::spawn(async move {
         let (scope, key, token, method, path) = owned;
-        let request = store::IdempotencyRequest {
+        let request = store::Request {
             principal: &scope,
             key: &key,
             claim_token: &token,
@@ -182,13 +182,10 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
 }
 
 /// Claims the key, or answers from the existing record: `None` when this request holds the claim.
-async fn claim(
-    state: &AppState,
-    request: store::IdempotencyRequest<'_>,
-) -> Result<Option<Response>, Problem> {
+async fn claim(state: &AppState, request: store::Request<'_>) -> Result<Option<Response>, Problem> {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        match store::claim_idempotency_key(state.db.pool(), request, LEASE).await? {
+        match store::claim(state.db.pool(), request, LEASE).await? {
             Claim::Claimed => return Ok(None),
             Claim::Existing(record) => {
                 if record.request_hash != *request.request_hash {
@@ -202,7 +199,12 @@ async fn claim(
                         ),
                     ));
                 }
-                if let Some((status, content_type, body)) = record.response {
+                if let Some(store::StoredResponse {
+                    status,
+                    content_type,
+                    body,
+                }) = record.response
+                {
                     return Ok(Some(replay(status, &content_type, body)));
                 }
                 if tokio::time::Instant::now() >= deadline {
@@ -230,7 +232,7 @@ fn retryable(status: StatusCode) -> bool {
 /// releases, see [`retryable`]) the result.
 async fn run_claimed(
     state: &AppState,
-    request: store::IdempotencyRequest<'_>,
+    request: store::Request<'_>,
     handler: impl Future<Output = Response>,
 ) -> Result<Response, Problem> {
     let pool = state.db.pool();
@@ -239,7 +241,7 @@ async fn run_claimed(
     let renew = async {
         loop {
             tokio::time::sleep(LEASE / 3).await;
-            match store::renew_idempotency_lease(
+            match store::renew_lease(
                 pool,
                 request.principal,
                 request.key,
@@ -266,20 +268,18 @@ async fn run_claimed(
     };
     let (parts, body) = response.into_parts();
     let Ok(bytes) = to_bytes(body, usize::MAX).await else {
-        store::release_idempotency_key(pool, request.principal, request.key, request.claim_token)
-            .await?;
+        store::release(pool, request.principal, request.key, request.claim_token).await?;
         return Err(Problem::internal());
     };
     if retryable(parts.status) {
-        store::release_idempotency_key(pool, request.principal, request.key, request.claim_token)
-            .await?;
+        store::release(pool, request.principal, request.key, request.claim_token).await?;
     } else {
         let content_type = parts
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/octet-stream");
-        let stored = store::complete_idempotency_key(
+        let stored = store::complete(
             pool,
             request,
             (parts.status.as_u16(), content_type, &bytes),

@@ -235,7 +235,7 @@ pub async fn serve(
         let mut every = tokio::time::interval(Duration::from_secs(600));
         loop {
             every.tick().await;
-            match pactum_db::api::purge_expired_idempotency_keys(db.pool()).await {
+            match pactum_db::idempotency::purge_expired(db.pool()).await {
                 Ok(n) if n > 0 => tracing::info!(purged = n, "expired idempotency records deleted"),
                 Ok(_) => {}
                 Err(err) => tracing::warn!(%err, "sweeping idempotency records failed"),

@@ -134,7 +134,7 @@ pub async fn render(state: &AppState) -> String {
     let mut out = String::new();
     let mut conn = state.db.pool().acquire().await.ok();
     let cursor = match conn.as_mut() {
-        Some(conn) => pactum_db::chain::load_cursor(conn, state.chain_id)
+        Some(conn) => pactum_db::index::load_cursor(conn, state.chain_id)
             .await
             .ok()
             .flatten(),

@@ -5,7 +5,7 @@
 use alloy::primitives::{Address, B256};
 use pactum_api_types::EscrowStatus;
 use pactum_db::{
-    chain::{self, AgreementRecord},
+    index::{self, AgreementRecord},
     relay::{self, ActionKind, Attempt, Job},
 };
 use sqlx::Acquire;
@@ -51,7 +51,7 @@ pub(crate) async fn visible_agreement(
     id: B256,
 ) -> Result<Option<AgreementRecord>, Problem> {
     let mut conn = state.db.acquire().await?;
-    Ok(chain::load_agreements(&mut conn, state.chain_id, &[id])
+    Ok(index::load_agreements(&mut conn, state.chain_id, &[id])
         .await?
         .pop()
         .filter(|a| viewer.sees(a.buyer, a.seller)))
@@ -66,9 +66,9 @@ pub(crate) async fn escrow_address(state: &AppState) -> Result<Address, Problem>
 }
 
 /// Where the indexer stands on this chain (`503` before it started).
-pub(crate) async fn indexed_cursor(state: &AppState) -> Result<chain::Cursor, Problem> {
+pub(crate) async fn indexed_cursor(state: &AppState) -> Result<index::Cursor, Problem> {
     let mut conn = state.db.acquire().await?;
-    chain::load_cursor(&mut conn, state.chain_id)
+    index::load_cursor(&mut conn, state.chain_id)
         .await?
         .ok_or_else(|| Problem::unavailable("the indexer has not started on this chain"))
 }
@@ -84,11 +84,11 @@ pub(crate) async fn escrow_status(
     // One snapshot for the checkpoint and the agreement: a rollback committed in between cannot
     // show a transition above the indexed block.
     let mut tx = conn.begin().await.map_err(pactum_db::Error::from)?;
-    chain::read_only_snapshot(&mut tx).await?;
-    let cursor = chain::load_cursor(&mut tx, state.chain_id)
+    index::read_only_snapshot(&mut tx).await?;
+    let cursor = index::load_cursor(&mut tx, state.chain_id)
         .await?
         .ok_or_else(|| Problem::unavailable("the indexer has not started on this chain"))?;
-    let agreement = chain::load_agreements(&mut tx, state.chain_id, &[id])
+    let agreement = index::load_agreements(&mut tx, state.chain_id, &[id])
         .await?
         .pop();
     // An activation submitted through the relayer: its job, and what it last broadcast.
@@ -145,11 +145,12 @@ pub(crate) async fn revoke_api_key(
     key_id: &str,
     owner_id: &str,
     reason: &str,
-) -> Result<Option<pactum_db::api::Revocation>, Problem> {
+) -> Result<Option<pactum_db::identity::Revocation>, Problem> {
     let mut conn = state.db.acquire().await?;
     let mut tx = conn.begin().await.map_err(pactum_db::Error::from)?;
     let revocation =
-        pactum_db::api::revoke_api_key(&mut tx, revocation_id, key_id, owner_id, reason).await?;
+        pactum_db::identity::revoke_api_key(&mut tx, revocation_id, key_id, owner_id, reason)
+            .await?;
     tx.commit().await.map_err(pactum_db::Error::from)?;
     Ok(revocation)
 }

@@ -8,7 +8,7 @@ use pactum_api_types::{
 use pactum_bindings::Agreement;
 use pactum_core::{ActivationStatus, EscrowPhase};
 use pactum_db::{
-    chain::{AgreementRecord, Cursor, Transition},
+    index::{AgreementRecord, Cursor, Transition},
     relay::{Attempt, Job, JobState},
 };
 
@@ -52,7 +52,7 @@ pub(crate) fn action_options(options: &pactum_relayer::ActionOptions) -> ActionO
 /// A job's failure, if it failed.
 pub(crate) fn failure_view(job: &Job) -> Option<FailureView> {
     job.failure_code.map(|code| FailureView {
-        code: code.as_str().to_owned(),
+        code,
         detail: job.failure_detail.clone().unwrap_or_default(),
     })
 }

@@ -74,7 +74,7 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
     let mut conn = db.pool().acquire().await?;
     match args.command {
         Command::CreateOwner { id, name, email } => {
-            pactum_db::api::create_owner(&mut conn, &id, &name, &email)
+            pactum_db::identity::create_owner(&mut conn, &id, &name, &email)
                 .await
                 .wrap_err("cannot create the owner")?;
             println!("owner {id} created");
@@ -85,14 +85,14 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
             name,
             wallet,
         } => {
-            pactum_db::api::create_agent(&mut conn, &id, &owner, &name, wallet)
+            pactum_db::identity::create_agent(&mut conn, &id, &owner, &name, wallet)
                 .await
                 .wrap_err("cannot create the agent (does the owner exist?)")?;
             println!("agent {id} of {owner} created (wallet {wallet})");
         }
         Command::CreateKey { agent, label } => {
             let (id, key, hash) = generate_api_key();
-            pactum_db::api::create_api_key(&mut conn, &id, &agent, &hash, &label)
+            pactum_db::identity::create_api_key(&mut conn, &id, &agent, &hash, &label)
                 .await
                 .wrap_err("cannot create the key (does the agent exist?)")?;
             eprintln!("API key {id} for agent {agent} (shown once; store it now):");

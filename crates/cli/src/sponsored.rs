@@ -34,15 +34,16 @@ pub(crate) async fn register(
         .wrap_err("cannot open the database")?;
     let pool = db.pool();
     let mut conn = pool.acquire().await?;
-    if !pactum_db::api::owner_exists(pool, owner).await? {
-        pactum_db::api::create_owner(&mut conn, owner, "Demo owner", "demo@pactum.local").await?;
+    if !pactum_db::identity::owner_exists(pool, owner).await? {
+        pactum_db::identity::create_owner(&mut conn, owner, "Demo owner", "demo@pactum.local")
+            .await?;
     }
     let mut keys = Vec::new();
     for (name, wallet) in wallets {
         let id = format!("demo-{name}-{}", &wallet.to_string()[2..10].to_lowercase());
-        pactum_db::api::create_agent(&mut conn, &id, owner, name, wallet).await?;
+        pactum_db::identity::create_agent(&mut conn, &id, owner, name, wallet).await?;
         let (key_id, key, hash) = pactum_api::auth::generate_api_key();
-        pactum_db::api::create_api_key(&mut conn, &key_id, &id, &hash, "demo").await?;
+        pactum_db::identity::create_api_key(&mut conn, &key_id, &id, &hash, "demo").await?;
         keys.push(key);
     }
     let seller = keys.pop().ok_or_else(|| eyre!("no key"))?;

@@ -14,7 +14,7 @@ use alloy::{
     providers::{DynProvider, Provider},
 };
 use pactum_bindings::{Agreement, LocalUSDC};
-use pactum_db::{Db, chain, testing::TestDatabase};
+use pactum_db::{Db, index, testing::TestDatabase};
 use pactum_devnet::{
     Deployment, dev_signer,
     scenario::{self, SettlementPath},
@@ -101,7 +101,7 @@ impl Env {
 
 async fn indexed(db: &Db, chain_id: u64) -> eyre::Result<i64> {
     let mut conn = db.pool().acquire().await?;
-    Ok(chain::load_cursor(&mut conn, chain_id)
+    Ok(index::load_cursor(&mut conn, chain_id)
         .await?
         .map_or(-1, |c| c.block_number))
 }
@@ -233,15 +233,15 @@ async fn sigkill_at_random_moments_loses_and_repeats_nothing() -> eyre::Result<(
         db.pool().acquire().await?,
         fresh.db().pool().acquire().await?,
     );
-    let events = chain::all_events(&mut a, chain_id).await?;
+    let events = index::all_events(&mut a, chain_id).await?;
     assert_eq!(
         events,
-        chain::all_events(&mut b, chain_id).await?,
+        index::all_events(&mut b, chain_id).await?,
         "events: no duplicate, no gap"
     );
     assert_eq!(
-        chain::all_agreements(&mut a, chain_id).await?,
-        chain::all_agreements(&mut b, chain_id).await?,
+        index::all_agreements(&mut a, chain_id).await?,
+        index::all_agreements(&mut b, chain_id).await?,
         "derived rows"
     );
     eprintln!(

@@ -20,7 +20,7 @@ use alloy::{
     sol_types::SolEvent,
 };
 use pactum_bindings::{Agreement, AgreementEscrow, LocalUSDC, eip712::InitiateClose, sign};
-use pactum_core::AgreementStatus;
+use pactum_core::{AgreementStatus, JobState};
 use pactum_db::{relay, testing::TestDatabase};
 use pactum_devnet::{DEV_PRIVATE_KEYS, Deployment, dev_signer, scenario};
 use pactum_relayer::{Authorization, Relayer, Settings, Worker};
@@ -280,7 +280,7 @@ async fn every_authorization_lands_exactly_once_through_crashes() -> eyre::Resul
     let states = relay::jobs_by_state(pool, chain_id).await?;
     assert_eq!(
         states,
-        vec![("confirmed".to_owned(), JOBS as i64)],
+        vec![(JobState::Confirmed, JOBS as u64)],
         "every job confirmed"
     );
     let mined_per_job: Vec<(String, i64)> = sqlx::query_as(

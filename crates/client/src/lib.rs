@@ -40,7 +40,7 @@ pub use pactum_api_types as types;
 use pactum_api_types::{
     ActionOptions, BuyerWithdrawBody, ClaimParams, DirectCall, EscrowStatus, Health,
     InitiateCloseBody, OptionsParams, Problem, Ready, RelayView, RevocationView, RevokeRequest,
-    SellerClaimBody,
+    SellerClaimBody, SettlementAction,
 };
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -133,6 +133,47 @@ pub struct Written<T> {
     pub replayed: bool,
     /// The decoded body.
     pub body: T,
+}
+
+/// A party's signed authorization of any sponsored action: what [`Client::sponsor`] submits,
+/// for callers that hold a signed body without caring which of the three it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignedAction {
+    /// A party's `InitiateClose`.
+    InitiateClose(InitiateCloseBody),
+    /// The seller's `SellerClaim`, with the buyer's voucher.
+    SellerClaim(SellerClaimBody),
+    /// The buyer's `BuyerWithdraw`.
+    BuyerWithdraw(BuyerWithdrawBody),
+}
+
+impl SignedAction {
+    /// The action it authorizes.
+    pub const fn action(&self) -> SettlementAction {
+        match self {
+            Self::InitiateClose(_) => SettlementAction::InitiateClose,
+            Self::SellerClaim(_) => SettlementAction::SellerClaim,
+            Self::BuyerWithdraw(_) => SettlementAction::BuyerWithdraw,
+        }
+    }
+}
+
+impl From<InitiateCloseBody> for SignedAction {
+    fn from(body: InitiateCloseBody) -> Self {
+        Self::InitiateClose(body)
+    }
+}
+
+impl From<SellerClaimBody> for SignedAction {
+    fn from(body: SellerClaimBody) -> Self {
+        Self::SellerClaim(body)
+    }
+}
+
+impl From<BuyerWithdrawBody> for SignedAction {
+    fn from(body: BuyerWithdrawBody) -> Self {
+        Self::BuyerWithdraw(body)
+    }
 }
 
 /// An answer as received, for requests outside the typed methods.
@@ -303,6 +344,26 @@ impl Client {
     ) -> Result<Written<RelayView>> {
         let path = agreement(id, "sponsored-actions/buyer-withdraw");
         self.post(&path, body, idempotency_key).await
+    }
+
+    /// Submits any signed authorization to its sponsored endpoint under `idempotency_key`.
+    pub async fn sponsor(
+        &self,
+        id: B256,
+        signed: &SignedAction,
+        idempotency_key: &str,
+    ) -> Result<Written<RelayView>> {
+        match signed {
+            SignedAction::InitiateClose(body) => {
+                self.sponsor_initiate_close(id, body, idempotency_key).await
+            }
+            SignedAction::SellerClaim(body) => {
+                self.sponsor_seller_claim(id, body, idempotency_key).await
+            }
+            SignedAction::BuyerWithdraw(body) => {
+                self.sponsor_buyer_withdraw(id, body, idempotency_key).await
+            }
+        }
     }
 
     /// `GET /usage-agreements/{id}/sponsored-actions/{relay_id}`.

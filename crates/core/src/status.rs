@@ -229,7 +229,11 @@ named_enum! {
 }
 
 /// Why a relay job failed (or is being cancelled): a refusal, or how its mined action reverted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// On the wire it is the code alone (the two sets of spellings do not overlap).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(untagged)]
 pub enum JobFailure {
     /// Refused at submission, or cancelled because it could no longer succeed.
     Refused(RefusalCode),
@@ -422,6 +426,22 @@ mod tests {
             JobFailure::Reverted(RevertKind::OutOfGas).as_str(),
             "out_of_gas"
         );
+    }
+
+    #[test]
+    fn a_job_failure_is_its_bare_code_on_the_wire() {
+        for kind in RevertKind::ALL {
+            assert!(kind.as_str().parse::<RefusalCode>().is_err(), "{kind}");
+        }
+        for failure in RevertKind::ALL
+            .iter()
+            .map(|k| JobFailure::Reverted(*k))
+            .chain(RefusalCode::ALL.iter().map(|c| JobFailure::Refused(*c)))
+        {
+            let wire = serde_json::to_value(failure).unwrap();
+            assert_eq!(wire, serde_json::json!(failure.as_str()));
+            assert_eq!(serde_json::from_value::<JobFailure>(wire).unwrap(), failure);
+        }
     }
 
     #[test]

@@ -2,15 +2,22 @@
 //! startup), the connection pool, and every query the services run, checked at compile time by
 //! sqlx against the committed `.sqlx/` metadata (regenerate with `script/sqlx-prepare.sh`).
 //!
-//! - [`chain`]: the indexer's checkpoint, recent block hashes, raw events and derived agreement
+//! Modules are named after the data they keep:
+//! - [`index`]: the indexer's checkpoint, recent block hashes, raw events and derived agreement
 //!   state.
-//! - [`api`]: owners, agents, API keys, and the idempotency records of write requests.
+//! - [`identity`]: owners, agents and their API keys and revocations.
+//! - [`idempotency`]: the idempotency records of write requests.
 //! - [`relay`]: the relayer's signer keys and nonces, jobs and signed attempts.
 //! - [`testing`] (feature `testing`): a fresh database per test.
+//!
+//! Each table is read through one row type that converts into the domain's type (`pactum-core`)
+//! at this boundary, so a corrupt value is an [`Error::Corrupt`] naming its table.
 
-pub mod api;
-pub mod chain;
+mod convert;
 mod error;
+pub mod idempotency;
+pub mod identity;
+pub mod index;
 pub mod relay;
 #[cfg(feature = "testing")]
 pub mod testing;

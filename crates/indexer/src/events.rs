@@ -3,7 +3,7 @@
 //! ([`pactum_core::escrow::events`]).
 
 use alloy::{primitives::LogData, rpc::types::Log};
-use pactum_db::chain::EventRecord;
+use pactum_db::index::EventRecord;
 
 pub use pactum_core::escrow::events::{Contracts, DecodeError, PactumEvent};
 

@@ -6,7 +6,7 @@ use alloy::{
 };
 use pactum_db::{
     Db,
-    chain::{self, AgreementRecord, BlockRef, Cursor, EventRecord, Transition},
+    index::{self, AgreementRecord, BlockRef, Cursor, EventRecord, Transition},
 };
 use sqlx::Acquire;
 use tokio::sync::{mpsc, watch};
@@ -169,7 +169,7 @@ impl Indexer {
             node_head: 0,
         };
         let mut conn = db.pool().acquire().await.map_err(pactum_db::Error::from)?;
-        let cursor = chain::init_cursor(&mut conn, &initial).await?;
+        let cursor = index::init_cursor(&mut conn, &initial).await?;
         // Remember the start block's parent, so that a reorg replacing every indexed block (down
         // to the start block) still finds its fork point.
         if cursor.block_number == initial.block_number && config.start_block > 0 {
@@ -177,7 +177,7 @@ impl Indexer {
                 .block(config.start_block - 1)
                 .await?
                 .ok_or_else(|| Error::Node(format!("block {} missing", config.start_block - 1)))?;
-            chain::insert_blocks(&mut conn, config.chain_id, &[base]).await?;
+            index::insert_blocks(&mut conn, config.chain_id, &[base]).await?;
         }
         if config.confirmations == 0 && !config.use_finalized_tag {
             tracing::warn!(
@@ -515,7 +515,7 @@ impl Indexer {
             .acquire()
             .await
             .map_err(pactum_db::Error::from)?;
-        let blocks = chain::recent_blocks(&mut conn, self.config.chain_id, number, 1).await?;
+        let blocks = index::recent_blocks(&mut conn, self.config.chain_id, number, 1).await?;
         Ok(blocks
             .first()
             .filter(|b| b.number == number)
@@ -574,7 +574,7 @@ impl Indexer {
             .map_err(pactum_db::Error::from)?;
         let window = u32::try_from(self.config.reorg_window + 1).unwrap_or(u32::MAX);
         let candidates =
-            chain::recent_blocks(&mut conn, chain_id, indexed.min(head), window).await?;
+            index::recent_blocks(&mut conn, chain_id, indexed.min(head), window).await?;
         let mut fork = None;
         for candidate in candidates.iter().filter(|b| b.number >= lowest) {
             let node = self.source.block(candidate.number).await?;
@@ -593,9 +593,9 @@ impl Indexer {
         };
 
         let mut tx = conn.begin().await.map_err(pactum_db::Error::from)?;
-        let touched = chain::agreements_touched_above(&mut tx, chain_id, fork.number).await?;
-        let deleted = chain::delete_above(&mut tx, chain_id, fork.number).await?;
-        let remaining = chain::events_of(&mut tx, chain_id, &touched).await?;
+        let touched = index::agreements_touched_above(&mut tx, chain_id, fork.number).await?;
+        let deleted = index::delete_above(&mut tx, chain_id, fork.number).await?;
+        let remaining = index::events_of(&mut tx, chain_id, &touched).await?;
         let mut decoded = Vec::with_capacity(remaining.len());
         for record in &remaining {
             decoded.push(self.contracts.decode_record(record)?);
@@ -609,11 +609,11 @@ impl Indexer {
             .copied()
             .filter(|id| !derived.contains_key(id))
             .collect();
-        chain::delete_agreements(&mut tx, chain_id, &gone).await?;
+        index::delete_agreements(&mut tx, chain_id, &gone).await?;
         let rows: Vec<AgreementRecord> = derived.into_values().collect();
-        chain::upsert_agreements(&mut tx, chain_id, &rows).await?;
+        index::upsert_agreements(&mut tx, chain_id, &rows).await?;
         let to = i64::try_from(fork.number).unwrap_or(i64::MAX);
-        chain::move_cursor(
+        index::move_cursor(
             &mut tx,
             chain_id,
             self.cursor.block_number,
@@ -676,7 +676,7 @@ pub async fn write_batch(
     // Losing the last commits in a database *server* crash is harmless here: the checkpoint is in
     // the same transaction, so the indexer simply reads those blocks again. Not waiting for the
     // WAL flush on every batch is therefore safe, and exactly-once is kept.
-    chain::relax_commit_durability(&mut tx).await?;
+    index::relax_commit_durability(&mut tx).await?;
 
     let touched: Vec<B256> = {
         let mut ids: Vec<B256> = batch
@@ -689,7 +689,7 @@ pub async fn write_batch(
         ids
     };
     let mut states: BTreeMap<B256, AgreementRecord> =
-        chain::load_agreements(&mut tx, chain_id, &touched)
+        index::load_agreements(&mut tx, chain_id, &touched)
             .await?
             .into_iter()
             .map(|a| (a.agreement_id, a))
@@ -708,11 +708,11 @@ pub async fn write_batch(
     }
     let changed: Vec<AgreementRecord> = states.into_values().collect();
 
-    chain::insert_events(&mut tx, chain_id, batch.records).await?;
-    chain::upsert_agreements(&mut tx, chain_id, &changed).await?;
-    chain::insert_blocks(&mut tx, chain_id, batch.blocks).await?;
+    index::insert_events(&mut tx, chain_id, batch.records).await?;
+    index::upsert_agreements(&mut tx, chain_id, &changed).await?;
+    index::insert_blocks(&mut tx, chain_id, batch.blocks).await?;
     let to = i64::try_from(batch.last.number).unwrap_or(i64::MAX);
-    chain::move_cursor(
+    index::move_cursor(
         &mut tx,
         chain_id,
         expected,
@@ -721,7 +721,7 @@ pub async fn write_batch(
         batch.head,
     )
     .await?;
-    chain::prune_blocks(
+    index::prune_blocks(
         &mut tx,
         chain_id,
         batch.last.number.saturating_sub(reorg_window),

@@ -11,7 +11,7 @@ use alloy::{
     rpc::types::{Filter, Log},
     transports::{RpcError, TransportErrorKind},
 };
-use pactum_db::chain::BlockRef;
+use pactum_db::index::BlockRef;
 
 use crate::{Error, metrics::Metrics};
 

@@ -2,7 +2,7 @@
 //! derived rows: the check that derived state is the pure function of the canonical events it
 //! claims to be.
 
-use pactum_db::{Db, chain};
+use pactum_db::{Db, index};
 
 use crate::{
     Error,
@@ -24,8 +24,8 @@ pub struct Report {
 /// Recomputes `chain_id`'s agreements from its events and compares.
 pub async fn verify(db: &Db, chain_id: u64, contracts: Contracts) -> Result<Report, Error> {
     let mut conn = db.pool().acquire().await.map_err(pactum_db::Error::from)?;
-    let records = chain::all_events(&mut conn, chain_id).await?;
-    let stored = chain::all_agreements(&mut conn, chain_id).await?;
+    let records = index::all_events(&mut conn, chain_id).await?;
+    let stored = index::all_agreements(&mut conn, chain_id).await?;
     let mut decoded = Vec::with_capacity(records.len());
     for record in &records {
         decoded.push(contracts.decode_record(record)?);
@@ -33,7 +33,7 @@ pub async fn verify(db: &Db, chain_id: u64, contracts: Contracts) -> Result<Repo
     let derived = derive_all(
         decoded
             .iter()
-            .zip(records.iter().map(|r| chain::Transition {
+            .zip(records.iter().map(|r| index::Transition {
                 block: r.block_number,
                 tx: r.tx_hash,
             })),

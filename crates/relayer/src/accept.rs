@@ -138,10 +138,11 @@ impl Relayer {
         let settings = &self.inner.settings;
         let balances = relay::signer_balances(self.inner.db.pool(), settings.chain_id).await?;
         // A reading older than a minute says nothing: its worker is not running.
-        let funded = balances.iter().any(|(address, balance, age)| {
-            self.inner.signers.contains(address)
-                && age.is_some_and(|a| a < 60.0)
-                && balance.is_some_and(|b| b >= settings.policy.min_signer_balance)
+        let funded = balances.iter().any(|s| {
+            self.inner.signers.contains(&s.address)
+                && s.age_seconds.is_some_and(|a| a < 60.0)
+                && s.balance
+                    .is_some_and(|b| b >= settings.policy.min_signer_balance)
         });
         Ok((!funded).then(|| {
             Refusal::new(

@@ -131,14 +131,14 @@ impl Metrics {
     }
 
     /// Appends the metrics in Prometheus text format; `queue` is (state, jobs).
-    pub fn render(&self, out: &mut String, queue: &[(String, i64)]) {
+    pub fn render(&self, out: &mut String, queue: &[(pactum_db::relay::JobState, u64)]) {
         let Ok(s) = self.0.lock() else { return };
         let _ = writeln!(out, "# HELP pactum_relayer_jobs Relay jobs by state.");
         let _ = writeln!(out, "# TYPE pactum_relayer_jobs gauge");
         for state in pactum_db::relay::JobState::ALL {
             let n = queue
                 .iter()
-                .find(|(name, _)| name == state.as_str())
+                .find(|(s, _)| s == state)
                 .map_or(0, |(_, n)| *n);
             let _ = writeln!(
                 out,

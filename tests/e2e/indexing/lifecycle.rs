@@ -5,7 +5,7 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use pactum_bindings::{LocalSanctionsOracle, eip712, sign};
-use pactum_db::{chain as store, testing::TestDatabase};
+use pactum_db::{index as store, testing::TestDatabase};
 use pactum_devnet::scenario::{self, SettlementPath};
 use pactum_indexer::Step;
 

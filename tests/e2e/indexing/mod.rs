@@ -9,7 +9,7 @@ use alloy::{primitives::B256, providers::Provider, rpc::types::Filter};
 use pactum_core::AgreementStatus;
 use pactum_db::{
     Db,
-    chain::{self, AgreementStatus as Derived},
+    index::{self, AgreementStatus as Derived},
     testing::TestDatabase,
 };
 use pactum_indexer::{Config, Indexer, Metrics, events::Contracts, verify};
@@ -50,7 +50,7 @@ pub(crate) fn contracts(chain: &Chain) -> Contracts {
 pub(crate) async fn assert_matches_chain(chain: &Chain, db: &Db) -> eyre::Result<usize> {
     let chain_id = chain.deployment.chain_id;
     let mut conn = db.pool().acquire().await?;
-    let rows = chain::all_agreements(&mut conn, chain_id).await?;
+    let rows = index::all_agreements(&mut conn, chain_id).await?;
     let escrow = chain.escrow();
     for row in &rows {
         let state = escrow.agreementState(row.agreement_id).call().await?;
@@ -92,7 +92,7 @@ pub(crate) async fn assert_matches_chain(chain: &Chain, db: &Db) -> eyre::Result
                 .from_block(chain.deployment.start_block),
         )
         .await?;
-    let stored = chain::all_events(&mut conn, chain_id).await?;
+    let stored = index::all_events(&mut conn, chain_id).await?;
     let node_keys: Vec<(B256, u64)> = node_logs
         .iter()
         .map(|l| {
@@ -128,13 +128,13 @@ pub(crate) async fn assert_equals_fresh_index(chain: &Chain, db: &Db) -> eyre::R
         fresh.db().pool().acquire().await?,
     );
     assert_eq!(
-        chain::all_events(&mut a, chain_id).await?,
-        chain::all_events(&mut b, chain_id).await?,
+        index::all_events(&mut a, chain_id).await?,
+        index::all_events(&mut b, chain_id).await?,
         "events equal a fresh index"
     );
     assert_eq!(
-        chain::all_agreements(&mut a, chain_id).await?,
-        chain::all_agreements(&mut b, chain_id).await?,
+        index::all_agreements(&mut a, chain_id).await?,
+        index::all_agreements(&mut b, chain_id).await?,
         "derived rows equal a fresh index"
     );
     drop((a, b));

@@ -8,7 +8,7 @@ use alloy::{
     providers::Provider,
 };
 use pactum_bindings::{Agreement, eip712, sign};
-use pactum_db::{Db, chain as store, testing::TestDatabase};
+use pactum_db::{Db, index as store, testing::TestDatabase};
 use pactum_devnet::scenario;
 use pactum_indexer::{Error, Step};
 

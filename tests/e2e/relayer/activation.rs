@@ -2,33 +2,19 @@
 //! or EIP-2612 permits with its `Activation` signature) handed to the same pipeline as the
 //! settlement actions, and `escrow-status` following it from `pending` to `confirmed`.
 
-use alloy::{
-    primitives::{B256, U256},
-    providers::Provider,
-    transports::http::reqwest::StatusCode,
-};
+use alloy::{primitives::U256, providers::Provider};
 use pactum_bindings::{
     Agreement,
     eip712::{self, Activation},
     sign,
 };
-use pactum_db::relay::{self, JobState};
+use pactum_client::types::{
+    ActivationStatus, AgreementStatus, EscrowPhase, JobFailure, JobState, RefusalCode,
+};
+use pactum_db::relay;
 use pactum_relayer::{AcceptError, Authorization};
-use serde_json::Value;
 
 use super::Fixture;
-
-/// `GET .../escrow-status` as the buyer.
-async fn escrow_status(f: &Fixture, id: B256) -> eyre::Result<(StatusCode, Value)> {
-    f.request(
-        "GET",
-        &format!("/usage-agreements/{id}/escrow-status"),
-        &f.buyer_key,
-        None,
-        None,
-    )
-    .await
-}
 
 /// The buyer's EIP-3009 package for `terms`, valid for an hour.
 async fn authorization_package(f: &Fixture, terms: &Agreement) -> eyre::Result<Authorization> {
@@ -57,8 +43,8 @@ async fn an_activation_package_goes_through_the_relayer_and_escrow_status_follow
         .agreement(c.buyer.address(), c.seller.address(), "relayed")
         .await?;
     let id = eip712::agreement_id(&terms, &f.domain());
-    let (code, _) = escrow_status(&f, id).await?;
-    assert_eq!(code, StatusCode::NOT_FOUND, "nothing known yet");
+    let unknown = f.buyer_api.escrow_status(id).await.unwrap_err();
+    assert_eq!(unknown.status(), Some(404), "nothing known yet: {unknown}");
 
     let (eth_before, usdc_before) = (
         f.plain.get_balance(c.buyer.address()).await?,
@@ -79,39 +65,30 @@ async fn an_activation_package_goes_through_the_relayer_and_escrow_status_follow
     assert_eq!(again.job.id, relay_id);
 
     // Accepted, nothing sent: the terms are known from the package, nothing is deposited.
-    let (code, body) = escrow_status(&f, id).await?;
-    assert_eq!(code, StatusCode::OK, "{body}");
-    assert_eq!(body["status"], "pending_activation");
-    assert_eq!(body["activation_status"], "pending");
-    assert_eq!(body["activation_relay_id"], relay_id.as_str());
-    assert_eq!(body["activation_tx_hash"], Value::Null);
-    assert_eq!(body["max_amount"], terms.maxAmount.to_string());
-    assert_eq!(body["infra_fee"], terms.infraFee.to_string());
-    assert_eq!(body["seller"], c.seller.address().to_string());
-    assert_eq!(body["deposited"], "0");
-    assert_eq!(body["transitions"]["activation"], Value::Null);
+    let body = f.buyer_api.escrow_status(id).await?;
+    assert_eq!(body.status, EscrowPhase::PendingActivation);
+    assert_eq!(body.activation_status, ActivationStatus::Pending);
+    assert_eq!(body.activation_relay_id.as_ref(), Some(&relay_id));
+    assert_eq!(body.activation_tx_hash, None);
+    assert_eq!(body.max_amount, terms.maxAmount.to_string());
+    assert_eq!(body.infra_fee, terms.infraFee.to_string());
+    assert_eq!(body.seller, c.seller.address().to_string());
+    assert_eq!(body.deposited, "0");
+    assert_eq!(body.transitions.activation, None);
     // The seller sees it too.
-    let (code, seller_view) = f
-        .request(
-            "GET",
-            &format!("/usage-agreements/{id}/escrow-status"),
-            &f.seller_key,
-            None,
-            None,
-        )
-        .await?;
-    assert_eq!(code, StatusCode::OK);
-    assert_eq!(seller_view["activation_relay_id"], relay_id.as_str());
+    let seller_view = f.seller_api.escrow_status(id).await?;
+    assert_eq!(seller_view.activation_relay_id, Some(relay_id.clone()));
 
     // One round signs, stores and broadcasts it (automine mines it at once); the status shows
     // the transaction as soon as it is broadcast.
     f.round().await?;
     let attempts = relay::attempts_of(f.db().pool(), &relay_id).await?;
     assert_eq!(attempts.len(), 1);
-    let (_, body) = escrow_status(&f, id).await?;
-    assert_eq!(body["status"], "pending_activation");
-    assert_eq!(body["activation_status"], "submitted");
-    assert_eq!(body["activation_tx_hash"], attempts[0].tx_hash.to_string());
+    let mined = Some(attempts[0].tx_hash.to_string());
+    let body = f.buyer_api.escrow_status(id).await?;
+    assert_eq!(body.status, EscrowPhase::PendingActivation);
+    assert_eq!(body.activation_status, ActivationStatus::Submitted);
+    assert_eq!(body.activation_tx_hash, mined);
 
     // The next round sees the receipt; until the indexer has the block it stays `submitted`.
     f.round().await?;
@@ -119,20 +96,21 @@ async fn an_activation_package_goes_through_the_relayer_and_escrow_status_follow
     let job = job.ok_or_else(|| eyre::eyre!("job gone"))?;
     assert_eq!(job.state, JobState::Confirmed);
     assert_eq!(job.tx_hash, Some(attempts[0].tx_hash));
-    let (_, body) = escrow_status(&f, id).await?;
-    assert_eq!(body["activation_status"], "submitted");
+    let body = f.buyer_api.escrow_status(id).await?;
+    assert_eq!(body.activation_status, ActivationStatus::Submitted);
 
     // Indexed (this indexer counts every block final): active and confirmed.
     f.index().await?;
-    let (_, body) = escrow_status(&f, id).await?;
-    assert_eq!(body["status"], "active");
-    assert_eq!(body["activation_status"], "confirmed");
-    assert_eq!(body["activation_tx_hash"], attempts[0].tx_hash.to_string());
-    assert_eq!(body["activation_relay_id"], relay_id.as_str());
-    assert_eq!(body["deposited"], terms.maxAmount.to_string());
+    let body = f.buyer_api.escrow_status(id).await?;
+    assert_eq!(body.status, EscrowPhase::Active);
+    assert_eq!(body.activation_status, ActivationStatus::Confirmed);
+    assert_eq!(body.activation_tx_hash, mined);
+    assert_eq!(body.activation_relay_id, Some(relay_id));
+    assert_eq!(body.deposited, terms.maxAmount.to_string());
     assert_eq!(
-        body["transitions"]["activation"]["tx_hash"],
-        attempts[0].tx_hash.to_string()
+        body.transitions.activation.map(|t| t.tx_hash),
+        mined,
+        "the transition names the mined transaction"
     );
 
     // The buyer paid the deposit and the fee, and no gas.
@@ -190,11 +168,11 @@ async fn a_permit_activation_goes_through_the_relayer() -> eyre::Result<()> {
         .accept(&terms, package(signature), "agent:buyer")
         .await?;
     let relay_id = accepted.job.id;
-    f.wait_for(id, &relay_id, "confirmed").await?;
+    f.wait_for(id, &relay_id, JobState::Confirmed).await?;
     let state = c.escrow().agreementState(id).call().await?;
     assert_eq!(
-        pactum_core::AgreementStatus::try_from(state.status)?,
-        pactum_core::AgreementStatus::Active
+        AgreementStatus::try_from(state.status)?,
+        AgreementStatus::Active
     );
     assert_eq!(f.relayer_nonce().await?, nonce_before + 1);
     Ok(())
@@ -225,16 +203,16 @@ async fn an_activation_that_became_impossible_fails_visibly_and_may_be_retried()
     f.round().await?;
     assert_eq!(f.relayer_nonce().await?, nonce_before, "nothing was sent");
     assert_eq!(f.attempts().await?, 0);
-    let (code, body) = escrow_status(&f, id).await?;
-    assert_eq!(code, StatusCode::OK);
-    assert_eq!(body["status"], "pending_activation");
-    assert_eq!(body["activation_status"], "failed");
-    assert_eq!(body["activation_tx_hash"], Value::Null);
-    assert_eq!(body["activation_relay_id"], first.job.id.as_str());
-    let reason = body["activation_error"]["code"]
-        .as_str()
-        .unwrap_or_default();
-    assert_eq!(reason, "simulation_failed", "{body}");
+    let body = f.buyer_api.escrow_status(id).await?;
+    assert_eq!(body.status, EscrowPhase::PendingActivation);
+    assert_eq!(body.activation_status, ActivationStatus::Failed);
+    assert_eq!(body.activation_tx_hash, None);
+    assert_eq!(body.activation_relay_id.as_ref(), Some(&first.job.id));
+    assert_eq!(
+        body.activation_error.as_ref().map(|e| e.code),
+        Some(JobFailure::Refused(RefusalCode::SimulationFailed)),
+        "{body:?}"
+    );
 
     pactum_devnet::confirm(token.unBlocklist(buyer).from(c.deployer.address())).await?;
     let second = f
@@ -249,10 +227,10 @@ async fn an_activation_that_became_impossible_fails_visibly_and_may_be_retried()
     f.round().await?;
     f.round().await?;
     f.index().await?;
-    let (_, body) = escrow_status(&f, id).await?;
-    assert_eq!(body["status"], "active");
-    assert_eq!(body["activation_status"], "confirmed");
-    assert_eq!(body["activation_relay_id"], second.job.id.as_str());
-    assert_eq!(body["activation_error"], Value::Null);
+    let body = f.buyer_api.escrow_status(id).await?;
+    assert_eq!(body.status, EscrowPhase::Active);
+    assert_eq!(body.activation_status, ActivationStatus::Confirmed);
+    assert_eq!(body.activation_relay_id, Some(second.job.id));
+    assert_eq!(body.activation_error, None);
     Ok(())
 }

@@ -5,12 +5,14 @@ use alloy::{
     primitives::{Address, Bytes, U256},
     providers::Provider,
     rpc::types::TransactionRequest,
-    transports::http::reqwest::StatusCode,
 };
 use pactum_bindings::eip712::{BuyerWithdraw, InitiateClose, SellerClaim};
-use pactum_core::AgreementStatus;
+use pactum_client::types::{
+    AgreementStatus, ClaimParams, DirectCall, JobState, OptionsParams, RefusalCode,
+    SettlementAction,
+};
 
-use super::{AMOUNT, Fixture, Sign, digest};
+use super::{AMOUNT, Fixture, digest};
 use crate::chain::USDC;
 
 #[tokio::test]
@@ -18,7 +20,7 @@ async fn a_settlement_runs_end_to_end_through_the_sponsored_endpoints() -> eyre:
     let mut f = Fixture::new(|_| {}).await?;
     f.start_worker().await?;
     let (_, id) = f.active_agreement("sponsored").await?;
-    let sign = Sign { f: &f, id };
+    let sign = f.sign(id);
     let (buyer, seller) = (f.chain.buyer.address(), f.chain.seller.address());
     let eth_before = (
         f.plain.get_balance(buyer).await?,
@@ -29,20 +31,31 @@ async fn a_settlement_runs_end_to_end_through_the_sponsored_endpoints() -> eyre:
         f.chain.balance(seller).await?,
     );
     let deadline = f.now().await? + 3_600;
+    let options = |action, amount: Option<u64>, deadline: Option<u64>| OptionsParams {
+        amount: amount.map(|a| a.to_string()),
+        deadline,
+        ..OptionsParams::of(action)
+    };
 
     // The options name the paths and give the exact typed data to sign.
-    let options = format!(
-        "/usage-agreements/{id}/settlement-action-options?action=initiate_close&deadline={deadline}"
-    );
-    let (code, body) = f.request("GET", &options, &f.buyer_key, None, None).await?;
-    assert_eq!(code, StatusCode::OK, "{body}");
-    assert_eq!(body["possible_now"], true);
-    assert_eq!(body["direct"]["open"], true);
-    assert_eq!(body["sponsored"]["open"], true, "{body}");
-    assert_eq!(body["signer"], buyer.to_string());
-    assert_eq!(body["typed_data"]["primaryType"], "InitiateClose");
+    let close_options = f
+        .buyer_api
+        .settlement_action_options(
+            id,
+            &options(SettlementAction::InitiateClose, None, Some(deadline)),
+        )
+        .await?;
+    assert!(close_options.possible_now);
+    assert!(close_options.direct.open);
+    assert!(close_options.sponsored.open, "{close_options:?}");
+    assert_eq!(close_options.signer, buyer.to_string());
+    let typed_data = close_options
+        .typed_data
+        .clone()
+        .ok_or_else(|| eyre::eyre!("no typed data: {close_options:?}"))?;
+    assert_eq!(typed_data["primaryType"], "InitiateClose");
     assert_eq!(
-        body["typed_data"]["domain"]["verifyingContract"],
+        typed_data["domain"]["verifyingContract"],
         f.chain.deployment.escrow.to_string()
     );
     let expected = digest(
@@ -53,26 +66,29 @@ async fn a_settlement_runs_end_to_end_through_the_sponsored_endpoints() -> eyre:
             deadline: U256::from(deadline),
         },
     );
-    assert_eq!(body["digest"], expected.to_string());
+    assert_eq!(close_options.digest(), Some(expected));
 
-    // Close, signed by the buyer, submitted and paid for by the relayer.
-    let close = sign.initiate_close(&f.chain.buyer, deadline).await?;
-    let path = format!("/usage-agreements/{id}/sponsored-actions/initiate-close");
-    let (code, accepted) = f
-        .request(
-            "POST",
-            &path,
-            &f.buyer_key,
-            Some("close-1"),
-            Some(close.clone()),
-        )
+    // Close, signed by the buyer (checked against the handed-out digest), submitted and paid for
+    // by the relayer.
+    let close = sign
+        .by(&f.chain.buyer)
+        .initiate_close(&close_options)
         .await?;
-    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
-    let relay_id = accepted["relay_id"].as_str().unwrap_or_default().to_owned();
+    let accepted = f
+        .buyer_api
+        .sponsor_initiate_close(id, &close, "close-1")
+        .await?;
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    assert!(!accepted.replayed);
+    let relay_id = accepted.body.relay_id;
     assert!(relay_id.starts_with("rel_"));
-    let done = f.wait_for(id, &relay_id, "confirmed").await?;
-    assert_eq!(done["attempts"].as_array().map(Vec::len), Some(1));
-    let tx_hash = done["tx_hash"].as_str().unwrap_or_default().parse()?;
+    let done = f.wait_for(id, &relay_id, JobState::Confirmed).await?;
+    assert_eq!(done.attempts.len(), 1);
+    let tx_hash = done
+        .tx_hash
+        .as_deref()
+        .ok_or_else(|| eyre::eyre!("confirmed without a hash: {done:?}"))?
+        .parse()?;
     let tx = f.plain.get_transaction_by_hash(tx_hash).await?;
     assert_eq!(
         tx.map(|t| t.inner.signer()),
@@ -87,52 +103,41 @@ async fn a_settlement_runs_end_to_end_through_the_sponsored_endpoints() -> eyre:
 
     // The same request again (same key) replays; the same authorization under another key is the
     // same job.
-    let (code, again) = f
-        .request(
-            "POST",
-            &path,
-            &f.buyer_key,
-            Some("close-1"),
-            Some(close.clone()),
-        )
+    let again = f
+        .buyer_api
+        .sponsor_initiate_close(id, &close, "close-1")
         .await?;
-    assert_eq!(code, StatusCode::ACCEPTED);
-    assert_eq!(again["relay_id"], relay_id.as_str());
-    let (code, again) = f
-        .request("POST", &path, &f.seller_key, Some("close-2"), Some(close))
+    assert_eq!(again.status, 202);
+    assert!(again.replayed);
+    assert_eq!(again.body.relay_id, relay_id);
+    let again = f
+        .seller_api
+        .sponsor_initiate_close(id, &close, "close-2")
         .await?;
-    assert_eq!(code, StatusCode::ACCEPTED, "{again}");
-    assert_eq!(again["relay_id"], relay_id.as_str());
-    assert_eq!(again["status"], "confirmed");
+    assert_eq!(again.status, 202, "{again:?}");
+    assert!(!again.replayed);
+    assert_eq!(again.body.relay_id, relay_id);
+    assert_eq!(again.body.status, JobState::Confirmed);
 
     // While the window is open the buyer cannot withdraw; the options say until when.
-    let (_, body) = f
-        .request(
-            "GET",
-            &format!("/usage-agreements/{id}/settlement-action-options?action=buyer_withdraw"),
-            &f.buyer_key,
-            None,
-            None,
-        )
+    let body = f
+        .buyer_api
+        .settlement_action_options(id, &OptionsParams::of(SettlementAction::BuyerWithdraw))
         .await?;
-    assert_eq!(body["possible_now"], false);
-    assert_eq!(body["reason"], "close_window_open");
-    assert_eq!(body["earliest_at"], u64::try_from(state.closeDeadline)?);
-    assert_eq!(body["sponsored"]["open"], false);
+    assert!(!body.possible_now);
+    assert_eq!(body.reason, Some(RefusalCode::CloseWindowOpen));
+    assert_eq!(body.earliest_at, Some(u64::try_from(state.closeDeadline)?));
+    assert!(!body.sponsored.open);
 
     // The seller claims through the relayer.
-    let (_, body) = f
-        .request(
-            "GET",
-            &format!(
-                "/usage-agreements/{id}/settlement-action-options?action=seller_claim&amount={AMOUNT}&deadline={deadline}"
-            ),
-            &f.seller_key,
-            None,
-            None,
+    let claim_options = f
+        .seller_api
+        .settlement_action_options(
+            id,
+            &options(SettlementAction::SellerClaim, Some(AMOUNT), Some(deadline)),
         )
         .await?;
-    assert_eq!(body["possible_now"], true, "{body}");
+    assert!(claim_options.possible_now, "{claim_options:?}");
     let claim_digest = digest(
         &f,
         &SellerClaim {
@@ -142,32 +147,29 @@ async fn a_settlement_runs_end_to_end_through_the_sponsored_endpoints() -> eyre:
             deadline: U256::from(deadline),
         },
     );
-    assert_eq!(body["digest"], claim_digest.to_string());
-    let claim = sign.seller_claim(AMOUNT, seller, deadline).await?;
-    let (code, accepted) = f
-        .request(
-            "POST",
-            &format!("/usage-agreements/{id}/sponsored-actions/seller-claim"),
-            &f.seller_key,
-            Some("claim-1"),
-            Some(claim),
-        )
+    assert_eq!(claim_options.digest(), Some(claim_digest));
+    let voucher = sign.voucher(AMOUNT).await?;
+    let claim = sign
+        .by(&f.chain.seller)
+        .seller_claim(&claim_options, U256::from(AMOUNT), &voucher, seller)
         .await?;
-    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
-    let claim_id = accepted["relay_id"].as_str().unwrap_or_default().to_owned();
-    f.wait_for(id, &claim_id, "confirmed").await?;
+    let accepted = f
+        .seller_api
+        .sponsor_seller_claim(id, &claim, "claim-1")
+        .await?;
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    f.wait_for(id, &accepted.body.relay_id, JobState::Confirmed)
+        .await?;
 
     // Then the buyer withdraws the rest, signing for `BuyerWithdraw`.
-    let (_, body) = f
-        .request(
-            "GET",
-            &format!("/usage-agreements/{id}/settlement-action-options?action=buyer_withdraw&deadline={deadline}"),
-            &f.buyer_key,
-            None,
-            None,
+    let withdraw_options = f
+        .buyer_api
+        .settlement_action_options(
+            id,
+            &options(SettlementAction::BuyerWithdraw, None, Some(deadline)),
         )
         .await?;
-    assert_eq!(body["possible_now"], true, "{body}");
+    assert!(withdraw_options.possible_now, "{withdraw_options:?}");
     let withdraw_digest = digest(
         &f,
         &BuyerWithdraw {
@@ -176,21 +178,20 @@ async fn a_settlement_runs_end_to_end_through_the_sponsored_endpoints() -> eyre:
             deadline: U256::from(deadline),
         },
     );
-    assert_eq!(body["digest"], withdraw_digest.to_string());
-    let withdraw = sign.buyer_withdraw(buyer, deadline).await?;
-    let (code, accepted) = f
-        .request(
-            "POST",
-            &format!("/usage-agreements/{id}/sponsored-actions/buyer-withdraw"),
-            &f.buyer_key,
-            Some("withdraw-1"),
-            Some(withdraw),
-        )
+    assert_eq!(withdraw_options.digest(), Some(withdraw_digest));
+    let withdraw = sign
+        .by(&f.chain.buyer)
+        .buyer_withdraw(&withdraw_options, buyer)
         .await?;
-    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
-    let withdraw_id = accepted["relay_id"].as_str().unwrap_or_default().to_owned();
-    let done = f.wait_for(id, &withdraw_id, "confirmed").await?;
-    assert!(done["gas_used"].as_u64() > Some(21_000));
+    let accepted = f
+        .buyer_api
+        .sponsor_buyer_withdraw(id, &withdraw, "withdraw-1")
+        .await?;
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    let done = f
+        .wait_for(id, &accepted.body.relay_id, JobState::Confirmed)
+        .await?;
+    assert!(done.gas_used > Some(21_000));
 
     let state = f.chain.escrow().agreementState(id).call().await?;
     assert_eq!(
@@ -219,14 +220,13 @@ async fn a_settlement_runs_end_to_end_through_the_sponsored_endpoints() -> eyre:
 async fn the_direct_path_calldata_is_what_the_parties_send_themselves() -> eyre::Result<()> {
     let f = Fixture::new(|_| {}).await?;
     let (_, id) = f.active_agreement("direct").await?;
-    let sign = Sign { f: &f, id };
     let (buyer, seller) = (f.chain.buyer.address(), f.chain.seller.address());
 
-    let send = |from: Address, call: serde_json::Value| {
+    let send = |from: Address, call: DirectCall| {
         let provider = f.chain.provider.clone();
         async move {
-            let to: Address = call["to"].as_str().unwrap_or_default().parse()?;
-            let data: Bytes = call["data"].as_str().unwrap_or_default().parse()?;
+            let to: Address = call.to.parse()?;
+            let data: Bytes = call.data.parse()?;
             let request = TransactionRequest::default()
                 .from(from)
                 .to(to)
@@ -241,47 +241,60 @@ async fn the_direct_path_calldata_is_what_the_parties_send_themselves() -> eyre:
         }
     };
 
-    let (code, call) = f
-        .request(
-            "GET",
-            &format!("/usage-agreements/{id}/initiate-close-calldata"),
-            &f.seller_key,
-            None,
-            None,
-        )
-        .await?;
-    assert_eq!(code, StatusCode::OK, "{call}");
-    assert_eq!(call["to"], f.chain.deployment.escrow.to_string());
-    assert_eq!(call["chain_id"], f.chain.deployment.chain_id);
+    let call = f.seller_api.initiate_close_calldata(id).await?;
+    assert_eq!(call.to, f.chain.deployment.escrow.to_string());
+    assert_eq!(call.chain_id, f.chain.deployment.chain_id);
     send(seller, call).await?;
 
-    // The seller's claim needs the voucher; without one the endpoint says what is missing.
-    let claim_path = format!("/usage-agreements/{id}/claim-instructions");
-    let (code, problem) = f
-        .request("GET", &claim_path, &f.seller_key, None, None)
-        .await?;
-    assert_eq!(code, StatusCode::BAD_REQUEST);
-    assert_eq!(problem["code"], "missing_parameter");
-    let voucher = sign.voucher(AMOUNT).await?;
-    let (code, call) = f
-        .request(
-            "GET",
-            &format!("{claim_path}?amount={AMOUNT}&voucher_signature={voucher}"),
-            &f.seller_key,
-            None,
-            None,
+    // Only the two claims have instructions; the seller's needs the voucher, and without one the
+    // endpoint says what is missing.
+    let wrong = f
+        .seller_api
+        .claim_instructions(
+            id,
+            &ClaimParams {
+                action: Some("initiate_close".into()),
+                ..ClaimParams::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (wrong.status(), wrong.code()),
+        (Some(400), Some("invalid_action")),
+        "{wrong}"
+    );
+    let missing = f
+        .seller_api
+        .claim_instructions(id, &ClaimParams::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (missing.status(), missing.code()),
+        (Some(400), Some("missing_parameter")),
+        "{missing}"
+    );
+    let voucher = f.sign(id).voucher(AMOUNT).await?;
+    let call = f
+        .seller_api
+        .claim_instructions(
+            id,
+            &ClaimParams {
+                amount: Some(AMOUNT.to_string()),
+                voucher_signature: Some(voucher.to_string()),
+                ..ClaimParams::default()
+            },
         )
         .await?;
-    assert_eq!(code, StatusCode::OK, "{call}");
-    assert_eq!(call["from"][0], seller.to_string());
+    assert_eq!(call.from.first(), Some(&seller.to_string()));
     send(seller, call).await?;
 
     // The buyer's instructions default to its withdrawal.
-    let (code, call) = f
-        .request("GET", &claim_path, &f.buyer_key, None, None)
+    let call = f
+        .buyer_api
+        .claim_instructions(id, &ClaimParams::default())
         .await?;
-    assert_eq!(code, StatusCode::OK, "{call}");
-    assert_eq!(call["function"], "buyerWithdraw(Agreement,address)");
+    assert_eq!(call.function, "buyerWithdraw(Agreement,address)");
     send(buyer, call).await?;
 
     let state = f.chain.escrow().agreementState(id).call().await?;

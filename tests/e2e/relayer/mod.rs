@@ -16,19 +16,17 @@ use alloy::{
     rpc::types::TransactionRequest,
     signers::local::PrivateKeySigner,
     sol_types::SolStruct,
-    transports::http::reqwest::{Client, StatusCode},
 };
 use pactum_api::{AppState, auth::generate_api_key};
-use pactum_bindings::{
-    Agreement,
-    eip712::{self, BuyerWithdraw, InitiateClose, SellerClaim, Voucher},
-    sign,
+use pactum_bindings::{Agreement, eip712};
+use pactum_client::{
+    Authorizer, Client,
+    types::{BuyerWithdrawBody, InitiateCloseBody, JobState, RelayView, SellerClaimBody},
 };
-use pactum_client::Authorizer;
-use pactum_db::{Db, api as principals, relay, testing::TestDatabase};
+use pactum_db::{Db, identity as principals, relay, testing::TestDatabase};
 use pactum_devnet::{dev_signer, scenario};
 use pactum_relayer::{Relayer, Settings, Worker};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 use crate::{
@@ -42,10 +40,10 @@ pub(crate) struct Fixture {
     pub(crate) db: TestDatabase,
     pub(crate) relayer: Relayer,
     pub(crate) key: PrivateKeySigner,
-    pub(crate) base: String,
-    pub(crate) http: Client,
-    pub(crate) buyer_key: String,
-    pub(crate) seller_key: String,
+    /// The API as the buyer's agent.
+    pub(crate) buyer_api: Client,
+    /// The API as the seller's agent.
+    pub(crate) seller_api: Client,
     pub(crate) stop: watch::Sender<bool>,
     worker: Option<JoinHandle<()>>,
     /// A provider without a wallet, on the same node.
@@ -102,17 +100,15 @@ impl Fixture {
         let base = format!("http://{}", listener.local_addr()?);
         let (stop, rx) = watch::channel(false);
         tokio::spawn(pactum_api::serve(listener, state, rx));
-        let seller_key = keys.pop().unwrap_or_default();
-        let buyer_key = keys.pop().unwrap_or_default();
+        let api = Client::new(&base)?;
+        let (buyer_api, seller_api) = (api.authenticated(&keys[0]), api.authenticated(&keys[1]));
         Ok(Self {
             chain,
             db: test_db,
             relayer,
             key,
-            base,
-            http: Client::new(),
-            buyer_key,
-            seller_key,
+            buyer_api,
+            seller_api,
             stop,
             worker: None,
             plain,
@@ -208,54 +204,6 @@ impl Fixture {
         Ok(self.plain.get_transaction_count(self.key.address()).await?)
     }
 
-    pub(crate) async fn request(
-        &self,
-        method: &str,
-        path: &str,
-        token: &str,
-        idempotency_key: Option<&str>,
-        body: Option<Value>,
-    ) -> eyre::Result<(StatusCode, Value)> {
-        let method = method.parse()?;
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .header("authorization", format!("Bearer {token}"));
-        if let Some(key) = idempotency_key {
-            request = request.header("idempotency-key", key);
-        }
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        let bytes = response.bytes().await?;
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        Ok((status, value))
-    }
-
-    /// `POST /usage-agreements/{id}/sponsored-actions/{action}` with `body` under `key`.
-    pub(crate) async fn post_action(
-        &self,
-        id: B256,
-        action: &str,
-        token: &str,
-        key: &str,
-        body: Value,
-    ) -> eyre::Result<(StatusCode, Value)> {
-        let path = format!("/usage-agreements/{id}/sponsored-actions/{action}");
-        self.request("POST", &path, token, Some(key), Some(body))
-            .await
-    }
-
-    /// The API as `token`'s holder, through the typed client.
-    pub(crate) fn client(&self, token: &str) -> eyre::Result<pactum_client::Client> {
-        Ok(pactum_client::Client::new(&self.base)?.authenticated(token))
-    }
-
     /// The buyer's sponsored close of `id` with `deadline`, posted under `key`; asserts it is
     /// accepted and returns the relay id.
     pub(crate) async fn buyer_close(
@@ -264,41 +212,34 @@ impl Fixture {
         deadline: u64,
         key: &str,
     ) -> eyre::Result<String> {
-        let d = &self.chain.deployment;
-        let body = Authorizer::new(&self.chain.buyer, d.chain_id, d.escrow, id)
-            .initiate_close_at(deadline)
+        let body = self
+            .sign(id)
+            .initiate_close(&self.chain.buyer, deadline)
             .await?;
         let accepted = self
-            .client(&self.buyer_key)?
+            .buyer_api
             .sponsor_initiate_close(id, &body, key)
             .await?;
         eyre::ensure!(accepted.status == 202, "{accepted:?}");
         Ok(accepted.body.relay_id)
     }
 
-    /// Polls a relay until it reaches `status` (or fails the test after 30 s).
+    /// Polls a relay until it reaches `state` (or fails the test after 30 s).
     pub(crate) async fn wait_for(
         &self,
         id: B256,
         relay_id: &str,
-        status: &str,
-    ) -> eyre::Result<Value> {
-        let path = format!("/usage-agreements/{id}/sponsored-actions/{relay_id}");
-        let started = Instant::now();
-        loop {
-            let (code, body) = self
-                .request("GET", &path, &self.buyer_key, None, None)
-                .await?;
-            eyre::ensure!(code == StatusCode::OK, "status {code}: {body}");
-            if body["status"] == status {
-                return Ok(body);
-            }
-            eyre::ensure!(
-                started.elapsed() < Duration::from_secs(30),
-                "relay {relay_id} stuck: {body}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        state: JobState,
+    ) -> eyre::Result<RelayView> {
+        Ok(self
+            .buyer_api
+            .wait_sponsored_action(id, relay_id, Duration::from_secs(30), |r| r.status == state)
+            .await?)
+    }
+
+    /// Signs authorizations for agreement `id`.
+    pub(crate) fn sign(&self, id: B256) -> Sign<'_> {
+        Sign { f: self, id }
     }
 
     /// A job by relay id.
@@ -364,74 +305,59 @@ impl Drop for Fixture {
     }
 }
 
-/// Signed request bodies.
+/// Signed request bodies for one agreement, through the client's [`Authorizer`] (the
+/// unchecked `*_at` forms: the tests choose deadlines the API may refuse).
 pub(crate) struct Sign<'a> {
-    pub(crate) f: &'a Fixture,
-    pub(crate) id: B256,
+    f: &'a Fixture,
+    id: B256,
 }
 
 impl Sign<'_> {
+    /// `signer`'s authorizations for its own address.
+    pub(crate) fn by<'s>(&self, signer: &'s PrivateKeySigner) -> Authorizer<'s, PrivateKeySigner> {
+        let d = &self.f.chain.deployment;
+        Authorizer::new(signer, d.chain_id, d.escrow, self.id)
+    }
+
     pub(crate) async fn initiate_close(
         &self,
         party: &PrivateKeySigner,
         deadline: u64,
-    ) -> eyre::Result<Value> {
-        let message = InitiateClose {
-            agreementId: self.id,
-            party: party.address(),
-            deadline: U256::from(deadline),
-        };
-        let signature = sign::sign_typed(party, &message, &self.f.domain()).await?;
-        Ok(
-            json!({ "party": party.address().to_string(), "deadline": deadline, "signature": signature.to_string() }),
-        )
+    ) -> eyre::Result<InitiateCloseBody> {
+        Ok(self.by(party).initiate_close_at(deadline).await?)
     }
 
+    /// The buyer's voucher for a cumulative `amount`.
     pub(crate) async fn voucher(&self, amount: u64) -> eyre::Result<Bytes> {
-        let message = Voucher {
-            agreementId: self.id,
-            cumulativeAmount: U256::from(amount),
-        };
-        Ok(sign::sign_typed(&self.f.chain.buyer, &message, &self.f.domain()).await?)
+        Ok(self
+            .by(&self.f.chain.buyer)
+            .voucher(U256::from(amount))
+            .await?)
     }
 
+    /// The seller's claim of `amount`, with the buyer's voucher for it.
     pub(crate) async fn seller_claim(
         &self,
         amount: u64,
         recipient: Address,
         deadline: u64,
-    ) -> eyre::Result<Value> {
+    ) -> eyre::Result<SellerClaimBody> {
         let voucher = self.voucher(amount).await?;
-        let message = SellerClaim {
-            agreementId: self.id,
-            amount: U256::from(amount),
-            recipient,
-            deadline: U256::from(deadline),
-        };
-        let signature = sign::sign_typed(&self.f.chain.seller, &message, &self.f.domain()).await?;
-        Ok(json!({
-            "amount": amount.to_string(),
-            "voucher_signature": voucher.to_string(),
-            "recipient": recipient.to_string(),
-            "deadline": deadline,
-            "signature": signature.to_string(),
-        }))
+        Ok(self
+            .by(&self.f.chain.seller)
+            .seller_claim_at(U256::from(amount), &voucher, recipient, deadline)
+            .await?)
     }
 
     pub(crate) async fn buyer_withdraw(
         &self,
         recipient: Address,
         deadline: u64,
-    ) -> eyre::Result<Value> {
-        let message = BuyerWithdraw {
-            agreementId: self.id,
-            recipient,
-            deadline: U256::from(deadline),
-        };
-        let signature = sign::sign_typed(&self.f.chain.buyer, &message, &self.f.domain()).await?;
-        Ok(
-            json!({ "recipient": recipient.to_string(), "deadline": deadline, "signature": signature.to_string() }),
-        )
+    ) -> eyre::Result<BuyerWithdrawBody> {
+        Ok(self
+            .by(&self.f.chain.buyer)
+            .buyer_withdraw_at(recipient, deadline)
+            .await?)
     }
 }
 
@@ -443,6 +369,6 @@ pub(crate) fn digest<S: SolStruct>(f: &Fixture, message: &S) -> B256 {
 pub(crate) const AMOUNT: u64 = 40 * USDC;
 
 /// The jobs table as (state, count), for assertions.
-pub(crate) async fn states(f: &Fixture) -> eyre::Result<Vec<(String, i64)>> {
+pub(crate) async fn states(f: &Fixture) -> eyre::Result<Vec<(JobState, u64)>> {
     Ok(relay::jobs_by_state(f.db().pool(), f.chain.deployment.chain_id).await?)
 }

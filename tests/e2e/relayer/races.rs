@@ -1,12 +1,15 @@
 //! Concurrency: the same authorization posted many times at once, two parties' actions racing
 //! on one agreement, and a sponsored action beaten on chain by a direct one.
 
-use alloy::{primitives::U256, transports::http::reqwest::StatusCode};
+use alloy::primitives::U256;
 use pactum_bindings::LocalSanctionsOracle;
-use pactum_core::AgreementStatus;
+use pactum_client::{
+    SignedAction,
+    types::{AgreementStatus, JobFailure, JobState, RevertKind},
+};
 use pactum_relayer::Settings;
 
-use super::{AMOUNT, Fixture, Sign};
+use super::{AMOUNT, Fixture};
 
 #[tokio::test]
 async fn the_same_authorization_posted_concurrently_is_one_job() -> eyre::Result<()> {
@@ -14,38 +17,26 @@ async fn the_same_authorization_posted_concurrently_is_one_job() -> eyre::Result
     f.start_worker().await?;
     let (_, id) = f.active_agreement("dup").await?;
     let deadline = f.now().await? + 3_600;
-    let body = Sign { f: &f, id }
-        .initiate_close(&f.chain.buyer, deadline)
-        .await?;
-    let path = format!("/usage-agreements/{id}/sponsored-actions/initiate-close");
+    let body = f.sign(id).initiate_close(&f.chain.buyer, deadline).await?;
     // Different Idempotency-Keys, all in flight at once: only the authorization is the same.
     let mut posts = tokio::task::JoinSet::new();
     for i in 0..20 {
-        let request = f
-            .http
-            .post(format!("{}{path}", f.base))
-            .header("authorization", format!("Bearer {}", f.buyer_key))
-            .header("idempotency-key", format!("dup-{i}"))
-            .header("content-type", "application/json")
-            .body(body.to_string());
+        let (api, body) = (f.buyer_api.clone(), body.clone());
         posts.spawn(async move {
-            let response = request.send().await?;
-            let status = response.status();
-            let value: serde_json::Value = serde_json::from_slice(&response.bytes().await?)?;
-            Ok::<_, eyre::Report>((status, value))
+            api.sponsor_initiate_close(id, &body, &format!("dup-{i}"))
+                .await
         });
     }
     let mut answers = Vec::new();
     while let Some(answer) = posts.join_next().await {
         answers.push(answer??);
     }
-    let first = answers[0].1["relay_id"].clone();
-    for (code, body) in &answers {
-        assert_eq!(*code, StatusCode::ACCEPTED, "{body}");
-        assert_eq!(body["relay_id"], first);
+    let first = answers[0].body.relay_id.clone();
+    for answer in &answers {
+        assert_eq!(answer.status, 202, "{answer:?}");
+        assert_eq!(answer.body.relay_id, first);
     }
-    f.wait_for(id, first.as_str().unwrap_or_default(), "confirmed")
-        .await?;
+    f.wait_for(id, &first, JobState::Confirmed).await?;
     assert_eq!(f.jobs().await?, 1);
     assert_eq!(f.attempts().await?, 1);
     assert_eq!(f.relayer_nonce().await?, 1);
@@ -57,7 +48,7 @@ async fn a_seller_claim_and_a_buyer_withdraw_racing_take_turns() -> eyre::Result
     let mut f = Fixture::new(|_| {}).await?;
     f.start_worker().await?;
     let (_, id) = f.active_agreement("race").await?;
-    let sign = Sign { f: &f, id };
+    let sign = f.sign(id);
     let (buyer, seller) = (f.chain.buyer.address(), f.chain.seller.address());
     let deadline = f.now().await? + 3_600;
     let oracle = LocalSanctionsOracle::new(f.chain.deployment.sanctions_oracle, &f.chain.provider);
@@ -65,16 +56,8 @@ async fn a_seller_claim_and_a_buyer_withdraw_racing_take_turns() -> eyre::Result
     // Close, then a claim whose payout is deferred (its recipient is sanctioned): the seller's
     // retry and the buyer's withdrawal are then both possible at once.
     let body = sign.initiate_close(&f.chain.seller, deadline).await?;
-    let (_, a) = f
-        .request(
-            "POST",
-            &format!("/usage-agreements/{id}/sponsored-actions/initiate-close"),
-            &f.seller_key,
-            Some("c"),
-            Some(body),
-        )
-        .await?;
-    f.wait_for(id, a["relay_id"].as_str().unwrap_or_default(), "confirmed")
+    let a = f.seller_api.sponsor_initiate_close(id, &body, "c").await?;
+    f.wait_for(id, &a.body.relay_id, JobState::Confirmed)
         .await?;
     let flagged = alloy::primitives::Address::repeat_byte(0x5a);
     pactum_devnet::confirm(
@@ -84,16 +67,11 @@ async fn a_seller_claim_and_a_buyer_withdraw_racing_take_turns() -> eyre::Result
     )
     .await?;
     let body = sign.seller_claim(AMOUNT, flagged, deadline).await?;
-    let (_, a) = f
-        .request(
-            "POST",
-            &format!("/usage-agreements/{id}/sponsored-actions/seller-claim"),
-            &f.seller_key,
-            Some("claim"),
-            Some(body),
-        )
+    let a = f
+        .seller_api
+        .sponsor_seller_claim(id, &body, "claim")
         .await?;
-    f.wait_for(id, a["relay_id"].as_str().unwrap_or_default(), "confirmed")
+    f.wait_for(id, &a.body.relay_id, JobState::Confirmed)
         .await?;
     let state = f.chain.escrow().agreementState(id).call().await?;
     assert_eq!(
@@ -105,61 +83,31 @@ async fn a_seller_claim_and_a_buyer_withdraw_racing_take_turns() -> eyre::Result
     // Race: the seller's retry (to itself) and the buyer's withdrawal, posted together.
     let retry = sign.seller_claim(AMOUNT, seller, deadline + 1).await?;
     let withdraw = sign.buyer_withdraw(buyer, deadline).await?;
-    let claim_path = format!("/usage-agreements/{id}/sponsored-actions/seller-claim");
-    let withdraw_path = format!("/usage-agreements/{id}/sponsored-actions/buyer-withdraw");
-    let (a, b) = tokio::join!(
-        f.request(
-            "POST",
-            &claim_path,
-            &f.seller_key,
-            Some("retry"),
-            Some(retry.clone())
-        ),
-        f.request(
-            "POST",
-            &withdraw_path,
-            &f.buyer_key,
-            Some("withdraw"),
-            Some(withdraw.clone())
-        ),
+    let (claimed, withdrawn) = tokio::join!(
+        f.seller_api.sponsor_seller_claim(id, &retry, "retry"),
+        f.buyer_api
+            .sponsor_buyer_withdraw(id, &withdraw, "withdraw"),
     );
-    let (a, b) = (a?, b?);
-    let accepted: Vec<_> = [&a, &b]
-        .into_iter()
-        .filter(|(c, _)| *c == StatusCode::ACCEPTED)
-        .collect();
-    let refused: Vec<_> = [&a, &b]
-        .into_iter()
-        .filter(|(c, _)| *c != StatusCode::ACCEPTED)
-        .collect();
-    assert_eq!(accepted.len(), 1, "{a:?} {b:?}");
-    assert_eq!(refused[0].0, StatusCode::CONFLICT);
-    assert_eq!(refused[0].1["code"], "competing_action_in_flight");
-    f.wait_for(
-        id,
-        accepted[0].1["relay_id"].as_str().unwrap_or_default(),
-        "confirmed",
-    )
-    .await?;
+    let (winner, loser, (api, body)) = match (claimed, withdrawn) {
+        (Ok(winner), Err(loser)) => (winner, loser, (&f.buyer_api, SignedAction::from(withdraw))),
+        (Err(loser), Ok(winner)) => (winner, loser, (&f.seller_api, SignedAction::from(retry))),
+        other => eyre::bail!("expected one accepted and one refused: {other:?}"),
+    };
+    assert_eq!(winner.status, 202, "{winner:?}");
+    assert_eq!(
+        (loser.status(), loser.code()),
+        (Some(409), Some("competing_action_in_flight")),
+        "{loser}"
+    );
+    f.wait_for(id, &winner.body.relay_id, JobState::Confirmed)
+        .await?;
 
     // The loser goes through once the winner is done (a fresh Idempotency-Key: the refusal was
     // recorded under the first).
-    let loser_is_claim = a.0 != StatusCode::ACCEPTED;
-    let (path, token, body) = if loser_is_claim {
-        (&claim_path, &f.seller_key, retry)
-    } else {
-        (&withdraw_path, &f.buyer_key, withdraw)
-    };
-    let (code, again) = f
-        .request("POST", path, token, Some("second-try"), Some(body))
+    let again = api.sponsor(id, &body, "second-try").await?;
+    assert_eq!(again.status, 202, "{again:?}");
+    f.wait_for(id, &again.body.relay_id, JobState::Confirmed)
         .await?;
-    assert_eq!(code, StatusCode::ACCEPTED, "{again}");
-    f.wait_for(
-        id,
-        again["relay_id"].as_str().unwrap_or_default(),
-        "confirmed",
-    )
-    .await?;
 
     let state = f.chain.escrow().agreementState(id).call().await?;
     assert_eq!(
@@ -195,8 +143,12 @@ async fn a_sponsored_action_beaten_by_a_direct_one_is_preempted_not_a_strike() -
         .from(f.chain.buyer.address())
         .into_transaction_request();
     f.ahead_of_the_relayer(direct).await?;
-    let failed = f.wait_for(id, &relay_id, "failed").await?;
-    assert_eq!(failed["failure"]["code"], "preempted", "{failed}");
+    let failed = f.wait_for(id, &relay_id, JobState::Failed).await?;
+    assert_eq!(
+        failed.failure.as_ref().map(|f| f.code),
+        Some(JobFailure::Reverted(RevertKind::Preempted)),
+        "{failed:?}"
+    );
 
     // No strike: the buyer is still sponsored.
     f.buyer_close(other, deadline, "next").await?;

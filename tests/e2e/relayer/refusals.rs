@@ -4,46 +4,46 @@
 use std::time::Duration;
 
 use alloy::{
-    primitives::{Address, U256},
+    primitives::{Address, B256, Bytes, U256},
     providers::Provider,
-    transports::http::reqwest::StatusCode,
+    transports::http::reqwest::Method,
 };
 use pactum_bindings::{eip712::InitiateClose, sign};
+use pactum_client::{
+    Client, SignedAction,
+    types::{
+        DomainBody, InitiateCloseBody, JobState, OptionsParams, Problem, RefusalCode,
+        SettlementAction,
+    },
+};
 use pactum_devnet::dev_signer;
 use pactum_relayer::Settings;
-use serde_json::{Value, json};
 
-use super::{AMOUNT, Fixture, Sign};
+use super::{AMOUNT, Fixture};
 
-/// Posts `body` to the sponsored `action` and checks it is refused with `status` and `code`,
-/// having sent nothing.
+/// Submits `body` as `api`'s holder and checks it is refused with `status` and `code`, having
+/// sent nothing.
 async fn refused(
     f: &Fixture,
-    id: alloy::primitives::B256,
-    action: &str,
-    token: &str,
-    body: Value,
-    status: StatusCode,
+    id: B256,
+    api: &Client,
+    body: impl Into<SignedAction>,
+    status: u16,
     code: &str,
-) -> eyre::Result<Value> {
+) -> eyre::Result<Problem> {
     let (nonce, jobs, attempts) = (
         f.relayer_nonce().await?,
         f.jobs().await?,
         f.attempts().await?,
     );
     let key = format!("{code}-{}", pactum_db::random_id(8));
-    let (got, problem) = f
-        .request(
-            "POST",
-            &format!("/usage-agreements/{id}/sponsored-actions/{action}"),
-            token,
-            Some(&key),
-            Some(body),
-        )
-        .await?;
+    let problem = match api.sponsor(id, &body.into(), &key).await {
+        Err(pactum_client::Error::Problem(problem)) => *problem,
+        other => eyre::bail!("expected {status} {code}, got {other:?}"),
+    };
     assert_eq!(
-        (got, problem["code"].as_str()),
-        (status, Some(code)),
+        (problem.status, problem.code.as_str()),
+        (status, code),
         "{problem}"
     );
     // Give a worker (if running) time to do anything it wrongly would.
@@ -67,41 +67,22 @@ async fn bad_signatures_domains_and_deadlines_cost_nothing() -> eyre::Result<()>
     let mut f = Fixture::new(|_| {}).await?;
     f.start_worker().await?;
     let (_, id) = f.active_agreement("refusals").await?;
-    let sign = Sign { f: &f, id };
+    let sign = f.sign(id);
     let now = f.now().await?;
     let deadline = now + 3_600;
-    let close = "initiate-close";
 
     // Signed by someone else than the named party.
     let mut body = sign.initiate_close(&f.chain.buyer, deadline).await?;
     let stranger = sign.initiate_close(&dev_signer(4), deadline).await?;
-    body["signature"] = stranger["signature"].clone();
-    refused(
-        &f,
-        id,
-        close,
-        &f.buyer_key,
-        body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_signature",
-    )
-    .await?;
+    body.signature = stranger.signature;
+    refused(&f, id, &f.buyer_api, body, 422, "invalid_signature").await?;
 
     // Garbage and malleated (high-s) signatures.
     let mut body = sign.initiate_close(&f.chain.buyer, deadline).await?;
-    body["signature"] = json!("0x1234");
-    refused(
-        &f,
-        id,
-        close,
-        &f.buyer_key,
-        body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_signature",
-    )
-    .await?;
+    body.signature = "0x1234".into();
+    refused(&f, id, &f.buyer_api, body, 422, "invalid_signature").await?;
     let mut body = sign.initiate_close(&f.chain.buyer, deadline).await?;
-    let good: alloy::primitives::Bytes = body["signature"].as_str().unwrap_or_default().parse()?;
+    let good: Bytes = body.signature.parse()?;
     let n = U256::from_str_radix(
         "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
         16,
@@ -110,17 +91,8 @@ async fn bad_signatures_domains_and_deadlines_cost_nothing() -> eyre::Result<()>
     let mut high = good.to_vec();
     high[32..64].copy_from_slice(&(n - s).to_be_bytes::<32>());
     high[64] = if good[64] == 27 { 28 } else { 27 };
-    body["signature"] = json!(alloy::primitives::Bytes::from(high).to_string());
-    refused(
-        &f,
-        id,
-        close,
-        &f.buyer_key,
-        body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_signature",
-    )
-    .await?;
+    body.signature = Bytes::from(high).to_string();
+    refused(&f, id, &f.buyer_api, body, 422, "invalid_signature").await?;
 
     // Signed under another chain's domain: declared, it is `wrong_domain`; undeclared, the
     // signature does not verify under ours.
@@ -131,87 +103,48 @@ async fn bad_signatures_domains_and_deadlines_cost_nothing() -> eyre::Result<()>
         deadline: U256::from(deadline),
     };
     let foreign = sign::sign_typed(&f.chain.buyer, &message, &other).await?;
-    let body = json!({
-        "party": f.chain.buyer.address().to_string(), "deadline": deadline,
-        "signature": foreign.to_string(),
-        "domain": { "chain_id": 1, "verifying_contract": f.chain.deployment.escrow.to_string() },
-    });
-    refused(
-        &f,
-        id,
-        close,
-        &f.buyer_key,
-        body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "wrong_domain",
-    )
-    .await?;
-    let body = json!({
-        "party": f.chain.buyer.address().to_string(), "deadline": deadline,
-        "signature": foreign.to_string(),
-    });
-    refused(
-        &f,
-        id,
-        close,
-        &f.buyer_key,
-        body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_signature",
-    )
-    .await?;
+    let undeclared = InitiateCloseBody {
+        party: f.chain.buyer.address().to_string(),
+        deadline,
+        signature: foreign.to_string(),
+        domain: None,
+    };
+    let body = InitiateCloseBody {
+        domain: Some(DomainBody {
+            chain_id: Some(1),
+            verifying_contract: Some(f.chain.deployment.escrow.to_string()),
+            ..DomainBody::default()
+        }),
+        ..undeclared.clone()
+    };
+    refused(&f, id, &f.buyer_api, body, 422, "wrong_domain").await?;
+    refused(&f, id, &f.buyer_api, undeclared, 422, "invalid_signature").await?;
 
     // Expired, and expiring too soon to be mined safely.
     let body = sign.initiate_close(&f.chain.buyer, now - 1).await?;
-    refused(
-        &f,
-        id,
-        close,
-        &f.buyer_key,
-        body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "authorization_expired",
-    )
-    .await?;
+    refused(&f, id, &f.buyer_api, body, 422, "authorization_expired").await?;
     let body = sign.initiate_close(&f.chain.buyer, now + 10).await?;
-    refused(
-        &f,
-        id,
-        close,
-        &f.buyer_key,
-        body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "deadline_too_soon",
-    )
-    .await?;
+    refused(&f, id, &f.buyer_api, body, 422, "deadline_too_soon").await?;
 
     // Not a party.
     let body = sign.initiate_close(&dev_signer(4), deadline).await?;
-    refused(
-        &f,
-        id,
-        close,
-        &f.buyer_key,
-        body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "not_a_party",
-    )
-    .await?;
+    refused(&f, id, &f.buyer_api, body, 422, "not_a_party").await?;
 
     // No Idempotency-Key.
     let body = sign.initiate_close(&f.chain.buyer, deadline).await?;
-    let (code, problem) = f
-        .request(
-            "POST",
-            &format!("/usage-agreements/{id}/sponsored-actions/{close}"),
-            &f.buyer_key,
-            None,
-            Some(body),
+    let answer = f
+        .buyer_api
+        .send_raw(
+            Method::POST,
+            &format!("/usage-agreements/{id}/sponsored-actions/initiate-close"),
+            &[],
+            Some(serde_json::to_vec(&body)?),
         )
         .await?;
+    let problem = answer.problem()?;
     assert_eq!(
-        (code, problem["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("idempotency_key_required"))
+        (answer.status.as_u16(), problem.code.as_str()),
+        (400, "idempotency_key_required")
     );
     assert_eq!(f.jobs().await?, 0);
     Ok(())
@@ -222,130 +155,48 @@ async fn wrong_states_replays_and_bad_messages_cost_nothing() -> eyre::Result<()
     let mut f = Fixture::new(|_| {}).await?;
     f.start_worker().await?;
     let (_, id) = f.active_agreement("states").await?;
-    let sign = Sign { f: &f, id };
+    let sign = f.sign(id);
     let (buyer, seller) = (f.chain.buyer.address(), f.chain.seller.address());
     let deadline = f.now().await? + 3_600;
 
     // Claims and withdrawals before a close.
     let body = sign.seller_claim(AMOUNT, seller, deadline).await?;
-    refused(
-        &f,
-        id,
-        "seller-claim",
-        &f.seller_key,
-        body,
-        StatusCode::CONFLICT,
-        "close_not_initiated",
-    )
-    .await?;
+    refused(&f, id, &f.seller_api, body, 409, "close_not_initiated").await?;
     let body = sign.buyer_withdraw(buyer, deadline).await?;
-    refused(
-        &f,
-        id,
-        "buyer-withdraw",
-        &f.buyer_key,
-        body,
-        StatusCode::CONFLICT,
-        "close_not_initiated",
-    )
-    .await?;
+    refused(&f, id, &f.buyer_api, body, 409, "close_not_initiated").await?;
 
     // Close through the relayer.
     let body = sign.initiate_close(&f.chain.seller, deadline).await?;
-    let (code, accepted) = f
-        .request(
-            "POST",
-            &format!("/usage-agreements/{id}/sponsored-actions/initiate-close"),
-            &f.seller_key,
-            Some("c"),
-            Some(body),
-        )
+    let accepted = f.seller_api.sponsor_initiate_close(id, &body, "c").await?;
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    f.wait_for(id, &accepted.body.relay_id, JobState::Confirmed)
         .await?;
-    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
-    f.wait_for(
-        id,
-        accepted["relay_id"].as_str().unwrap_or_default(),
-        "confirmed",
-    )
-    .await?;
 
     // A replayed close (another signature of the same kind) is already done.
     let body = sign.initiate_close(&f.chain.buyer, deadline + 1).await?;
-    refused(
-        &f,
-        id,
-        "initiate-close",
-        &f.buyer_key,
-        body,
-        StatusCode::CONFLICT,
-        "action_already_taken",
-    )
-    .await?;
+    refused(&f, id, &f.buyer_api, body, 409, "action_already_taken").await?;
     // The window is open: the buyer must wait, and is told until when.
     let body = sign.buyer_withdraw(buyer, deadline).await?;
-    let problem = refused(
-        &f,
-        id,
-        "buyer-withdraw",
-        &f.buyer_key,
-        body,
-        StatusCode::CONFLICT,
-        "close_window_open",
-    )
-    .await?;
-    assert!(problem["earliest_at"].as_u64() > Some(0), "{problem}");
+    let problem = refused(&f, id, &f.buyer_api, body, 409, "close_window_open").await?;
+    assert!(problem.earliest_at > Some(0), "{problem}");
 
     // Bad claims: a voucher not signed by the buyer, an amount over the maximum, a bad recipient.
     let mut body = sign.seller_claim(AMOUNT, seller, deadline).await?;
-    body["voucher_signature"] =
-        sign.seller_claim(AMOUNT + 1, seller, deadline).await?["signature"].clone();
-    refused(
-        &f,
-        id,
-        "seller-claim",
-        &f.seller_key,
-        body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_voucher",
-    )
-    .await?;
+    body.voucher_signature = sign
+        .seller_claim(AMOUNT + 1, seller, deadline)
+        .await?
+        .signature;
+    refused(&f, id, &f.seller_api, body, 422, "invalid_voucher").await?;
     let body = sign
         .seller_claim(101 * crate::chain::USDC, seller, deadline)
         .await?;
-    refused(
-        &f,
-        id,
-        "seller-claim",
-        &f.seller_key,
-        body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_amount",
-    )
-    .await?;
+    refused(&f, id, &f.seller_api, body, 422, "invalid_amount").await?;
     let body = sign.seller_claim(AMOUNT, Address::ZERO, deadline).await?;
-    refused(
-        &f,
-        id,
-        "seller-claim",
-        &f.seller_key,
-        body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_recipient",
-    )
-    .await?;
+    refused(&f, id, &f.seller_api, body, 422, "invalid_recipient").await?;
     // The seller's claim signed by the buyer.
     let mut body = sign.seller_claim(AMOUNT, seller, deadline).await?;
-    body["signature"] = sign.buyer_withdraw(seller, deadline).await?["signature"].clone();
-    refused(
-        &f,
-        id,
-        "seller-claim",
-        &f.seller_key,
-        body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_signature",
-    )
-    .await?;
+    body.signature = sign.buyer_withdraw(seller, deadline).await?.signature;
+    refused(&f, id, &f.seller_api, body, 422, "invalid_signature").await?;
 
     // Too close to the end of the window for the relayer to be sure to make it.
     let closes_at = u64::try_from(
@@ -360,31 +211,13 @@ async fn wrong_states_replays_and_bad_messages_cost_nothing() -> eyre::Result<()
     f.chain.advance_time(closes_at - now - 30).await?;
     let deadline = f.now().await? + 3_600;
     let body = sign.seller_claim(AMOUNT, seller, deadline).await?;
-    refused(
-        &f,
-        id,
-        "seller-claim",
-        &f.seller_key,
-        body,
-        StatusCode::CONFLICT,
-        "close_window_ending",
-    )
-    .await?;
+    refused(&f, id, &f.seller_api, body, 409, "close_window_ending").await?;
 
     // After the window, the seller is too late.
     f.chain.advance_time(3_700).await?;
     let deadline = f.now().await? + 3_600;
     let body = sign.seller_claim(AMOUNT, seller, deadline).await?;
-    refused(
-        &f,
-        id,
-        "seller-claim",
-        &f.seller_key,
-        body,
-        StatusCode::CONFLICT,
-        "close_window_elapsed",
-    )
-    .await?;
+    refused(&f, id, &f.seller_api, body, 409, "close_window_elapsed").await?;
     Ok(())
 }
 
@@ -394,44 +227,42 @@ async fn a_competing_action_in_flight_is_refused() -> eyre::Result<()> {
     let f = Fixture::new(|_| {}).await?;
     f.round().await?;
     let (_, id) = f.active_agreement("competing").await?;
-    let sign = Sign { f: &f, id };
+    let sign = f.sign(id);
     let deadline = f.now().await? + 3_600;
     let body = sign.initiate_close(&f.chain.buyer, deadline).await?;
-    let (code, accepted) = f
-        .request(
-            "POST",
-            &format!("/usage-agreements/{id}/sponsored-actions/initiate-close"),
-            &f.buyer_key,
-            Some("a"),
-            Some(body),
-        )
-        .await?;
-    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
-    assert_eq!(accepted["status"], "accepted");
+    let accepted = f.buyer_api.sponsor_initiate_close(id, &body, "a").await?;
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    assert_eq!(accepted.body.status, JobState::Accepted);
     let body = sign.initiate_close(&f.chain.seller, deadline).await?;
     refused(
         &f,
         id,
-        "initiate-close",
-        &f.seller_key,
+        &f.seller_api,
         body.clone(),
-        StatusCode::CONFLICT,
+        409,
         "competing_action_in_flight",
     )
     .await?;
 
     // The refusal is not stored under its Idempotency-Key: once the buyer's close is mined, the
     // seller's retry with the same key runs again and gets today's answer.
-    let post =
-        |key: &'static str| f.post_action(id, "initiate-close", &f.seller_key, key, body.clone());
-    let (code, problem) = post("seller-close").await?;
-    assert_eq!(code, StatusCode::CONFLICT);
-    assert_eq!(problem["code"], "competing_action_in_flight");
+    let post = || {
+        f.seller_api
+            .sponsor_initiate_close(id, &body, "seller-close")
+    };
+    let first = post().await.unwrap_err();
+    assert_eq!(
+        (first.status(), first.code()),
+        (Some(409), Some("competing_action_in_flight"))
+    );
     f.round().await?;
     f.round().await?;
-    let (code, problem) = post("seller-close").await?;
-    assert_eq!(code, StatusCode::CONFLICT);
-    assert_eq!(problem["code"], "action_already_taken", "{problem}");
+    let retry = post().await.unwrap_err();
+    assert_eq!(
+        (retry.status(), retry.code()),
+        (Some(409), Some("action_already_taken")),
+        "{retry}"
+    );
     Ok(())
 }
 
@@ -441,124 +272,66 @@ async fn the_sponsor_policy_is_enforced() -> eyre::Result<()> {
     let f = Fixture::new(|s: &mut Settings| s.policy.max_gas_per_action = 30_000).await?;
     f.round().await?;
     let (_, id) = f.active_agreement("ceiling").await?;
-    let body = Sign { f: &f, id }
+    let body = f
+        .sign(id)
         .initiate_close(&f.chain.buyer, f.now().await? + 3_600)
         .await?;
-    refused(
-        &f,
-        id,
-        "initiate-close",
-        &f.buyer_key,
-        body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "gas_ceiling_exceeded",
-    )
-    .await?;
+    refused(&f, id, &f.buyer_api, body, 422, "gas_ceiling_exceeded").await?;
 
     // Per-agreement quota: one action, then refused.
     let mut f = Fixture::new(|s: &mut Settings| s.policy.max_actions_per_agreement = 1).await?;
     f.start_worker().await?;
     let (_, id) = f.active_agreement("quota").await?;
-    let sign = Sign { f: &f, id };
+    let sign = f.sign(id);
     let deadline = f.now().await? + 3_600;
     let body = sign.initiate_close(&f.chain.buyer, deadline).await?;
-    let (code, accepted) = f
-        .request(
-            "POST",
-            &format!("/usage-agreements/{id}/sponsored-actions/initiate-close"),
-            &f.buyer_key,
-            Some("q"),
-            Some(body),
-        )
+    let accepted = f.buyer_api.sponsor_initiate_close(id, &body, "q").await?;
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    f.wait_for(id, &accepted.body.relay_id, JobState::Confirmed)
         .await?;
-    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
-    f.wait_for(
-        id,
-        accepted["relay_id"].as_str().unwrap_or_default(),
-        "confirmed",
-    )
-    .await?;
     let body = sign
         .seller_claim(AMOUNT, f.chain.seller.address(), deadline)
         .await?;
-    refused(
-        &f,
-        id,
-        "seller-claim",
-        &f.seller_key,
-        body,
-        StatusCode::TOO_MANY_REQUESTS,
-        "quota_exceeded",
-    )
-    .await?;
+    refused(&f, id, &f.seller_api, body, 429, "quota_exceeded").await?;
 
     // Tokens outside the sponsored list.
     let f =
         Fixture::new(|s: &mut Settings| s.policy.tokens = vec![Address::repeat_byte(0x11)]).await?;
     f.round().await?;
     let (_, id) = f.active_agreement("token").await?;
-    let body = Sign { f: &f, id }
+    let body = f
+        .sign(id)
         .initiate_close(&f.chain.buyer, f.now().await? + 3_600)
         .await?;
-    refused(
-        &f,
-        id,
-        "initiate-close",
-        &f.buyer_key,
-        body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "token_not_sponsored",
-    )
-    .await?;
+    refused(&f, id, &f.buyer_api, body, 422, "token_not_sponsored").await?;
 
     // Daily gas budget.
     let f = Fixture::new(|s: &mut Settings| s.policy.daily_gas_budget = 20_000).await?;
     f.round().await?;
     let (_, id) = f.active_agreement("budget").await?;
-    let body = Sign { f: &f, id }
+    let body = f
+        .sign(id)
         .initiate_close(&f.chain.buyer, f.now().await? + 3_600)
         .await?;
-    refused(
-        &f,
-        id,
-        "initiate-close",
-        &f.buyer_key,
-        body,
-        StatusCode::TOO_MANY_REQUESTS,
-        "sponsor_budget_exhausted",
-    )
-    .await?;
+    refused(&f, id, &f.buyer_api, body, 429, "sponsor_budget_exhausted").await?;
 
     // Minimum signer balance: paused (and said so by the options), resumed after a top-up.
     let min = U256::from(20_000u64) * U256::from(10u64).pow(U256::from(18u64));
     let f = Fixture::new(|s: &mut Settings| s.policy.min_signer_balance = min).await?;
     f.round().await?;
     let (_, id) = f.active_agreement("paused").await?;
-    let (_, options) = f
-        .request(
-            "GET",
-            &format!("/usage-agreements/{id}/settlement-action-options?action=initiate_close"),
-            &f.buyer_key,
-            None,
-            None,
-        )
+    let options = f
+        .buyer_api
+        .settlement_action_options(id, &OptionsParams::of(SettlementAction::InitiateClose))
         .await?;
-    assert_eq!(options["direct"]["open"], true);
-    assert_eq!(options["sponsored"]["open"], false);
-    assert_eq!(options["sponsored"]["reason"], "sponsor_paused");
-    let body = Sign { f: &f, id }
+    assert!(options.direct.open);
+    assert!(!options.sponsored.open);
+    assert_eq!(options.sponsored.reason, Some(RefusalCode::SponsorPaused));
+    let body = f
+        .sign(id)
         .initiate_close(&f.chain.buyer, f.now().await? + 3_600)
         .await?;
-    refused(
-        &f,
-        id,
-        "initiate-close",
-        &f.buyer_key,
-        body.clone(),
-        StatusCode::SERVICE_UNAVAILABLE,
-        "sponsor_paused",
-    )
-    .await?;
+    refused(&f, id, &f.buyer_api, body.clone(), 503, "sponsor_paused").await?;
     let _: () = f
         .plain
         .raw_request(
@@ -567,15 +340,10 @@ async fn the_sponsor_policy_is_enforced() -> eyre::Result<()> {
         )
         .await?;
     f.round().await?;
-    let (code, accepted) = f
-        .request(
-            "POST",
-            &format!("/usage-agreements/{id}/sponsored-actions/initiate-close"),
-            &f.buyer_key,
-            Some("after-top-up"),
-            Some(body),
-        )
+    let accepted = f
+        .buyer_api
+        .sponsor_initiate_close(id, &body, "after-top-up")
         .await?;
-    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
+    assert_eq!(accepted.status, 202, "{accepted:?}");
     Ok(())
 }

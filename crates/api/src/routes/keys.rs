@@ -61,7 +61,7 @@ pub async fn revoke(
             "reason must be 1 to 500 characters",
         ));
     }
-    let agent = pactum_db::api::agent(state.db.pool(), &agent_id).await?;
+    let agent = pactum_db::identity::agent(state.db.pool(), &agent_id).await?;
     match agent {
         Some(agent) if agent.owner_id == owner_id => {}
         Some(_) => return Err(Problem::forbidden("this agent belongs to another owner")),
@@ -82,7 +82,7 @@ pub async fn revoke(
             format!("agent {agent_id} has no API key {key_id}"),
         )
     };
-    let key = pactum_db::api::api_key(state.db.pool(), &key_id).await?;
+    let key = pactum_db::identity::api_key(state.db.pool(), &key_id).await?;
     match key {
         Some(k) if k.agent.id == agent_id => {
             if k.revoked {

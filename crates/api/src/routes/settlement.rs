@@ -23,7 +23,7 @@ use pactum_core::escrow::{
     options::OptionsQuery,
     rules::{self, ClaimedDomain},
 };
-use pactum_db::chain::AgreementRecord;
+use pactum_db::index::AgreementRecord;
 use pactum_relayer::{AcceptError, Authorization, Relayer, SettlementAction};
 
 use crate::{

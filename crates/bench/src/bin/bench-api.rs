@@ -15,7 +15,7 @@ use std::{
 use alloy::transports::http::reqwest::Client;
 use pactum_api::{AppState, auth::generate_api_key};
 use pactum_bench::{LoadChain, percentile, thousands};
-use pactum_db::{api as principals, chain, testing::TestDatabase};
+use pactum_db::{identity as principals, index, testing::TestDatabase};
 use pactum_indexer::{Config, Indexer, Metrics};
 use serde_json::{Value, json};
 use tokio::{net::TcpListener, sync::watch};
@@ -49,7 +49,7 @@ async fn main() -> eyre::Result<()> {
     principals::create_agent(&mut conn, "bench-buyer", "bench", "driver", chain.driver).await?;
     let (key_id, key, hash) = generate_api_key();
     principals::create_api_key(&mut conn, &key_id, "bench-buyer", &hash, "bench").await?;
-    let ids: Vec<String> = chain::all_agreements(&mut conn, d.chain_id)
+    let ids: Vec<String> = index::all_agreements(&mut conn, d.chain_id)
         .await?
         .iter()
         .map(|a| a.agreement_id.to_string())

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use alloy::{providers::Provider, rpc::types::Filter};
 use pactum_bench::{LoadChain, peak_rss_mib, percentile, reset_peak_rss, thousands};
 use pactum_db::{
-    chain::{self, BlockRef, Cursor},
+    index::{self, BlockRef, Cursor},
     testing::TestDatabase,
 };
 use pactum_indexer::{
@@ -62,7 +62,7 @@ async fn main() -> eyre::Result<()> {
     let secs = started.elapsed().as_secs_f64();
     let peak = peak_rss_mib();
     let mut conn = db.db().pool().acquire().await?;
-    let records = chain::all_events(&mut conn, d.chain_id).await?;
+    let records = index::all_events(&mut conn, d.chain_id).await?;
     drop(conn);
     let rate = records.len() as f64 / secs;
     rows.push((
@@ -136,7 +136,7 @@ async fn main() -> eyre::Result<()> {
         .collect::<Result<Vec<_>, _>>()?;
     let fresh = TestDatabase::create().await?;
     let mut conn = fresh.db().pool().acquire().await?;
-    chain::init_cursor(
+    index::init_cursor(
         &mut conn,
         &Cursor {
             chain_id: d.chain_id,

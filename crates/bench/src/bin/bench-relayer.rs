@@ -29,7 +29,11 @@ use pactum_bindings::{
     eip712::{BuyerWithdraw, InitiateClose, SellerClaim, Voucher},
     sign,
 };
-use pactum_db::{api as principals, relay, testing::TestDatabase};
+use pactum_db::{
+    identity as principals,
+    relay::{self, JobState},
+    testing::TestDatabase,
+};
 use pactum_devnet::{dev_signer, scenario};
 use pactum_indexer::{Config, Indexer, Metrics};
 use pactum_relayer::{Authorization, Relayer, Settings, Worker};
@@ -155,14 +159,14 @@ async fn wait_confirmed(relayer: &Relayer, jobs: u64) -> eyre::Result<()> {
         let states = relay::jobs_by_state(relayer.db().pool(), chain_id).await?;
         let confirmed = states
             .iter()
-            .find(|(s, _)| s == "confirmed")
+            .find(|(s, _)| *s == JobState::Confirmed)
             .map_or(0, |(_, n)| *n);
         let failed = states
             .iter()
-            .find(|(s, _)| s == "failed")
+            .find(|(s, _)| *s == JobState::Failed)
             .map_or(0, |(_, n)| *n);
         eyre::ensure!(failed == 0, "{failed} jobs failed: {states:?}");
-        if u64::try_from(confirmed)? >= jobs {
+        if confirmed >= jobs {
             return Ok(());
         }
         if Instant::now() >= deadline {
