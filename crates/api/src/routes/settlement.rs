@@ -258,50 +258,76 @@ fn check_domain(relayer: &Relayer, domain: Option<&DomainBody>) -> Result<(), Pr
     Ok(rules::check_domain(&claimed, &relayer.escrow_domain())?)
 }
 
-/// The authorization a body carries (its fields parsed).
-fn close_authorization(b: &InitiateCloseBody) -> Result<Authorization, Problem> {
-    Ok(Authorization::InitiateClose {
-        party: parse_address("party", &b.party)?,
-        deadline: b.deadline,
-        signature: parse_bytes("signature", &b.signature)?,
-    })
+/// A sponsored action's request body: the authorization it carries (its fields parsed) and the
+/// signing domain the client claims, if any.
+trait SponsoredBody: serde::de::DeserializeOwned {
+    fn authorization(&self) -> Result<Authorization, Problem>;
+    fn domain(&self) -> Option<&DomainBody>;
 }
 
-/// See [`close_authorization`].
-fn claim_authorization(b: &SellerClaimBody) -> Result<Authorization, Problem> {
-    Ok(Authorization::SellerClaim {
-        amount: parse_amount("amount", &b.amount)?,
-        voucher_signature: parse_bytes("voucher_signature", &b.voucher_signature)?,
-        recipient: parse_address("recipient", &b.recipient)?,
-        deadline: b.deadline,
-        signature: parse_bytes("signature", &b.signature)?,
-    })
+impl SponsoredBody for InitiateCloseBody {
+    fn authorization(&self) -> Result<Authorization, Problem> {
+        Ok(Authorization::InitiateClose {
+            party: parse_address("party", &self.party)?,
+            deadline: self.deadline,
+            signature: parse_bytes("signature", &self.signature)?,
+        })
+    }
+
+    fn domain(&self) -> Option<&DomainBody> {
+        self.domain.as_ref()
+    }
 }
 
-/// See [`close_authorization`].
-fn withdraw_authorization(b: &BuyerWithdrawBody) -> Result<Authorization, Problem> {
-    Ok(Authorization::BuyerWithdraw {
-        recipient: parse_address("recipient", &b.recipient)?,
-        deadline: b.deadline,
-        signature: parse_bytes("signature", &b.signature)?,
-    })
+impl SponsoredBody for SellerClaimBody {
+    fn authorization(&self) -> Result<Authorization, Problem> {
+        Ok(Authorization::SellerClaim {
+            amount: parse_amount("amount", &self.amount)?,
+            voucher_signature: parse_bytes("voucher_signature", &self.voucher_signature)?,
+            recipient: parse_address("recipient", &self.recipient)?,
+            deadline: self.deadline,
+            signature: parse_bytes("signature", &self.signature)?,
+        })
+    }
+
+    fn domain(&self) -> Option<&DomainBody> {
+        self.domain.as_ref()
+    }
 }
 
-async fn submit(
+impl SponsoredBody for BuyerWithdrawBody {
+    fn authorization(&self) -> Result<Authorization, Problem> {
+        Ok(Authorization::BuyerWithdraw {
+            recipient: parse_address("recipient", &self.recipient)?,
+            deadline: self.deadline,
+            signature: parse_bytes("signature", &self.signature)?,
+        })
+    }
+
+    fn domain(&self) -> Option<&DomainBody> {
+        self.domain.as_ref()
+    }
+}
+
+/// Submits a sponsored action's signed body through the relayer: the one path of the three
+/// endpoints below.
+async fn submit<B: SponsoredBody>(
     state: &AppState,
     principal: &Principal,
     raw: &str,
     headers: &HeaderMap,
-    authorization: Result<Authorization, Problem>,
-    domain: Option<DomainBody>,
+    body: &[u8],
 ) -> Result<Response, Problem> {
+    let body: B = parse_body(body)?;
     idempotency::require_key(headers)?;
+    let authorization = body.authorization();
+    let domain = body.domain();
     let (_, record, _) = visible(state, principal, raw).await?;
     let relayer = relayer(state)?;
     let terms = terms(&record);
     // Parsed only now: an agreement the caller cannot see answers 404 whatever the body.
     let authorization = authorization?;
-    check_domain(relayer, domain.as_ref())?;
+    check_domain(relayer, domain)?;
     let accepted = match relayer
         .accept(&terms, authorization, &principal.scope())
         .await
@@ -328,6 +354,33 @@ async fn submit(
     Ok(response)
 }
 
+/// The answers of the three sponsored endpoints (for the OpenAPI document).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum SponsoredAnswers {
+    /// Accepted (or the same authorization accepted before): the relay job.
+    #[response(status = 202)]
+    Accepted(RelayView),
+    /// Bad body or missing Idempotency-Key.
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(Problem),
+    /// Unknown or not visible (`agreement_not_found`).
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+    /// Wrong state, already done, or another action in flight.
+    #[response(status = 409, content_type = "application/problem+json")]
+    Conflict(Problem),
+    /// Refused: signature, domain, deadline, simulation (see `code`).
+    #[response(status = 422, content_type = "application/problem+json")]
+    Refused(Problem),
+    /// Sponsor quota or budget exhausted.
+    #[response(status = 429, content_type = "application/problem+json")]
+    Quota(Problem),
+    /// Sponsoring paused, or no node.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
 /// Submits a party's signed `InitiateClose` through the relayer.
 #[utoipa::path(
     post,
@@ -337,15 +390,7 @@ async fn submit(
         ("Idempotency-Key" = String, Header, description = "Required"),
     ),
     request_body = InitiateCloseBody,
-    responses(
-        (status = 202, description = "Accepted (or the same authorization accepted before): the relay job", body = RelayView),
-        (status = 400, description = "Bad body or missing Idempotency-Key", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown or not visible (`agreement_not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Wrong state, already done, or another action in flight", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Refused: signature, domain, deadline, simulation (see `code`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Sponsor quota or budget exhausted", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Sponsoring paused, or no node", body = Problem, content_type = "application/problem+json"),
-    ),
+    responses(SponsoredAnswers),
     security(("api_key" = []), ("owner_jwt" = [])),
     tag = "settlement"
 )]
@@ -356,16 +401,7 @@ pub async fn sponsor_initiate_close(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, Problem> {
-    let body: InitiateCloseBody = parse_body(&body)?;
-    submit(
-        &state,
-        &principal,
-        &raw,
-        &headers,
-        close_authorization(&body),
-        body.domain,
-    )
-    .await
+    submit::<InitiateCloseBody>(&state, &principal, &raw, &headers, &body).await
 }
 
 /// Submits the seller's signed `SellerClaim` (with the buyer's voucher) through the relayer.
@@ -377,15 +413,7 @@ pub async fn sponsor_initiate_close(
         ("Idempotency-Key" = String, Header, description = "Required"),
     ),
     request_body = SellerClaimBody,
-    responses(
-        (status = 202, description = "Accepted: the relay job", body = RelayView),
-        (status = 400, description = "Bad body or missing Idempotency-Key", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown or not visible", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Wrong state, already done, or another action in flight", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Refused (see `code`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Sponsor quota or budget exhausted", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Sponsoring paused, or no node", body = Problem, content_type = "application/problem+json"),
-    ),
+    responses(SponsoredAnswers),
     security(("api_key" = []), ("owner_jwt" = [])),
     tag = "settlement"
 )]
@@ -396,16 +424,7 @@ pub async fn sponsor_seller_claim(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, Problem> {
-    let body: SellerClaimBody = parse_body(&body)?;
-    submit(
-        &state,
-        &principal,
-        &raw,
-        &headers,
-        claim_authorization(&body),
-        body.domain,
-    )
-    .await
+    submit::<SellerClaimBody>(&state, &principal, &raw, &headers, &body).await
 }
 
 /// Submits the buyer's signed `BuyerWithdraw` through the relayer.
@@ -417,15 +436,7 @@ pub async fn sponsor_seller_claim(
         ("Idempotency-Key" = String, Header, description = "Required"),
     ),
     request_body = BuyerWithdrawBody,
-    responses(
-        (status = 202, description = "Accepted: the relay job", body = RelayView),
-        (status = 400, description = "Bad body or missing Idempotency-Key", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown or not visible", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Wrong state, already done, or another action in flight", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Refused (see `code`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Sponsor quota or budget exhausted", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Sponsoring paused, or no node", body = Problem, content_type = "application/problem+json"),
-    ),
+    responses(SponsoredAnswers),
     security(("api_key" = []), ("owner_jwt" = [])),
     tag = "settlement"
 )]
@@ -436,16 +447,7 @@ pub async fn sponsor_buyer_withdraw(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, Problem> {
-    let body: BuyerWithdrawBody = parse_body(&body)?;
-    submit(
-        &state,
-        &principal,
-        &raw,
-        &headers,
-        withdraw_authorization(&body),
-        body.domain,
-    )
-    .await
+    submit::<BuyerWithdrawBody>(&state, &principal, &raw, &headers, &body).await
 }
 
 /// A sponsored action's status, with every transaction attempted.
@@ -486,4 +488,30 @@ pub async fn sponsored_action_status(
             )
         })?;
     Ok(Json(views::relay_view(&job, &attempts)))
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    #[test]
+    fn every_sponsored_endpoint_documents_each_answer_with_its_body() {
+        let doc = serde_json::to_value(crate::ApiDoc::openapi()).unwrap();
+        for action in ["initiate-close", "seller-claim", "buyer-withdraw"] {
+            let path = format!("/usage-agreements/{{agreement_id}}/sponsored-actions/{action}");
+            let responses = &doc["paths"][&path]["post"]["responses"];
+            let accepted = &responses["202"]["content"]["application/json"]["schema"]["$ref"];
+            assert_eq!(accepted, "#/components/schemas/RelayView", "{path}");
+            for status in ["400", "404", "409", "422", "429", "503"] {
+                let problem =
+                    &responses[status]["content"]["application/problem+json"]["schema"]["$ref"];
+                assert_eq!(problem, "#/components/schemas/Problem", "{path} {status}");
+                assert!(
+                    responses[status]["description"]
+                        .as_str()
+                        .is_some_and(|d| !d.is_empty())
+                );
+            }
+        }
+    }
 }
