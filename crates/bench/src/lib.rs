@@ -35,7 +35,51 @@ pub struct LoadChain {
     salt: u64,
 }
 
+/// Latency samples (milliseconds) as a table row: `| label | p50 | p99 | max | answers |`.
+pub fn latency_row(label: &str, samples: &mut [f64], answers: &str) -> String {
+    let max = samples.iter().copied().fold(0.0, f64::max);
+    format!(
+        "| {label} | {:.1} ms | {:.1} ms | {max:.1} ms | {answers} |",
+        percentile(samples, 0.5),
+        percentile(samples, 0.99),
+    )
+}
+
 impl LoadChain {
+    /// Indexes everything the chain holds so far into `db` (up to the head, no finality wait).
+    pub async fn index_into(&self, db: &pactum_db::Db) -> eyre::Result<()> {
+        let d = &self.deployment;
+        let mut config =
+            pactum_indexer::Config::new(d.chain_id, d.escrow, d.fee_collector, d.start_block);
+        config.use_finalized_tag = false;
+        pactum_indexer::Indexer::new(
+            config,
+            db.clone(),
+            self.provider.clone(),
+            pactum_indexer::Metrics::default(),
+        )
+        .await?
+        .catch_up()
+        .await?;
+        Ok(())
+    }
+
+    /// Registers an owner and the driver as its agent `agent_id` in `db`, with an API key;
+    /// returns the key.
+    pub async fn register_driver(
+        &self,
+        db: &pactum_db::Db,
+        agent_id: &str,
+    ) -> eyre::Result<String> {
+        use pactum_db::identity;
+        let mut conn = db.pool().acquire().await?;
+        identity::create_owner(&mut conn, "bench", "bench", "bench@pactum.local").await?;
+        identity::create_agent(&mut conn, agent_id, "bench", "driver", self.driver).await?;
+        let (key_id, key, hash) = pactum_api::auth::generate_api_key();
+        identity::create_api_key(&mut conn, &key_id, agent_id, &hash, "bench").await?;
+        Ok(key)
+    }
+
     /// Spawns anvil with `args`, deploys pactum and the driver (from forge's `out/`, built by
     /// `forge build`), and funds the driver.
     pub async fn start(args: &[&str]) -> eyre::Result<Self> {

@@ -13,10 +13,9 @@ use std::{
 };
 
 use alloy::transports::http::reqwest::Client;
-use pactum_api::{AppState, auth::generate_api_key};
+use pactum_api::AppState;
 use pactum_bench::{LoadChain, percentile, thousands};
-use pactum_db::{identity as principals, index, testing::TestDatabase};
-use pactum_indexer::{Config, Indexer, Metrics};
+use pactum_db::{index, testing::TestDatabase};
 use serde_json::{Value, json};
 use tokio::{net::TcpListener, sync::watch};
 
@@ -33,22 +32,9 @@ async fn main() -> eyre::Result<()> {
     }
     let d = chain.deployment.clone();
     let db = TestDatabase::create().await?;
-    let mut config = Config::new(d.chain_id, d.escrow, d.fee_collector, d.start_block);
-    config.use_finalized_tag = false;
-    Indexer::new(
-        config,
-        db.db().clone(),
-        chain.provider.clone(),
-        Metrics::default(),
-    )
-    .await?
-    .catch_up()
-    .await?;
+    chain.index_into(db.db()).await?;
+    let key = chain.register_driver(db.db(), "bench-buyer").await?;
     let mut conn = db.db().pool().acquire().await?;
-    principals::create_owner(&mut conn, "bench", "bench", "bench@pactum.local").await?;
-    principals::create_agent(&mut conn, "bench-buyer", "bench", "driver", chain.driver).await?;
-    let (key_id, key, hash) = generate_api_key();
-    principals::create_api_key(&mut conn, &key_id, "bench-buyer", &hash, "bench").await?;
     let ids: Vec<String> = index::all_agreements(&mut conn, d.chain_id)
         .await?
         .iter()

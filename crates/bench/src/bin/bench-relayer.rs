@@ -22,20 +22,18 @@ use alloy::{
     signers::local::PrivateKeySigner,
     sol_types::{SolCall, SolEvent},
 };
-use pactum_api::{AppState, auth::generate_api_key, types::InitiateCloseBody};
-use pactum_bench::{LoadChain, Planned, open_loop_process, percentile, thousands};
+use pactum_api::{AppState, types::InitiateCloseBody};
+use pactum_bench::{LoadChain, Planned, latency_row, open_loop_process, thousands};
 use pactum_bindings::{
     Agreement, AgreementEscrow, LocalUSDC,
     eip712::{BuyerWithdraw, InitiateClose, SellerClaim, Voucher},
     sign,
 };
 use pactum_db::{
-    identity as principals,
     relay::{self, JobState},
     testing::TestDatabase,
 };
 use pactum_devnet::{dev_signer, scenario};
-use pactum_indexer::{Config, Indexer, Metrics};
 use pactum_relayer::{Authorization, Relayer, Settings, Worker};
 use tokio::{net::TcpListener, sync::watch};
 
@@ -286,23 +284,8 @@ async fn accept_latency(
     let keys = [dev_signer(5)];
     let (relayer, db) = relayer(chain, &keys, |_| {}).await?;
     let d = &chain.deployment;
-    let mut config = Config::new(d.chain_id, d.escrow, d.fee_collector, d.start_block);
-    config.use_finalized_tag = false;
-    Indexer::new(
-        config,
-        db.db().clone(),
-        chain.provider.clone(),
-        Metrics::default(),
-    )
-    .await?
-    .catch_up()
-    .await?;
-    let mut conn = db.db().pool().acquire().await?;
-    principals::create_owner(&mut conn, "bench", "bench", "bench@pactum.local").await?;
-    principals::create_agent(&mut conn, "driver", "bench", "driver", chain.driver).await?;
-    let (key_id, api_key, hash) = generate_api_key();
-    principals::create_api_key(&mut conn, &key_id, "driver", &hash, "bench").await?;
-    drop(conn);
+    chain.index_into(db.db()).await?;
+    let api_key = chain.register_driver(db.db(), "driver").await?;
     let mut state = AppState::new(db.db().clone(), d.chain_id, None);
     state.relayer = Some(relayer.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -596,27 +579,26 @@ async fn main() -> eyre::Result<()> {
     println!("\n## Accept latency over HTTP ({total} sponsored closes at {RATE}/s, open loop)\n");
     println!("| requests | p50 | p99 | max | answers |");
     println!("|---|---|---|---|---|");
-    let max_alone = alone.iter().copied().fold(0.0, f64::max);
-    println!(
-        "| first submission, workers idle (acceptance alone) | {:.1} ms | {:.1} ms | {:.1} ms | {alone_statuses:?} |",
-        percentile(&mut alone, 0.5),
-        percentile(&mut alone, 0.99),
-        max_alone
-    );
-    let max_first = first.iter().copied().fold(0.0, f64::max);
-    println!(
-        "| first submission, workers submitting meanwhile | {:.1} ms | {:.1} ms | {:.1} ms | {statuses:?} |",
-        percentile(&mut first, 0.5),
-        percentile(&mut first, 0.99),
-        max_first
-    );
-    let max_replay = replayed.iter().copied().fold(0.0, f64::max);
-    println!(
-        "| idempotent replay (same key and body) | {:.1} ms | {:.1} ms | {:.1} ms | all 202, replayed |",
-        percentile(&mut replayed, 0.5),
-        percentile(&mut replayed, 0.99),
-        max_replay
-    );
+    let rows = [
+        (
+            "first submission, workers idle (acceptance alone)",
+            &mut alone,
+            format!("{alone_statuses:?}"),
+        ),
+        (
+            "first submission, workers submitting meanwhile",
+            &mut first,
+            format!("{statuses:?}"),
+        ),
+        (
+            "idempotent replay (same key and body)",
+            &mut replayed,
+            "all 202, replayed".to_owned(),
+        ),
+    ];
+    for (label, samples, answers) in rows {
+        println!("{}", latency_row(label, samples, &answers));
+    }
     println!("\n## Gas per action (whole transaction, EOA parties)\n");
     println!("| action | direct call | sponsored (`...WithSig` via the relayer) | difference |");
     println!("|---|---|---|---|");

@@ -131,6 +131,11 @@ mod tests {
 
     const NOW: u64 = 1_700_000_000;
 
+    /// The plan for the test terms in state `s` at `NOW`.
+    fn plan_for(s: &AgreementState, action: SettlementAction, query: &OptionsQuery) -> ActionPlan {
+        plan(&domain(), B256::ZERO, &terms(), s, NOW, action, query)
+    }
+
     #[test]
     fn an_active_agreement_can_be_closed_by_either_party() {
         let s = state(AgreementStatus::Active);
@@ -138,15 +143,7 @@ mod tests {
             party: Some(SELLER),
             ..OptionsQuery::default()
         };
-        let p = plan(
-            &domain(),
-            B256::ZERO,
-            &terms(),
-            &s,
-            NOW,
-            SettlementAction::InitiateClose,
-            &by_seller,
-        );
+        let p = plan_for(&s, SettlementAction::InitiateClose, &by_seller);
         assert_eq!(p.signer, SELLER);
         assert_eq!((p.possible.clone(), p.direct.clone()), (Ok(()), Ok(())));
         assert_eq!(p.status, AgreementStatus::Active);
@@ -155,12 +152,8 @@ mod tests {
             p.typed_data["message"]["deadline"],
             (NOW + DEFAULT_VALIDITY).to_string()
         );
-        let default = plan(
-            &domain(),
-            B256::ZERO,
-            &terms(),
+        let default = plan_for(
             &s,
-            NOW,
             SettlementAction::InitiateClose,
             &OptionsQuery::default(),
         );
@@ -174,12 +167,8 @@ mod tests {
             party: Some(Address::repeat_byte(0x77)),
             ..OptionsQuery::default()
         };
-        let p = plan(
-            &domain(),
-            B256::ZERO,
-            &terms(),
+        let p = plan_for(
             &state(AgreementStatus::Active),
-            NOW,
             SettlementAction::InitiateClose,
             &stranger,
         );
@@ -190,12 +179,8 @@ mod tests {
     #[test]
     fn a_withdrawal_before_the_deadline_says_when() {
         let s = closing(NOW + 100);
-        let p = plan(
-            &domain(),
-            B256::ZERO,
-            &terms(),
+        let p = plan_for(
             &s,
-            NOW,
             SettlementAction::BuyerWithdraw,
             &OptionsQuery::default(),
         );
@@ -210,15 +195,7 @@ mod tests {
     fn a_retried_claim_defaults_to_the_recorded_entitlement() {
         let mut s = state(AgreementStatus::SellerClaimed);
         s.settledAmount = 123;
-        let p = plan(
-            &domain(),
-            B256::ZERO,
-            &terms(),
-            &s,
-            NOW,
-            SettlementAction::SellerClaim,
-            &OptionsQuery::default(),
-        );
+        let p = plan_for(&s, SettlementAction::SellerClaim, &OptionsQuery::default());
         assert_eq!(p.signer, SELLER);
         assert_eq!(p.typed_data["message"]["amount"], "123");
         assert_eq!(p.direct, Ok(()));

@@ -27,6 +27,24 @@ fn transition(
     }
 }
 
+/// `sqlx::query_as!` into [`AgreementRow`] over every column, the rest of the query
+/// (`WHERE ...`) appended: the one place the column list is written.
+macro_rules! select_agreements {
+    ($rest:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            AgreementRow,
+            r#"SELECT agreement_id, buyer, seller, token, max_amount::text AS "max_amount!", infra_fee::text AS "infra_fee!",
+                      expiry, close_window, salt, status, deposited::text AS "deposited!",
+                      fee_collected::text AS "fee_collected!", settled_amount::text AS "settled_amount!",
+                      seller_paid_amount::text AS "seller_paid_amount!", buyer_paid_amount::text AS "buyer_paid_amount!",
+                      seller_paid, buyer_withdrawn, close_deadline, close_initiator, deferral_reason,
+                      activated_block, activated_tx, closed_block, closed_tx, claimed_block, claimed_tx,
+                      seller_paid_block, seller_paid_tx, withdrawn_block, withdrawn_tx, settled_block, settled_tx, last_block
+               FROM agreements "# + $rest $(, $arg)*
+        )
+    };
+}
+
 /// The stored state of the given agreements (those that exist).
 pub async fn load_agreements(
     conn: &mut PgConnection,
@@ -34,16 +52,8 @@ pub async fn load_agreements(
     ids: &[B256],
 ) -> Result<Vec<AgreementRecord>> {
     let ids: Vec<Vec<u8>> = ids.iter().map(|id| id.to_vec()).collect();
-    let rows = sqlx::query_as!(
-        AgreementRow,
-        r#"SELECT agreement_id, buyer, seller, token, max_amount::text AS "max_amount!", infra_fee::text AS "infra_fee!",
-                  expiry, close_window, salt, status, deposited::text AS "deposited!",
-                  fee_collected::text AS "fee_collected!", settled_amount::text AS "settled_amount!",
-                  seller_paid_amount::text AS "seller_paid_amount!", buyer_paid_amount::text AS "buyer_paid_amount!",
-                  seller_paid, buyer_withdrawn, close_deadline, close_initiator, deferral_reason,
-                  activated_block, activated_tx, closed_block, closed_tx, claimed_block, claimed_tx,
-                  seller_paid_block, seller_paid_tx, withdrawn_block, withdrawn_tx, settled_block, settled_tx, last_block
-           FROM agreements WHERE chain_id = $1 AND agreement_id = ANY($2)"#,
+    let rows = select_agreements!(
+        "WHERE chain_id = $1 AND agreement_id = ANY($2)",
         int(chain_id),
         &ids
     )
@@ -57,20 +67,9 @@ pub async fn all_agreements(
     conn: &mut PgConnection,
     chain_id: u64,
 ) -> Result<Vec<AgreementRecord>> {
-    let rows = sqlx::query_as!(
-        AgreementRow,
-        r#"SELECT agreement_id, buyer, seller, token, max_amount::text AS "max_amount!", infra_fee::text AS "infra_fee!",
-                  expiry, close_window, salt, status, deposited::text AS "deposited!",
-                  fee_collected::text AS "fee_collected!", settled_amount::text AS "settled_amount!",
-                  seller_paid_amount::text AS "seller_paid_amount!", buyer_paid_amount::text AS "buyer_paid_amount!",
-                  seller_paid, buyer_withdrawn, close_deadline, close_initiator, deferral_reason,
-                  activated_block, activated_tx, closed_block, closed_tx, claimed_block, claimed_tx,
-                  seller_paid_block, seller_paid_tx, withdrawn_block, withdrawn_tx, settled_block, settled_tx, last_block
-           FROM agreements WHERE chain_id = $1 ORDER BY agreement_id"#,
-        int(chain_id)
-    )
-    .fetch_all(conn)
-    .await?;
+    let rows = select_agreements!("WHERE chain_id = $1 ORDER BY agreement_id", int(chain_id))
+        .fetch_all(conn)
+        .await?;
     rows.into_iter().map(AgreementRow::into_record).collect()
 }
 
