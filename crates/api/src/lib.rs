@@ -17,7 +17,7 @@ pub mod routes;
 mod services;
 mod views;
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -26,7 +26,10 @@ use axum::{
     routing::{get, post},
 };
 use pactum_db::Db;
-use tokio::{net::TcpListener, sync::watch};
+use tokio::{
+    net::TcpListener,
+    sync::{Semaphore, watch},
+};
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
@@ -150,6 +153,59 @@ impl Modify for SecuritySchemes {
 #[derive(Debug)]
 pub struct ApiDoc;
 
+/// How many requests each unauthenticated operational endpoint serves at once; one more is
+/// answered `503 busy` (with `Retry-After`) at once instead of queueing. `/ready` and `/metrics`
+/// read the database, so together they hold at most four pooled connections however many
+/// callers there are; `/health` reads nothing.
+pub const OPERATIONAL_LIMITS: [(&str, usize); 4] = [
+    ("/health", 64),
+    ("/ready", 2),
+    ("/metrics", 2),
+    ("/openapi.json", 4),
+];
+
+/// `GET` of an operational endpoint, under its limit from [`OPERATIONAL_LIMITS`].
+fn operational<H, T>(path: &str, handler: H) -> axum::routing::MethodRouter<AppState>
+where
+    H: axum::handler::Handler<T, AppState>,
+    T: 'static,
+{
+    let permits = OPERATIONAL_LIMITS
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map_or(1, |(_, n)| *n);
+    get(handler).layer(from_fn_with_state(
+        Arc::new(Semaphore::new(permits)),
+        limited,
+    ))
+}
+
+/// Runs the request if a permit is free, else answers `503 busy` without waiting.
+async fn limited(
+    axum::extract::State(permits): axum::extract::State<Arc<Semaphore>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let Ok(permit) = permits.try_acquire_owned() else {
+        let mut response = problem::Problem::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "Too many requests to this endpoint",
+            "the endpoint is serving as many requests as it allows at once; retry shortly",
+        )
+        .into_response();
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        return response;
+    };
+    let response = next.run(request).await;
+    drop(permit);
+    response
+}
+
 /// The router: every route, with authentication, idempotency and metrics layered on.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -189,10 +245,13 @@ pub fn router(state: AppState) -> Router {
             "/agents/{agent_id}/api-keys/{key_id}/revoke",
             post(routes::keys::revoke),
         )
-        .route("/health", get(routes::health::health))
-        .route("/ready", get(routes::health::ready))
-        .route("/metrics", get(routes::health::metrics))
-        .route("/openapi.json", get(routes::health::openapi))
+        .route("/health", operational("/health", routes::health::health))
+        .route("/ready", operational("/ready", routes::health::ready))
+        .route("/metrics", operational("/metrics", routes::health::metrics))
+        .route(
+            "/openapi.json",
+            operational("/openapi.json", routes::health::openapi),
+        )
         .fallback(|| async {
             problem::Problem::new(
                 axum::http::StatusCode::NOT_FOUND,

@@ -132,13 +132,14 @@ fn counter(out: &mut String, name: &str, help: &str, value: u64) {
 /// The whole exposition.
 pub async fn render(state: &AppState) -> String {
     let mut out = String::new();
-    let mut conn = state.db.pool().acquire().await.ok();
-    let cursor = match conn.as_mut() {
-        Some(conn) => pactum_db::index::load_cursor(conn, state.chain_id)
+    // One connection at a time: the cursor's is back in the pool before the relayer's queue
+    // takes one (holding one while waiting for another deadlocks a busy pool).
+    let cursor = match state.db.acquire().await {
+        Ok(mut conn) => pactum_db::index::load_cursor(&mut conn, state.chain_id)
             .await
             .ok()
             .flatten(),
-        None => None,
+        Err(_) => None,
     };
     if let Some(c) = cursor {
         let indexed = u64::try_from(c.block_number).unwrap_or(0);

@@ -4,6 +4,7 @@
 mod activation;
 mod endpoints;
 mod faults;
+mod flood;
 mod races;
 mod refusals;
 mod signers;

@@ -31,11 +31,12 @@ pub async fn health() -> Json<Health> {
     tag = "operations"
 )]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, Problem> {
-    state
-        .db
-        .ping()
-        .await
-        .map_err(|e| Problem::unavailable(format!("database: {e}")))?;
+    // The error's text (host names, server messages) is for the operator's log, not for an
+    // unauthenticated caller.
+    state.db.ping().await.map_err(|err| {
+        tracing::warn!(%err, "readiness: the database does not answer");
+        Problem::unavailable("the database does not answer")
+    })?;
     let cursor = crate::services::indexed_cursor(&state).await?;
     let indexed = u64::try_from(cursor.block_number).unwrap_or(0);
     let head = state
