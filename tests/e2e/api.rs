@@ -348,8 +348,8 @@ async fn revocation_is_idempotent_even_under_concurrent_duplicates() -> eyre::Re
     let other = revoke(&f.as_(&f.buyer_owner_jwt), "k-acme", &body).await;
     assert_eq!(
         refusal(other.unwrap_err()),
-        (Some(403), Some("forbidden".into())),
-        "another owner's agent"
+        (Some(404), Some("agent_not_found".into())),
+        "another owner's agent is not confirmed to exist"
     );
     let answer = raw(&[("idempotency-key", "k-bad-body")], r#"{"why":1}"#).await?;
     assert_eq!(

@@ -58,6 +58,13 @@ impl Principal {
         }
     }
 
+    /// The owner this principal belongs to (an owner is its own).
+    pub fn owner_id(&self) -> &str {
+        match self {
+            Self::Agent { owner_id, .. } | Self::Owner { owner_id } => owner_id,
+        }
+    }
+
     /// A stable identifier, scoping idempotency keys.
     pub fn scope(&self) -> String {
         match self {

@@ -5,13 +5,17 @@
 //! - the first request claims the key, runs, and its response is stored (for `TTL`); an answer
 //!   that says "not now" rather than "no" releases the key instead, so that a retry runs again:
 //!   a server error (5xx), a conflict with the current state (409, e.g. another action in
-//!   flight, or a window not open yet) and a rate limit (429). None of them had an effect;
+//!   flight, or a window not open yet), a rate limit (429), an agreement not indexed yet (404
+//!   `agreement_not_found`) and a failed simulation (`simulation_failed`): every answer
+//!   [`Problem::is_transient`] marks, and a 5xx from anywhere. None of them had an effect;
 //! - a retry with the same method, path and body gets the stored response, marked
 //!   `Idempotency-Replayed: true`;
 //! - the same key with another method, path or body is refused: 422 `idempotency_key_reused`;
-//! - a duplicate arriving while the first is still running waits for it (up to `WAIT`) and gets
-//!   its response, so concurrent duplicates produce one effect; after the wait, 409
-//!   `idempotency_request_in_progress`.
+//! - a duplicate arriving while the first is still running waits for it (up to `WAIT`, reading
+//!   the record again after 20 ms, 40 ms, … at most every 320 ms) and gets its response, so
+//!   concurrent duplicates produce one effect; after the wait, 409
+//!   `idempotency_request_in_progress`. At most `MAX_WAITING` duplicates wait at once in a
+//!   process; one more gets that 409 at once.
 //!
 //! Endpoints that require the header check it themselves ([`require_key`]).
 
@@ -27,7 +31,11 @@ use axum::{
 use pactum_db::idempotency::{self as store, Claim};
 use sha2::{Digest, Sha256};
 
-use crate::{AppState, auth::Principal, problem::Problem};
+use crate::{
+    AppState,
+    auth::Principal,
+    problem::{Problem, Transient},
+};
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
@@ -37,6 +45,8 @@ pub const REPLAYED: &str = "idempotency-replayed";
 pub const TTL: Duration = Duration::from_secs(24 * 3600);
 /// How long a duplicate waits for the original to finish.
 pub const WAIT: Duration = Duration::from_secs(10);
+/// Duplicates waiting for their original at once, in one process.
+pub const MAX_WAITING: usize = 256;
 /// How long a claimed key stays taken if its request never completes (the process died).
 pub const LEASE: Duration = Duration::from_secs(60);
 /// Largest request body accepted on an idempotent write.
@@ -184,6 +194,17 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
 /// Claims the key, or answers from the existing record: `None` when this request holds the claim.
 async fn claim(state: &AppState, request: store::Request<'_>) -> Result<Option<Response>, Problem> {
     let deadline = tokio::time::Instant::now() + WAIT;
+    let in_progress = || {
+        Problem::new(
+            StatusCode::CONFLICT,
+            "idempotency_request_in_progress",
+            "Request in progress",
+            "a request with this Idempotency-Key is still being processed; retry later",
+        )
+    };
+    // Taken on the first wait; bounds how many duplicates wait at once.
+    let mut waiting = None;
+    let mut pause = Duration::from_millis(20);
     loop {
         match store::claim(state.db.pool(), request, LEASE).await? {
             Claim::Claimed => return Ok(None),
@@ -208,14 +229,14 @@ async fn claim(state: &AppState, request: store::Request<'_>) -> Result<Option<R
                     return Ok(Some(replay(status, &content_type, body)));
                 }
                 if tokio::time::Instant::now() >= deadline {
-                    return Err(Problem::new(
-                        StatusCode::CONFLICT,
-                        "idempotency_request_in_progress",
-                        "Request in progress",
-                        "a request with this Idempotency-Key is still being processed; retry later",
-                    ));
+                    return Err(in_progress());
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                if waiting.is_none() {
+                    let permit = state.idempotency_waiters.clone().try_acquire_owned();
+                    waiting = Some(permit.map_err(|_| in_progress())?);
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(320));
             }
         }
     }
@@ -271,7 +292,7 @@ async fn run_claimed(
         store::release(pool, request.principal, request.key, request.claim_token).await?;
         return Err(Problem::internal());
     };
-    if retryable(parts.status) {
+    if retryable(parts.status) || parts.extensions.get::<Transient>().is_some() {
         store::release(pool, request.principal, request.key, request.claim_token).await?;
     } else {
         let content_type = parts

@@ -59,6 +59,11 @@ pub struct AppState {
     pub http_metrics: metrics::HttpMetrics,
     /// The sponsored-action relayer (settlement endpoints answer 503 without one).
     pub relayer: Option<pactum_relayer::Relayer>,
+    /// Whether [`router`] serves `/metrics` (false when [`serve_metrics`] serves it on an
+    /// address of its own).
+    pub metrics_on_api: bool,
+    /// Permits of the duplicates waiting for their original ([`idempotency::MAX_WAITING`]).
+    pub idempotency_waiters: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -72,6 +77,8 @@ impl AppState {
             max_lag_blocks: 64,
             http_metrics: metrics::HttpMetrics::default(),
             relayer: None,
+            metrics_on_api: true,
+            idempotency_waiters: Arc::new(Semaphore::new(idempotency::MAX_WAITING)),
         }
     }
 }
@@ -208,7 +215,11 @@ async fn limited(
 
 /// The router: every route, with authentication, idempotency and metrics layered on.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let mut routes = Router::new();
+    if state.metrics_on_api {
+        routes = routes.route("/metrics", operational("/metrics", routes::health::metrics));
+    }
+    routes
         .route(
             "/usage-agreements/{agreement_id}/escrow-status",
             get(routes::status::escrow_status),
@@ -247,7 +258,6 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/health", operational("/health", routes::health::health))
         .route("/ready", operational("/ready", routes::health::ready))
-        .route("/metrics", operational("/metrics", routes::health::metrics))
         .route(
             "/openapi.json",
             operational("/openapi.json", routes::health::openapi),
@@ -280,11 +290,37 @@ async fn trace(
     response
 }
 
+/// Serves `/metrics` alone on `listener` (`api.metrics_listen`), until `shutdown` turns true.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(?addr, "metrics listening");
+    let router = Router::new()
+        .route("/metrics", operational("/metrics", routes::health::metrics))
+        .with_state(state);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(until(shutdown))
+        .await
+}
+
+/// Resolves once `shutdown` turns true (never, if its sender is gone).
+async fn until(mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow() {
+        if shutdown.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
 /// Serves `router(state)` on `listener` until `shutdown` turns true (in-flight requests finish).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, "API listening");
@@ -302,15 +338,7 @@ pub async fn serve(
         }
     });
     let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            while !*shutdown.borrow() {
-                if shutdown.changed().await.is_err() {
-                    // Sender gone: keep serving until the process ends.
-                    std::future::pending::<()>().await;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        })
+        .with_graceful_shutdown(until(shutdown))
         .await;
     sweeper.abort();
     served

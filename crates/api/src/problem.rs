@@ -14,6 +14,16 @@ pub use pactum_api_types::problem::PROBLEM_JSON;
 #[derive(Debug, Clone)]
 pub struct Problem(pub pactum_api_types::Problem);
 
+/// Marks a response that describes the moment rather than the request (see
+/// [`Problem::is_transient`]): the idempotency middleware releases the key instead of storing
+/// it, so that a retry under the same `Idempotency-Key` runs again.
+#[derive(Debug, Clone, Copy)]
+pub struct Transient;
+
+/// Codes whose answer may change for the same request without anything the caller does: the
+/// agreement may be indexed in a moment, the chain may let a simulation pass later.
+const TRANSIENT_CODES: [&str; 2] = ["agreement_not_found", "simulation_failed"];
+
 // The OpenAPI schema is the wire type's.
 impl utoipa::PartialSchema for Problem {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -43,6 +53,16 @@ impl Problem {
             detail: detail.into(),
             earliest_at: None,
         })
+    }
+
+    /// Whether this answer describes the moment rather than the request: a server error (5xx),
+    /// a conflict with the current state (409), a rate limit (429), an agreement not (yet)
+    /// indexed, a simulation that failed against the chain as it is now.
+    pub fn is_transient(&self) -> bool {
+        self.0.status >= 500
+            || self.0.status == 409
+            || self.0.status == 429
+            || TRANSIENT_CODES.contains(&self.0.code.as_str())
     }
 
     /// 400 `invalid_agreement_id`.
@@ -128,6 +148,7 @@ pub const fn refusal_status(code: RefusalCode) -> StatusCode {
         | C::InvalidAmount
         | C::InvalidRecipient
         | C::ClaimAmountMismatch
+        | C::UnexpectedFeeAuthorization
         | C::AuthorizationExpired
         | C::DeadlineTooSoon
         | C::WrongDomain
@@ -161,7 +182,11 @@ impl IntoResponse for Problem {
         let status =
             StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self.0).unwrap_or_default();
+        let transient = self.is_transient();
         let mut response = (status, body).into_response();
+        if transient {
+            response.extensions_mut().insert(Transient);
+        }
         if let Ok(value) = PROBLEM_JSON.parse() {
             response.headers_mut().insert(header::CONTENT_TYPE, value);
         }
@@ -180,5 +205,37 @@ impl From<pactum_db::Error> for Problem {
     fn from(err: pactum_db::Error) -> Self {
         tracing::error!(%err, "database error");
         Self::internal()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_answers_about_the_moment_are_transient() {
+        let transient = [
+            Problem::internal(),
+            Problem::unavailable("down"),
+            Problem::agreement_not_found("0x01"),
+            Refusal::new(RefusalCode::SimulationFailed, "reverts now").into(),
+            Refusal::new(RefusalCode::CompetingActionInFlight, "busy").into(),
+            Refusal::new(RefusalCode::QuotaExceeded, "today").into(),
+        ];
+        for p in transient {
+            assert!(p.is_transient(), "{}", p.0.code);
+            let response = p.into_response();
+            assert!(response.extensions().get::<Transient>().is_some());
+        }
+        let settled = [
+            Problem::invalid_agreement_id("x"),
+            Problem::forbidden("no"),
+            Refusal::new(RefusalCode::InvalidSignature, "bad").into(),
+            Refusal::new(RefusalCode::UnexpectedFeeAuthorization, "no fee").into(),
+        ];
+        for p in settled {
+            assert!(!p.is_transient(), "{}", p.0.code);
+            assert!(p.into_response().extensions().get::<Transient>().is_none());
+        }
     }
 }

@@ -7,7 +7,10 @@ use alloy::primitives::Address;
 use eyre::{WrapErr, eyre};
 use pactum_api::auth::{Claims, generate_api_key, sign_jwt};
 
-use crate::{config::Config, indexer::connect};
+use crate::{
+    config::{Config, Pool},
+    indexer::connect,
+};
 
 /// `pactum admin ...`.
 #[derive(Debug, clap::Args)]
@@ -70,7 +73,7 @@ enum Command {
 
 pub(crate) async fn run(args: Args) -> eyre::Result<()> {
     let config = Config::load(args.service.config.as_deref())?;
-    let db = connect(&config).await?;
+    let db = connect(&config, Pool::Api).await?;
     let mut conn = db.pool().acquire().await?;
     match args.command {
         Command::CreateOwner { id, name, email } => {

@@ -4,7 +4,9 @@
 //! | setting | file key | environment | default |
 //! |---|---|---|---|
 //! | database URL | `database.url` | `PACTUM_DATABASE_URL` | — (required) |
-//! | pool size | `database.max_connections` | `PACTUM_DATABASE_MAX_CONNECTIONS` | 16 |
+//! | the API's pool (requests, sponsored acceptance) | `database.api_connections` | `PACTUM_DATABASE_API_CONNECTIONS` | 16 |
+//! | the indexer's pool | `database.indexer_connections` | `PACTUM_DATABASE_INDEXER_CONNECTIONS` | 4 |
+//! | the relayer workers' pool | `database.relayer_connections` | `PACTUM_DATABASE_RELAYER_CONNECTIONS` | 8 |
 //! | node | `chain.rpc_url` | `PACTUM_CHAIN_RPC_URL` | — (required) |
 //! | chain id | `chain.chain_id` | `PACTUM_CHAIN_ID` | — (required) |
 //! | escrow | `chain.escrow` | `PACTUM_CHAIN_ESCROW` | — (required) |
@@ -17,6 +19,7 @@
 //! | reorg window | `indexer.reorg_window` | `PACTUM_INDEXER_REORG_WINDOW` | 128 |
 //! | poll interval | `indexer.poll_interval_ms` | `PACTUM_INDEXER_POLL_INTERVAL_MS` | 250 |
 //! | API address | `api.listen` | `PACTUM_API_LISTEN` | `127.0.0.1:8080` |
+//! | `/metrics` on its own address (then not on `api.listen`) | `api.metrics_listen` | `PACTUM_API_METRICS_LISTEN` | none: on `api.listen` |
 //! | owner JWT key (HS256, ≥ 32 bytes) | `api.jwt_secret` | `PACTUM_API_JWT_SECRET` | none: owner JWTs refused |
 //! | required JWT `iss` | `api.jwt_issuer` | `PACTUM_API_JWT_ISSUER` | not checked |
 //! | required JWT `aud` | `api.jwt_audience` | `PACTUM_API_JWT_AUDIENCE` | not checked |
@@ -31,6 +34,10 @@
 //! | gas ceiling per action | `relayer.max_gas_per_action` | `PACTUM_RELAYER_MAX_GAS_PER_ACTION` | 400000 |
 //! | actions per agreement | `relayer.max_actions_per_agreement` | `PACTUM_RELAYER_MAX_ACTIONS_PER_AGREEMENT` | 8 |
 //! | actions per party per day | `relayer.max_actions_per_party_per_day` | `PACTUM_RELAYER_MAX_ACTIONS_PER_PARTY_PER_DAY` | 500 |
+//! | sponsored actions per API principal per 24 h | `relayer.max_actions_per_principal_per_day` | `PACTUM_RELAYER_MAX_ACTIONS_PER_PRINCIPAL_PER_DAY` | 1000 |
+//! | gas per API principal per 24 h | `relayer.max_gas_per_principal_per_day` | `PACTUM_RELAYER_MAX_GAS_PER_PRINCIPAL_PER_DAY` | 25000000 |
+//! | sponsored actions per owner (all its principals) per 24 h | `relayer.max_actions_per_owner_per_day` | `PACTUM_RELAYER_MAX_ACTIONS_PER_OWNER_PER_DAY` | 2000 |
+//! | gas per owner per 24 h | `relayer.max_gas_per_owner_per_day` | `PACTUM_RELAYER_MAX_GAS_PER_OWNER_PER_DAY` | 50000000 |
 //! | reverted actions per party per day | `relayer.max_reverts_per_party_per_day` | `PACTUM_RELAYER_MAX_REVERTS_PER_PARTY_PER_DAY` | 3 |
 //! | daily gas budget | `relayer.daily_gas_budget` | `PACTUM_RELAYER_DAILY_GAS_BUDGET` | 500000000 |
 //! | minimum signer balance (wei) | `relayer.min_signer_balance_wei` | `PACTUM_RELAYER_MIN_SIGNER_BALANCE_WEI` | 5·10^17 |
@@ -55,8 +62,8 @@ pub(crate) struct Config {
     pub(crate) relayer: Relayer,
 }
 
-/// `[relayer]`.
-#[derive(Debug, Clone, Deserialize)]
+/// `[relayer]`. Its `Debug` shows how many keys there are, never a key.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Relayer {
     /// Private keys of the gas-paying accounts (one worker each).
@@ -70,12 +77,58 @@ pub(crate) struct Relayer {
     pub(crate) max_gas_per_action: u64,
     pub(crate) max_actions_per_agreement: u64,
     pub(crate) max_actions_per_party_per_day: u64,
+    pub(crate) max_actions_per_principal_per_day: u64,
+    pub(crate) max_gas_per_principal_per_day: u64,
+    pub(crate) max_actions_per_owner_per_day: u64,
+    pub(crate) max_gas_per_owner_per_day: u64,
     pub(crate) max_reverts_per_party_per_day: u64,
     pub(crate) daily_gas_budget: u64,
     pub(crate) min_signer_balance_wei: u128,
     pub(crate) min_deadline_margin_secs: u64,
     pub(crate) max_fee_per_gas_wei: u128,
     pub(crate) tokens: Vec<Address>,
+}
+
+impl std::fmt::Debug for Relayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relayer")
+            .field("keys", &format_args!("<{} redacted>", self.keys.len()))
+            .field("confirmations", &self.confirmations)
+            .field("poll_interval_ms", &self.poll_interval_ms)
+            .field("stuck_after_ms", &self.stuck_after_ms)
+            .field("fee_bump_percent", &self.fee_bump_percent)
+            .field("priority_fee_wei", &self.priority_fee_wei)
+            .field("batch_size", &self.batch_size)
+            .field("max_gas_per_action", &self.max_gas_per_action)
+            .field("max_actions_per_agreement", &self.max_actions_per_agreement)
+            .field(
+                "max_actions_per_party_per_day",
+                &self.max_actions_per_party_per_day,
+            )
+            .field(
+                "max_actions_per_principal_per_day",
+                &self.max_actions_per_principal_per_day,
+            )
+            .field(
+                "max_gas_per_principal_per_day",
+                &self.max_gas_per_principal_per_day,
+            )
+            .field(
+                "max_actions_per_owner_per_day",
+                &self.max_actions_per_owner_per_day,
+            )
+            .field("max_gas_per_owner_per_day", &self.max_gas_per_owner_per_day)
+            .field(
+                "max_reverts_per_party_per_day",
+                &self.max_reverts_per_party_per_day,
+            )
+            .field("daily_gas_budget", &self.daily_gas_budget)
+            .field("min_signer_balance_wei", &self.min_signer_balance_wei)
+            .field("min_deadline_margin_secs", &self.min_deadline_margin_secs)
+            .field("max_fee_per_gas_wei", &self.max_fee_per_gas_wei)
+            .field("tokens", &self.tokens)
+            .finish()
+    }
 }
 
 impl Default for Relayer {
@@ -93,6 +146,10 @@ impl Default for Relayer {
             max_gas_per_action: policy.max_gas_per_action,
             max_actions_per_agreement: policy.max_actions_per_agreement,
             max_actions_per_party_per_day: policy.max_actions_per_party_per_day,
+            max_actions_per_principal_per_day: policy.max_actions_per_principal_per_day,
+            max_gas_per_principal_per_day: policy.max_gas_per_principal_per_day,
+            max_actions_per_owner_per_day: policy.max_actions_per_owner_per_day,
+            max_gas_per_owner_per_day: policy.max_gas_per_owner_per_day,
             max_reverts_per_party_per_day: policy.max_reverts_per_party_per_day,
             daily_gas_budget: policy.daily_gas_budget,
             min_signer_balance_wei: policy.min_signer_balance.to(),
@@ -104,10 +161,11 @@ impl Default for Relayer {
 }
 
 /// `[api]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Api {
     pub(crate) listen: String,
+    pub(crate) metrics_listen: Option<String>,
     pub(crate) jwt_secret: Option<String>,
     pub(crate) jwt_issuer: Option<String>,
     pub(crate) jwt_audience: Option<String>,
@@ -118,6 +176,7 @@ impl Default for Api {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".into(),
+            metrics_listen: None,
             jwt_secret: None,
             jwt_issuer: None,
             jwt_audience: None,
@@ -126,20 +185,89 @@ impl Default for Api {
     }
 }
 
-/// `[database]`.
-#[derive(Debug, Clone, Deserialize)]
+/// `[database]`: the URL, and one pool per component so that one's load cannot take another's
+/// connections.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Database {
     pub(crate) url: Option<String>,
-    pub(crate) max_connections: u32,
+    pub(crate) api_connections: u32,
+    pub(crate) indexer_connections: u32,
+    pub(crate) relayer_connections: u32,
 }
 
 impl Default for Database {
     fn default() -> Self {
         Self {
             url: None,
-            max_connections: 16,
+            api_connections: 16,
+            indexer_connections: 4,
+            relayer_connections: 8,
         }
+    }
+}
+
+/// Which component a pool serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pool {
+    /// HTTP requests, including the sponsored path's acceptance.
+    Api,
+    /// The indexer (its reader and writer overlap: at least two).
+    Indexer,
+    /// The relayer's workers (a round's reads and writes; each key's lock connection is its own).
+    Relayer,
+}
+
+impl Pool {
+    /// The setting's name and its smallest workable size.
+    const fn setting(self) -> (&'static str, u32) {
+        match self {
+            Self::Api => ("database.api_connections", 1),
+            Self::Indexer => ("database.indexer_connections", 2),
+            Self::Relayer => ("database.relayer_connections", 2),
+        }
+    }
+}
+
+/// The URL with its password replaced, for logs and `Debug`.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("api_connections", &self.api_connections)
+            .field("indexer_connections", &self.indexer_connections)
+            .field("relayer_connections", &self.relayer_connections)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("listen", &self.listen)
+            .field("metrics_listen", &self.metrics_listen)
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("max_lag_blocks", &self.max_lag_blocks)
+            .finish()
     }
 }
 
@@ -235,8 +363,16 @@ impl Config {
     fn apply_env(&mut self) -> eyre::Result<()> {
         set_opt(&mut self.database.url, "PACTUM_DATABASE_URL")?;
         set(
-            &mut self.database.max_connections,
-            "PACTUM_DATABASE_MAX_CONNECTIONS",
+            &mut self.database.api_connections,
+            "PACTUM_DATABASE_API_CONNECTIONS",
+        )?;
+        set(
+            &mut self.database.indexer_connections,
+            "PACTUM_DATABASE_INDEXER_CONNECTIONS",
+        )?;
+        set(
+            &mut self.database.relayer_connections,
+            "PACTUM_DATABASE_RELAYER_CONNECTIONS",
         )?;
         set_opt(&mut self.chain.rpc_url, "PACTUM_CHAIN_RPC_URL")?;
         set_opt(&mut self.chain.chain_id, "PACTUM_CHAIN_ID")?;
@@ -264,6 +400,7 @@ impl Config {
             "PACTUM_INDEXER_POLL_INTERVAL_MS",
         )?;
         set(&mut self.api.listen, "PACTUM_API_LISTEN")?;
+        set_opt(&mut self.api.metrics_listen, "PACTUM_API_METRICS_LISTEN")?;
         set_opt(&mut self.api.jwt_secret, "PACTUM_API_JWT_SECRET")?;
         set_opt(&mut self.api.jwt_issuer, "PACTUM_API_JWT_ISSUER")?;
         set_opt(&mut self.api.jwt_audience, "PACTUM_API_JWT_AUDIENCE")?;
@@ -307,6 +444,22 @@ impl Config {
             "PACTUM_RELAYER_MAX_ACTIONS_PER_PARTY_PER_DAY",
         )?;
         set(
+            &mut r.max_actions_per_principal_per_day,
+            "PACTUM_RELAYER_MAX_ACTIONS_PER_PRINCIPAL_PER_DAY",
+        )?;
+        set(
+            &mut r.max_gas_per_principal_per_day,
+            "PACTUM_RELAYER_MAX_GAS_PER_PRINCIPAL_PER_DAY",
+        )?;
+        set(
+            &mut r.max_actions_per_owner_per_day,
+            "PACTUM_RELAYER_MAX_ACTIONS_PER_OWNER_PER_DAY",
+        )?;
+        set(
+            &mut r.max_gas_per_owner_per_day,
+            "PACTUM_RELAYER_MAX_GAS_PER_OWNER_PER_DAY",
+        )?;
+        set(
             &mut r.max_reverts_per_party_per_day,
             "PACTUM_RELAYER_MAX_REVERTS_PER_PARTY_PER_DAY",
         )?;
@@ -338,10 +491,25 @@ impl Config {
             let scheme = url.split("://").next().unwrap_or_default();
             bail!("database.url must be a postgres:// URL, got a {scheme:?} URL");
         }
-        if self.database.max_connections == 0 {
-            bail!("database.max_connections must be at least 1");
+        for pool in [Pool::Api, Pool::Indexer, Pool::Relayer] {
+            self.pool_size(pool)?;
         }
         Ok(url)
+    }
+
+    /// The size of `pool`, validated: at least what the component needs, at most 1,000.
+    pub(crate) fn pool_size(&self, pool: Pool) -> eyre::Result<u32> {
+        let d = &self.database;
+        let size = match pool {
+            Pool::Api => d.api_connections,
+            Pool::Indexer => d.indexer_connections,
+            Pool::Relayer => d.relayer_connections,
+        };
+        let (name, least) = pool.setting();
+        if !(least..=1_000).contains(&size) {
+            bail!("{name} must be between {least} and 1000, got {size}");
+        }
+        Ok(size)
     }
 
     /// The node URL, required.
@@ -370,6 +538,20 @@ impl Config {
                 self.api.listen
             )
         })
+    }
+
+    /// The address `/metrics` is served on alone, if it is kept off the API's address.
+    pub(crate) fn metrics_listen(&self) -> eyre::Result<Option<std::net::SocketAddr>> {
+        let Some(raw) = &self.api.metrics_listen else {
+            return Ok(None);
+        };
+        let addr: std::net::SocketAddr = raw
+            .parse()
+            .map_err(|e| eyre!("api.metrics_listen {raw:?} is not an address:port: {e}"))?;
+        if addr == self.listen()? {
+            bail!("api.metrics_listen must differ from api.listen ({raw})");
+        }
+        Ok(Some(addr))
     }
 
     /// Owner JWT verification, if a key is configured.
@@ -440,6 +622,10 @@ impl Config {
         p.max_gas_per_action = r.max_gas_per_action;
         p.max_actions_per_agreement = r.max_actions_per_agreement;
         p.max_actions_per_party_per_day = r.max_actions_per_party_per_day;
+        p.max_actions_per_principal_per_day = r.max_actions_per_principal_per_day;
+        p.max_gas_per_principal_per_day = r.max_gas_per_principal_per_day;
+        p.max_actions_per_owner_per_day = r.max_actions_per_owner_per_day;
+        p.max_gas_per_owner_per_day = r.max_gas_per_owner_per_day;
         p.max_reverts_per_party_per_day = r.max_reverts_per_party_per_day;
         p.daily_gas_budget = r.daily_gas_budget;
         p.min_signer_balance = alloy::primitives::U256::from(r.min_signer_balance_wei);
@@ -480,5 +666,80 @@ impl Config {
         config.reorg_window = i.reorg_window;
         config.poll_interval = Duration::from_millis(i.poll_interval_ms.max(10));
         Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let mut config = Config::default();
+        config.database.url = Some("postgres://pactum:hunter2@db.internal:5432/pactum".into());
+        config.api.jwt_secret = Some("a-shared-secret-of-at-least-32-bytes!".into());
+        config.relayer.keys =
+            vec!["0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d".into()];
+        let shown = format!("{config:?}");
+        for secret in [
+            "hunter2",
+            "a-shared-secret",
+            "59c6995e998f97a5a0044966f0945389",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("postgres://pactum:***@db.internal:5432/pactum"),
+            "{shown}"
+        );
+        assert!(shown.contains("<1 redacted>"), "{shown}");
+    }
+
+    #[test]
+    fn urls_without_a_password_are_shown_as_they_are() {
+        for url in [
+            "postgres://postgres@127.0.0.1:5432/pactum",
+            "postgres://127.0.0.1/pactum?user=x",
+            "not a url",
+        ] {
+            assert_eq!(redact_url(url), url);
+        }
+        assert_eq!(
+            redact_url("postgresql://u:p@h/db?application_name=a@b"),
+            "postgresql://u:***@h/db?application_name=a@b"
+        );
+    }
+
+    #[test]
+    fn each_pool_has_a_workable_size() {
+        let mut config = Config::default();
+        assert_eq!(config.pool_size(Pool::Api).unwrap(), 16);
+        assert_eq!(config.pool_size(Pool::Indexer).unwrap(), 4);
+        assert_eq!(config.pool_size(Pool::Relayer).unwrap(), 8);
+        config.database.indexer_connections = 1;
+        let err = config.pool_size(Pool::Indexer).unwrap_err().to_string();
+        assert!(
+            err.contains("database.indexer_connections must be between 2 and 1000"),
+            "{err}"
+        );
+        config.database.api_connections = 0;
+        assert!(config.pool_size(Pool::Api).is_err());
+        config.database.relayer_connections = 5_000;
+        assert!(config.pool_size(Pool::Relayer).is_err());
+    }
+
+    #[test]
+    fn metrics_listen_must_be_another_address() {
+        let mut config = Config::default();
+        assert_eq!(config.metrics_listen().unwrap(), None);
+        config.api.metrics_listen = Some("127.0.0.1:9090".into());
+        assert_eq!(
+            config.metrics_listen().unwrap(),
+            Some("127.0.0.1:9090".parse().unwrap())
+        );
+        config.api.metrics_listen = Some(config.api.listen.clone());
+        assert!(config.metrics_listen().is_err());
+        config.api.metrics_listen = Some("nine thousand".into());
+        assert!(config.metrics_listen().is_err());
     }
 }

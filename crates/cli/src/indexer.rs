@@ -8,7 +8,7 @@ use pactum_db::Db;
 use pactum_indexer::{Indexer, Metrics, events::Contracts};
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, Pool};
 
 /// Arguments shared by the service commands.
 #[derive(Debug, clap::Args)]
@@ -18,11 +18,12 @@ pub(crate) struct ServiceArgs {
     pub(crate) config: Option<PathBuf>,
 }
 
-pub(crate) async fn connect(config: &Config) -> eyre::Result<Db> {
+/// A pool of its own for `pool`'s component, sized by its setting.
+pub(crate) async fn connect(config: &Config, pool: Pool) -> eyre::Result<Db> {
     let url = config.database_url()?;
-    Db::connect(url, config.database.max_connections)
+    Db::connect(url, config.pool_size(pool)?)
         .await
-        .wrap_err("cannot open the database")
+        .wrap_err_with(|| format!("cannot open the database ({pool:?} pool)"))
 }
 
 pub(crate) async fn build(config: &Config, db: Db, metrics: Metrics) -> eyre::Result<Indexer> {
@@ -72,7 +73,7 @@ pub(crate) fn validate_indexer(config: &Config) -> eyre::Result<()> {
 pub(crate) async fn run(args: ServiceArgs) -> eyre::Result<()> {
     let config = Config::load(args.config.as_deref())?;
     validate_indexer(&config)?;
-    let db = connect(&config).await?;
+    let db = connect(&config, Pool::Indexer).await?;
     let indexer = build(&config, db, Metrics::default()).await?;
     indexer.run(shutdown_signal()).await?;
     Ok(())
@@ -81,7 +82,7 @@ pub(crate) async fn run(args: ServiceArgs) -> eyre::Result<()> {
 pub(crate) async fn verify(args: ServiceArgs) -> eyre::Result<()> {
     let config = Config::load(args.config.as_deref())?;
     let c = config.indexer()?;
-    let db = connect(&config).await?;
+    let db = connect(&config, Pool::Indexer).await?;
     let report = pactum_indexer::verify::verify(
         &db,
         c.chain_id,

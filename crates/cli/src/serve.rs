@@ -9,30 +9,68 @@ use pactum_relayer::{Relayer, Worker};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 use crate::{
-    config::Config,
+    config::{Config, Pool},
     indexer::{ServiceArgs, build, connect, shutdown_signal},
 };
 
+async fn bind(addr: std::net::SocketAddr) -> eyre::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .wrap_err_with(|| format!("cannot listen on {addr}"))
+}
+
+/// The API's state and listeners: its own and, with `api.metrics_listen`, the metrics one.
 async fn api_state(
     config: &Config,
     db: Db,
     metrics: Option<Metrics>,
-) -> eyre::Result<(AppState, TcpListener)> {
+) -> eyre::Result<(AppState, TcpListener, Option<TcpListener>)> {
     let (chain_id, jwt, addr) = (config.chain_id()?, config.jwt()?, config.listen()?);
     let mut state = AppState::new(db, chain_id, jwt);
     state.max_lag_blocks = config.api.max_lag_blocks;
     state.indexer_metrics = metrics;
-    let listener = TcpListener::bind(addr)
-        .await
-        .wrap_err_with(|| format!("cannot listen on {addr}"))?;
-    Ok((state, listener))
+    let listener = bind(addr).await?;
+    let metrics_listener = match config.metrics_listen()? {
+        Some(addr) => {
+            state.metrics_on_api = false;
+            Some(bind(addr).await?)
+        }
+        None => None,
+    };
+    Ok((state, listener, metrics_listener))
 }
 
-/// The relayer (when keys are configured) and, with `workers`, one running worker per key.
+/// Serves the API (and `/metrics` on its own address, if configured) until `shutdown`.
+async fn serve_api(
+    state: AppState,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    println!("pactum API listening on http://{}", listener.local_addr()?);
+    let metrics = metrics_listener.map(|l| {
+        if let Ok(addr) = l.local_addr() {
+            println!("pactum metrics on http://{addr}/metrics");
+        }
+        tokio::spawn(pactum_api::serve_metrics(
+            l,
+            state.clone(),
+            shutdown.clone(),
+        ))
+    });
+    let served = pactum_api::serve(listener, state, shutdown).await;
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
+    served
+}
+
+/// The relayer (when keys are configured) and, with a workers' pool, one running worker per
+/// key. Acceptance uses `db` (the API's pool).
 async fn start_relayer(
     config: &Config,
     db: &Db,
-    workers: bool,
+    workers: Option<Db>,
     shutdown: &watch::Receiver<bool>,
 ) -> eyre::Result<Option<(Relayer, Vec<JoinHandle<()>>)>> {
     let Some((keys, settings)) = config.relayer()? else {
@@ -42,11 +80,12 @@ async fn start_relayer(
         .connect_http(config.rpc_url()?)
         .erased();
     let addresses = keys.iter().map(|k| k.address()).collect();
-    let relayer = Relayer::new(db.clone(), provider, settings, addresses)
+    let worker_db = workers.clone().unwrap_or_else(|| db.clone());
+    let relayer = Relayer::with_pools(db.clone(), worker_db, provider, settings, addresses)
         .await
         .wrap_err("cannot start the relayer")?;
     let mut handles = Vec::new();
-    if workers {
+    if workers.is_some() {
         for key in keys {
             let worker = Worker::new(relayer.clone(), key);
             let shutdown = shutdown.clone();
@@ -66,6 +105,7 @@ fn validate(config: &Config) -> eyre::Result<()> {
     config.chain_id()?;
     config.jwt()?;
     config.listen()?;
+    config.metrics_listen()?;
     if config.relayer()?.is_some() {
         config.rpc_url()?;
     }
@@ -77,14 +117,13 @@ fn validate(config: &Config) -> eyre::Result<()> {
 pub(crate) async fn api(args: ServiceArgs) -> eyre::Result<()> {
     let config = Config::load(args.config.as_deref())?;
     validate(&config)?;
-    let db = connect(&config).await?;
+    let db = connect(&config, Pool::Api).await?;
     let shutdown = shutdown_signal();
-    let (mut state, listener) = api_state(&config, db.clone(), None).await?;
-    state.relayer = start_relayer(&config, &db, false, &shutdown)
+    let (mut state, listener, metrics) = api_state(&config, db.clone(), None).await?;
+    state.relayer = start_relayer(&config, &db, None, &shutdown)
         .await?
         .map(|(r, _)| r);
-    println!("pactum API listening on http://{}", listener.local_addr()?);
-    pactum_api::serve(listener, state, shutdown).await?;
+    serve_api(state, listener, metrics, shutdown).await?;
     Ok(())
 }
 
@@ -97,9 +136,9 @@ pub(crate) async fn relayer(args: ServiceArgs) -> eyre::Result<()> {
     if config.relayer()?.is_none() {
         eyre::bail!("relayer.keys (PACTUM_RELAYER_KEYS) is required");
     }
-    let db = connect(&config).await?;
+    let db = connect(&config, Pool::Relayer).await?;
     let shutdown = shutdown_signal();
-    let Some((_, workers)) = start_relayer(&config, &db, true, &shutdown).await? else {
+    let Some((_, workers)) = start_relayer(&config, &db, Some(db.clone()), &shutdown).await? else {
         return Ok(());
     };
     println!("pactum relayer running {} worker(s)", workers.len());
@@ -115,10 +154,15 @@ pub(crate) async fn serve(args: ServiceArgs) -> eyre::Result<()> {
     crate::indexer::validate_indexer(&config)?;
     validate(&config)?;
     let metrics = Metrics::default();
-    let db = connect(&config).await?;
+    // One pool per component: the API's load cannot take the indexer's or the workers'
+    // connections.
+    let api_db = connect(&config, Pool::Api).await?;
+    let indexer_db = connect(&config, Pool::Indexer).await?;
+    let worker_db = connect(&config, Pool::Relayer).await?;
     let shutdown = shutdown_signal();
-    let (mut state, listener) = api_state(&config, db.clone(), Some(metrics.clone())).await?;
-    let relayer = start_relayer(&config, &db, true, &shutdown).await?;
+    let (mut state, listener, metrics_listener) =
+        api_state(&config, api_db.clone(), Some(metrics.clone())).await?;
+    let relayer = start_relayer(&config, &api_db, Some(worker_db), &shutdown).await?;
     let workers = match relayer {
         Some((relayer, workers)) => {
             state.relayer = Some(relayer);
@@ -126,9 +170,13 @@ pub(crate) async fn serve(args: ServiceArgs) -> eyre::Result<()> {
         }
         None => Vec::new(),
     };
-    let indexer = build(&config, db, metrics).await?;
-    println!("pactum API listening on http://{}", listener.local_addr()?);
-    let api = tokio::spawn(pactum_api::serve(listener, state, shutdown.clone()));
+    let indexer = build(&config, indexer_db, metrics).await?;
+    let api = tokio::spawn(serve_api(
+        state,
+        listener,
+        metrics_listener,
+        shutdown.clone(),
+    ));
     let indexed = indexer.run(shutdown).await;
     // The indexer only returns on shutdown or on an error that stops the service.
     if let Err(err) = &indexed {

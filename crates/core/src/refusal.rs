@@ -41,6 +41,8 @@ named_enum! {
         InvalidRecipient = "invalid_recipient",
         /// A retried claim names another amount than the recorded entitlement.
         ClaimAmountMismatch = "claim_amount_mismatch",
+        /// The activation package carries a fee authorization for an agreement without a fee.
+        UnexpectedFeeAuthorization = "unexpected_fee_authorization",
         /// The authorization's deadline has passed.
         AuthorizationExpired = "authorization_expired",
         /// The deadline leaves the relayer too little time.
@@ -102,6 +104,7 @@ impl RefusalCode {
             Self::TooManyReverts => "Too many reverted actions",
             Self::SponsorBudgetExhausted => "Sponsor budget exhausted",
             Self::SponsorPaused => "Sponsoring paused",
+            Self::UnexpectedFeeAuthorization => "Unexpected fee authorization",
         }
     }
 }

@@ -18,6 +18,16 @@ pub struct Policy {
     pub max_actions_per_agreement: u64,
     /// Most sponsored actions a party may sign in 24 hours.
     pub max_actions_per_party_per_day: u64,
+    /// Most sponsored actions one API principal (an agent's key holder, or an owner) may post in
+    /// 24 hours, whoever signed them.
+    pub max_actions_per_principal_per_day: u64,
+    /// Most gas (used once mined, reserved while in flight, including actions that reverted or
+    /// ran out of gas) one API principal's actions may cost in 24 hours.
+    pub max_gas_per_principal_per_day: u64,
+    /// The same two limits for all the principals of one owner (the owner and its agents).
+    pub max_actions_per_owner_per_day: u64,
+    /// See `max_actions_per_owner_per_day`.
+    pub max_gas_per_owner_per_day: u64,
     /// A party whose sponsored actions were mined reverted this many times in 24 hours is
     /// refused until the oldest of them is a day old. Each such revert is gas the sponsor paid
     /// for nothing: an authorization that passed simulation, then failed on chain (a wallet or
@@ -43,6 +53,12 @@ impl Default for Policy {
             max_gas_per_action: 400_000,
             max_actions_per_agreement: 8,
             max_actions_per_party_per_day: 500,
+            // One owner gets a tenth of the daily budget, one principal a twentieth: no single
+            // caller can spend the sponsor's gas for everyone else.
+            max_actions_per_principal_per_day: 1_000,
+            max_gas_per_principal_per_day: 25_000_000,
+            max_actions_per_owner_per_day: 2_000,
+            max_gas_per_owner_per_day: 50_000_000,
             max_reverts_per_party_per_day: 3,
             daily_gas_budget: 500_000_000,
             // 0.5 ETH: more than one action at the gas ceiling and the fee cap (0.2 ETH).
@@ -67,17 +83,93 @@ pub struct Usage {
     /// Gas of jobs created since the start of the UTC day: used if mined, reserved while in
     /// flight.
     pub gas_today: u64,
+    /// Jobs the requesting principal posted in the last 24 hours (same exclusion).
+    pub principal_jobs_24h: u64,
+    /// Their gas: used if mined (whatever the outcome), reserved while in flight.
+    pub principal_gas_24h: u64,
+    /// Jobs posted by any principal of the requester's owner in the last 24 hours.
+    pub owner_jobs_24h: u64,
+    /// Their gas, counted as `principal_gas_24h`.
+    pub owner_gas_24h: u64,
 }
 
-/// The policy's quotas and daily budget against `usage`, for a job of `signer` reserving
-/// `gas_limit`.
+/// Who asked for a sponsored action: the API principal (`agent:<id>` or `owner:<id>`) and its
+/// owner. The operator's own tools have no owner; only the principal quota applies to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Requester<'a> {
+    /// The principal's stable scope.
+    pub principal: &'a str,
+    /// The owner it belongs to (an owner is its own).
+    pub owner: Option<&'a str>,
+}
+
+impl<'a> From<&'a str> for Requester<'a> {
+    /// A requester without an owner (the operator's tools, tests, benchmarks).
+    fn from(principal: &'a str) -> Self {
+        Self {
+            principal,
+            owner: None,
+        }
+    }
+}
+
+/// The policy's quotas and daily budget against `usage`, for a job of `signer` posted by
+/// `requester` and reserving `gas_limit`.
 pub fn check_usage(
     policy: &Policy,
     usage: &Usage,
     signer: Address,
+    requester: Requester<'_>,
     gas_limit: u64,
 ) -> Result<(), Refusal> {
     use RefusalCode as C;
+    let over = |used: u64, adding: u64, limit: u64| used.saturating_add(adding) > limit;
+    if over(
+        usage.principal_jobs_24h,
+        1,
+        policy.max_actions_per_principal_per_day,
+    ) || over(
+        usage.principal_gas_24h,
+        gas_limit,
+        policy.max_gas_per_principal_per_day,
+    ) {
+        return Err(Refusal::new(
+            C::QuotaExceeded,
+            format!(
+                "{} posted {} sponsored actions costing {} gas in the last 24 hours (limits {} \
+                 actions, {} gas; this one reserves {gas_limit}); the direct path stays open",
+                requester.principal,
+                usage.principal_jobs_24h,
+                usage.principal_gas_24h,
+                policy.max_actions_per_principal_per_day,
+                policy.max_gas_per_principal_per_day
+            ),
+        ));
+    }
+    if let Some(owner) = requester.owner
+        && (over(
+            usage.owner_jobs_24h,
+            1,
+            policy.max_actions_per_owner_per_day,
+        ) || over(
+            usage.owner_gas_24h,
+            gas_limit,
+            policy.max_gas_per_owner_per_day,
+        ))
+    {
+        return Err(Refusal::new(
+            C::QuotaExceeded,
+            format!(
+                "owner {owner}'s agents posted {} sponsored actions costing {} gas in the last \
+                 24 hours (limits {} actions, {} gas; this one reserves {gas_limit}); the direct \
+                 path stays open",
+                usage.owner_jobs_24h,
+                usage.owner_gas_24h,
+                policy.max_actions_per_owner_per_day,
+                policy.max_gas_per_owner_per_day
+            ),
+        ));
+    }
     if usage.agreement_jobs >= policy.max_actions_per_agreement {
         return Err(Refusal::new(
             C::QuotaExceeded,
@@ -122,11 +214,29 @@ pub fn check_usage(
 /// Whether acceptances racing on `concurrent` connections could overshoot a quota of `usage`:
 /// then the acceptance must take the chain-wide lock and count again.
 pub fn near_limits(policy: &Policy, usage: &Usage, concurrent: u64) -> bool {
-    usage.signer_jobs_24h.saturating_add(concurrent) >= policy.max_actions_per_party_per_day
-        || usage
-            .gas_today
-            .saturating_add(policy.max_gas_per_action.saturating_mul(concurrent))
-            > policy.daily_gas_budget
+    let gas = policy.max_gas_per_action.saturating_mul(concurrent);
+    let near = |used: u64, adding: u64, limit: u64| used.saturating_add(adding) >= limit;
+    near(
+        usage.signer_jobs_24h,
+        concurrent,
+        policy.max_actions_per_party_per_day,
+    ) || near(usage.gas_today, gas, policy.daily_gas_budget)
+        || near(
+            usage.principal_jobs_24h,
+            concurrent,
+            policy.max_actions_per_principal_per_day,
+        )
+        || near(
+            usage.principal_gas_24h,
+            gas,
+            policy.max_gas_per_principal_per_day,
+        )
+        || near(
+            usage.owner_jobs_24h,
+            concurrent,
+            policy.max_actions_per_owner_per_day,
+        )
+        || near(usage.owner_gas_24h, gas, policy.max_gas_per_owner_per_day)
 }
 
 /// The least fee increase a node accepts for a replacement at the same nonce, in percent.
@@ -283,14 +393,20 @@ mod tests {
             signer_jobs_24h: 2,
             signer_reverts_24h: 0,
             gas_today: 1_000_000,
+            ..Usage::default()
         }
     }
+
+    const AGENT: Requester<'static> = Requester {
+        principal: "agent:a",
+        owner: Some("acme"),
+    };
 
     #[test]
     fn usage_within_the_policy_passes() {
         let policy = Policy::default();
         assert_eq!(
-            check_usage(&policy, &usage(), Address::ZERO, 300_000),
+            check_usage(&policy, &usage(), Address::ZERO, AGENT, 300_000),
             Ok(())
         );
     }
@@ -299,7 +415,7 @@ mod tests {
     fn each_quota_has_its_code() {
         let policy = Policy::default();
         let code = |u: Usage, gas| {
-            check_usage(&policy, &u, Address::ZERO, gas)
+            check_usage(&policy, &u, Address::ZERO, AGENT, gas)
                 .unwrap_err()
                 .code
         };
@@ -323,7 +439,54 @@ mod tests {
             ..usage()
         };
         assert_eq!(code(budget, 11), RefusalCode::SponsorBudgetExhausted);
-        assert!(check_usage(&policy, &budget, Address::ZERO, 10).is_ok());
+        assert!(check_usage(&policy, &budget, Address::ZERO, AGENT, 10).is_ok());
+    }
+
+    #[test]
+    fn a_principal_and_an_owner_are_bounded_in_actions_and_in_gas() {
+        let policy = Policy::default();
+        let refused = |u: Usage, requester: Requester<'_>, gas: u64| {
+            check_usage(&policy, &u, Address::ZERO, requester, gas)
+                .err()
+                .map(|r| (r.code, r.detail))
+        };
+        let busy_agent = Usage {
+            principal_jobs_24h: policy.max_actions_per_principal_per_day,
+            ..usage()
+        };
+        let (code, detail) = refused(busy_agent, AGENT, 1).unwrap();
+        assert_eq!(code, RefusalCode::QuotaExceeded);
+        assert!(detail.contains("agent:a posted"), "{detail}");
+        // The gas quota counts what this action reserves.
+        let spent = Usage {
+            principal_gas_24h: policy.max_gas_per_principal_per_day - 100,
+            ..usage()
+        };
+        assert_eq!(refused(spent, AGENT, 100), None);
+        assert!(refused(spent, AGENT, 101).is_some());
+        // An owner's agents together.
+        let busy_owner = Usage {
+            owner_gas_24h: policy.max_gas_per_owner_per_day,
+            ..usage()
+        };
+        let (code, detail) = refused(busy_owner, AGENT, 1).unwrap();
+        assert_eq!(code, RefusalCode::QuotaExceeded);
+        assert!(detail.contains("owner acme"), "{detail}");
+        // The operator's tools have no owner: only their principal quota applies.
+        assert_eq!(refused(busy_owner, Requester::from("bench"), 1), None);
+        let many = Usage {
+            owner_jobs_24h: policy.max_actions_per_owner_per_day,
+            ..usage()
+        };
+        assert!(refused(many, AGENT, 1).is_some());
+    }
+
+    #[test]
+    fn by_default_one_owner_gets_a_tenth_of_the_budget() {
+        let policy = Policy::default();
+        assert!(policy.max_gas_per_owner_per_day * 10 <= policy.daily_gas_budget);
+        assert!(policy.max_gas_per_principal_per_day <= policy.max_gas_per_owner_per_day);
+        assert!(policy.max_actions_per_principal_per_day <= policy.max_actions_per_owner_per_day);
     }
 
     #[test]
@@ -340,5 +503,16 @@ mod tests {
             ..usage()
         };
         assert!(near_limits(&policy, &budget, 16));
+        let principal = Usage {
+            principal_gas_24h: policy.max_gas_per_principal_per_day
+                - 16 * policy.max_gas_per_action,
+            ..usage()
+        };
+        assert!(near_limits(&policy, &principal, 16));
+        let owner = Usage {
+            owner_jobs_24h: policy.max_actions_per_owner_per_day - 16,
+            ..usage()
+        };
+        assert!(near_limits(&policy, &owner, 16));
     }
 }

@@ -21,7 +21,7 @@ use pactum_core::{
     Refusal, RefusalCode,
     escrow::{Authorization, rules},
     signature::recover,
-    sponsor,
+    sponsor::{self, Requester},
 };
 
 use crate::{
@@ -41,6 +41,7 @@ pub struct Accepted {
 #[derive(Debug)]
 struct Inner {
     db: Db,
+    worker_db: Db,
     provider: DynProvider,
     settings: Settings,
     /// The signer keys' addresses (simulations run from the first).
@@ -65,6 +66,18 @@ impl Relayer {
         settings: Settings,
         signers: Vec<Address>,
     ) -> Result<Self, Error> {
+        Self::with_pools(db.clone(), db, provider, settings, signers).await
+    }
+
+    /// A relayer whose acceptance (called from API requests) and workers use separate pools,
+    /// so that load on the API cannot take the connections the workers need to submit.
+    pub async fn with_pools(
+        db: Db,
+        worker_db: Db,
+        provider: DynProvider,
+        settings: Settings,
+        signers: Vec<Address>,
+    ) -> Result<Self, Error> {
         let actual = chain::chain_id(&provider).await?;
         if actual != settings.chain_id {
             return Err(Error::WrongChain {
@@ -75,6 +88,7 @@ impl Relayer {
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
+                worker_db,
                 provider,
                 settings,
                 signers,
@@ -92,6 +106,11 @@ impl Relayer {
     /// The database.
     pub fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// The workers' pool (the acceptance pool unless built [`Relayer::with_pools`]).
+    pub fn worker_db(&self) -> &Db {
+        &self.inner.worker_db
     }
 
     /// The node.
@@ -159,8 +178,9 @@ impl Relayer {
         &self,
         terms: &Agreement,
         authorization: Authorization,
-        requested_by: &str,
+        requester: impl Into<Requester<'_>>,
     ) -> Result<Accepted, AcceptError> {
+        let requester = requester.into();
         let settings = &self.inner.settings;
         let provider = &self.inner.provider;
         let domain = self.escrow_domain();
@@ -283,7 +303,14 @@ impl Relayer {
         let fees = settings.fees(head.base_fee);
         let (paused, simulation) = tokio::try_join!(
             self.sponsor_unavailable(),
-            chain::simulate(provider, from, target, &calldata, fees)
+            chain::simulate(
+                provider,
+                from,
+                target,
+                &calldata,
+                fees,
+                policy.max_gas_per_action
+            )
         )?;
         if let Some(paused) = paused {
             return Err(paused.into());
@@ -319,7 +346,8 @@ impl Relayer {
             calldata: &calldata,
             deadline,
             gas_limit,
-            requested_by,
+            requested_by: requester.principal,
+            owner_id: requester.owner,
         };
         let t_sim = t0.elapsed();
         let mut tx = self.inner.db.pool().begin().await?;
@@ -327,13 +355,13 @@ impl Relayer {
         // and the daily budget take the chain-wide lock only when they are close, where
         // concurrent acceptances (at most one per database connection) could overshoot them.
         relay::lock_agreement(&mut tx, settings.chain_id, id).await?;
-        let mut usage = relay::usage(&mut tx, settings.chain_id, id, signer).await?;
+        let mut usage = relay::usage(&mut tx, settings.chain_id, id, signer, requester).await?;
         let concurrent = u64::from(self.inner.db.pool().options().get_max_connections());
         if sponsor::near_limits(policy, &usage, concurrent) {
             relay::lock_acceptance(&mut tx, settings.chain_id).await?;
-            usage = relay::usage(&mut tx, settings.chain_id, id, signer).await?;
+            usage = relay::usage(&mut tx, settings.chain_id, id, signer, requester).await?;
         }
-        sponsor::check_usage(policy, &usage, signer, gas_limit)?;
+        sponsor::check_usage(policy, &usage, signer, requester, gas_limit)?;
         let outcome = match relay::insert_job(&mut tx, &new).await {
             Ok(outcome) => outcome,
             // The conflicting job finished between the insert and the lookup: once more.

@@ -107,9 +107,12 @@ pub(crate) async fn has_code(provider: &DynProvider, account: Address) -> Result
 
 /// Probes `account`: a contract "supports" ERC-1271 when `isValidSignature` answers at all (a
 /// 32-byte result, or a revert carrying a reason), rather than falling into an empty fallback.
+/// The probe runs with at most `gas_cap` gas: a party's contract cannot make the node run
+/// unbounded code (one that needs more is treated as answering, and the simulation judges it).
 pub(crate) async fn signer_kind(
     provider: &DynProvider,
     account: Address,
+    gas_cap: u64,
 ) -> Result<SignerKind, Error> {
     let code = provider
         .get_code_at(account)
@@ -124,6 +127,7 @@ pub(crate) async fn signer_kind(
     };
     let request = TransactionRequest::default()
         .to(account)
+        .gas_limit(gas_cap)
         .input(probe.abi_encode().into());
     match provider.call(request).block(BlockId::latest()).await {
         Ok(out) if out.len() >= 32 => Ok(SignerKind::Erc1271),
@@ -157,17 +161,21 @@ pub(crate) enum Simulation {
 
 /// Simulates `input` on `to` from `from` (`eth_estimateGas`: it runs the call and finds the gas it
 /// needs), with the fees (`max_fee`, `tip`) the transaction will carry, so that the call sees the
-/// same `tx.gasprice` as on chain.
+/// same `tx.gasprice` as on chain. The search never goes above `gas_cap` (the sponsor's ceiling
+/// per action): a party's contract cannot make the node run unbounded code, and a call that
+/// needs more is `gas_ceiling_exceeded`.
 pub(crate) async fn simulate(
     provider: &DynProvider,
     from: Address,
     to: Address,
     input: &Bytes,
     (max_fee, tip): (u128, u128),
+    gas_cap: u64,
 ) -> Result<Simulation, Error> {
     let request = TransactionRequest::default()
         .from(from)
         .to(to)
+        .gas_limit(gas_cap)
         .input(input.clone().into())
         .max_fee_per_gas(max_fee)
         .max_priority_fee_per_gas(tip.min(max_fee));
@@ -189,8 +197,11 @@ pub(crate) async fn simulate(
                 match message {
                     Some(m) if m.contains("out of gas") || m.contains("gas required exceeds") => {
                         Ok(Simulation::Reverts(Refusal::new(
-                            RefusalCode::SimulationFailed,
-                            m,
+                            RefusalCode::GasCeilingExceeded,
+                            format!(
+                                "the call does not complete within the sponsor's {gas_cap} gas \
+                                 per action ({m})"
+                            ),
                         )))
                     }
                     _ => Err(Error::node("simulating the call", err)),
@@ -202,8 +213,8 @@ pub(crate) async fn simulate(
 
 /// The simulation right before a transaction is signed: one `eth_call` of the call with
 /// `gas_limit`, against the latest block. `None`: it succeeds within that limit. Only when it
-/// does not is the call estimated afresh ([`simulate`]), which either finds the gas it now needs
-/// or explains the revert.
+/// does not is the call estimated afresh ([`simulate`], up to `gas_cap`), which either finds the
+/// gas it now needs or explains the revert.
 pub(crate) async fn simulate_within(
     provider: &DynProvider,
     from: Address,
@@ -211,6 +222,7 @@ pub(crate) async fn simulate_within(
     input: &Bytes,
     (max_fee, tip): (u128, u128),
     gas_limit: u64,
+    gas_cap: u64,
 ) -> Result<Option<Simulation>, Error> {
     let request = TransactionRequest::default()
         .from(from)
@@ -222,7 +234,7 @@ pub(crate) async fn simulate_within(
     match provider.call(request).block(BlockId::latest()).await {
         Ok(_) => Ok(None),
         Err(err) if err.as_error_resp().is_some() => Ok(Some(
-            simulate(provider, from, to, input, (max_fee, tip)).await?,
+            simulate(provider, from, to, input, (max_fee, tip), gas_cap).await?,
         )),
         Err(err) => Err(Error::node("simulating the call", err)),
     }

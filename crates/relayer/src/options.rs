@@ -45,7 +45,14 @@ impl crate::Relayer {
             Err(r.clone())
         } else if let Some(r) = self.sponsor_unavailable().await? {
             Err(r)
-        } else if chain::signer_kind(provider, plan.signer).await? == SignerKind::Unsupported {
+        } else if chain::signer_kind(
+            provider,
+            plan.signer,
+            self.settings().policy.max_gas_per_action,
+        )
+        .await?
+            == SignerKind::Unsupported
+        {
             Err(Refusal::new(
                 RefusalCode::SignerUnsupported,
                 format!(

@@ -102,7 +102,7 @@ async fn a_settlement_runs_end_to_end_through_the_sponsored_endpoints() -> eyre:
     );
 
     // The same request again (same key) replays; the same authorization under another key is the
-    // same job.
+    // same job. (Only the signer's own agent may post it: the counterparty gets 403.)
     let again = f
         .buyer_api
         .sponsor_initiate_close(id, &close, "close-1")
@@ -111,13 +111,22 @@ async fn a_settlement_runs_end_to_end_through_the_sponsored_endpoints() -> eyre:
     assert!(again.replayed);
     assert_eq!(again.body.relay_id, relay_id);
     let again = f
-        .seller_api
+        .buyer_api
         .sponsor_initiate_close(id, &close, "close-2")
         .await?;
     assert_eq!(again.status, 202, "{again:?}");
     assert!(!again.replayed);
     assert_eq!(again.body.relay_id, relay_id);
     assert_eq!(again.body.status, JobState::Confirmed);
+    let foreign = f
+        .seller_api
+        .sponsor_initiate_close(id, &close, "close-3")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (foreign.status(), foreign.code()),
+        (Some(403), Some("not_signers_agent"))
+    );
 
     // While the window is open the buyer cannot withdraw; the options say until when.
     let body = f

@@ -4,7 +4,7 @@
 mod activation;
 mod endpoints;
 mod faults;
-mod flood;
+mod isolation;
 mod races;
 mod refusals;
 mod signers;

@@ -130,6 +130,11 @@ async fn bad_signatures_domains_and_deadlines_cost_nothing() -> eyre::Result<()>
     let body = sign.initiate_close(&dev_signer(4), deadline).await?;
     refused(&f, id, &f.buyer_api, body, 422, "not_a_party").await?;
 
+    // The seller's own authorization, posted by the buyer's agent: the sponsor pays only for
+    // what a party asked through its own agent.
+    let body = sign.initiate_close(&f.chain.seller, deadline).await?;
+    refused(&f, id, &f.buyer_api, body, 403, "not_signers_agent").await?;
+
     // No Idempotency-Key.
     let body = sign.initiate_close(&f.chain.buyer, deadline).await?;
     let answer = f
@@ -263,6 +268,106 @@ async fn a_competing_action_in_flight_is_refused() -> eyre::Result<()> {
         (Some(409), Some("action_already_taken")),
         "{retry}"
     );
+    Ok(())
+}
+
+/// An answer that describes the moment is not frozen under its `Idempotency-Key`: an agreement
+/// activated on chain but not indexed yet is `404 agreement_not_found`; once the indexer has it,
+/// the same request under the same key runs and is accepted (not a replay of the 404).
+#[tokio::test]
+async fn a_transient_refusal_is_not_stored_under_its_key() -> eyre::Result<()> {
+    let f = Fixture::new(|_| {}).await?;
+    f.round().await?;
+    let c = &f.chain;
+    let terms = c
+        .agreement(c.buyer.address(), c.seller.address(), "unindexed")
+        .await?;
+    let (id, _) = pactum_devnet::scenario::activate(
+        &c.provider,
+        &c.deployment,
+        &terms,
+        &c.buyer,
+        c.relayer.address(),
+    )
+    .await?;
+    let deadline = f.now().await? + 3_600;
+    let body = f.sign(id).initiate_close(&c.buyer, deadline).await?;
+    let early = f
+        .buyer_api
+        .sponsor_initiate_close(id, &body, "close-before-indexed")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (early.status(), early.code()),
+        (Some(404), Some("agreement_not_found"))
+    );
+    f.index().await?;
+    let accepted = f
+        .buyer_api
+        .sponsor_initiate_close(id, &body, "close-before-indexed")
+        .await?;
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    assert!(!accepted.replayed, "the 404 was stored and replayed");
+    assert_eq!(f.jobs().await?, 1);
+    Ok(())
+}
+
+/// One agent draining the sponsor through fresh counterparties is stopped at its own cap, its
+/// owner's other agent at the owner's cap, while another owner's agent is still served.
+#[tokio::test]
+async fn one_caller_is_stopped_at_its_own_cap_while_others_are_served() -> eyre::Result<()> {
+    let f = Fixture::new(|s: &mut Settings| {
+        s.policy.max_actions_per_principal_per_day = 2;
+        s.policy.max_actions_per_owner_per_day = 3;
+    })
+    .await?;
+    f.round().await?;
+    let deadline = f.now().await? + 3_600;
+    // Each close is on an agreement with a counterparty never seen before.
+    let mut ids = Vec::new();
+    for n in 0..3u8 {
+        let seller = Address::repeat_byte(0x40 + n);
+        ids.push(
+            f.active_agreement_with(seller, &format!("drain-{n}"))
+                .await?
+                .1,
+        );
+    }
+    for (n, id) in ids[..2].iter().enumerate() {
+        f.buyer_close(*id, deadline, &format!("drain-{n}")).await?;
+    }
+    let id = ids[2];
+    let body = f.sign(id).initiate_close(&f.chain.buyer, deadline).await?;
+    let problem = refused(&f, id, &f.buyer_api, body, 429, "quota_exceeded").await?;
+    assert!(problem.detail.contains("agent:buyer posted 2"), "{problem}");
+
+    // The same owner's seller agent: one more action fits the owner's cap of three, then no.
+    let (_, id) = f.active_agreement("owner-1").await?;
+    let body = f.sign(id).initiate_close(&f.chain.seller, deadline).await?;
+    let accepted = f
+        .seller_api
+        .sponsor_initiate_close(id, &body, "owner-1")
+        .await?;
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    let (_, id) = f.active_agreement("owner-2").await?;
+    let body = f.sign(id).initiate_close(&f.chain.seller, deadline).await?;
+    let problem = refused(&f, id, &f.seller_api, body, 429, "quota_exceeded").await?;
+    assert!(problem.detail.contains("owner acme"), "{problem}");
+
+    // Another owner's agent, on an agreement with the same buyer, is served.
+    let other = alloy::signers::local::PrivateKeySigner::random();
+    let mut conn = f.db().pool().acquire().await?;
+    pactum_db::identity::create_owner(&mut conn, "globex", "Globex", "ops@globex.test").await?;
+    pactum_db::identity::create_agent(&mut conn, "g-seller", "globex", "seller", other.address())
+        .await?;
+    let (key_id, key, hash) = pactum_api::auth::generate_api_key();
+    pactum_db::identity::create_api_key(&mut conn, &key_id, "g-seller", &hash, "test").await?;
+    drop(conn);
+    let globex = Client::new(f.buyer_api.base().as_str())?.authenticated(&key);
+    let (_, id) = f.active_agreement_with(other.address(), "globex").await?;
+    let body = f.sign(id).initiate_close(&other, deadline).await?;
+    let accepted = globex.sponsor_initiate_close(id, &body, "globex").await?;
+    assert_eq!(accepted.status, 202, "{accepted:?}");
     Ok(())
 }
 

@@ -30,8 +30,8 @@ fn revocation_id() -> String {
         (status = 200, description = "Revoked", body = RevocationView),
         (status = 400, description = "Bad body or missing/invalid Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an owner JWT, or not this agent's owner (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such key of this agent (`api_key_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an owner JWT (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such agent of this owner, including another owner's (`agent_not_found`), or no such key of this agent (`api_key_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already revoked (`api_key_already_revoked`), or the same Idempotency-Key still in progress", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Idempotency-Key reused for another request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
     ),
@@ -61,18 +61,16 @@ pub async fn revoke(
             "reason must be 1 to 500 characters",
         ));
     }
+    // Another owner's agent is answered as if it did not exist: ids of other owners' agents
+    // are not confirmed to anyone.
     let agent = pactum_db::identity::agent(state.db.pool(), &agent_id).await?;
-    match agent {
-        Some(agent) if agent.owner_id == owner_id => {}
-        Some(_) => return Err(Problem::forbidden("this agent belongs to another owner")),
-        None => {
-            return Err(Problem::new(
-                StatusCode::NOT_FOUND,
-                "agent_not_found",
-                "Agent not found",
-                format!("no agent {agent_id}"),
-            ));
-        }
+    if agent.is_none_or(|a| a.owner_id != owner_id) {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "agent_not_found",
+            "Agent not found",
+            format!("you own no agent {agent_id}"),
+        ));
     }
     let not_found = || {
         Problem::new(

@@ -18,10 +18,13 @@ use pactum_api_types::{
     ActionOptions, BuyerWithdrawBody, ClaimParams, DirectCall, DomainBody, InitiateCloseBody,
     OptionsParams, RelayView, SellerClaimBody,
 };
-use pactum_core::escrow::{
-    calls,
-    options::OptionsQuery,
-    rules::{self, ClaimedDomain},
+use pactum_core::{
+    escrow::{
+        calls,
+        options::OptionsQuery,
+        rules::{self, ClaimedDomain},
+    },
+    sponsor::Requester,
 };
 use pactum_db::index::AgreementRecord;
 use pactum_relayer::{AcceptError, Authorization, Relayer, SettlementAction};
@@ -322,16 +325,33 @@ async fn submit<B: SponsoredBody>(
     idempotency::require_key(headers)?;
     let authorization = body.authorization();
     let domain = body.domain();
-    let (_, record, _) = visible(state, principal, raw).await?;
+    let (_, record, viewer) = visible(state, principal, raw).await?;
     let relayer = relayer(state)?;
     let terms = terms(&record);
     // Parsed only now: an agreement the caller cannot see answers 404 whatever the body.
     let authorization = authorization?;
+    // The sponsor pays for what a party asked through its own agent (or that agent's owner),
+    // never for another party's authorization relayed by its counterparty.
+    // (A signer who is no party at all is the relayer's `not_a_party`.)
+    let signer = authorization.signer(&terms);
+    if (signer == terms.buyer || signer == terms.seller) && !viewer.owns(signer) {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "not_signers_agent",
+            "Not the signer's agent",
+            format!(
+                "the authorization is signed by {signer}, which is not these credentials' wallet \
+                 (nor one of their agents'): the signing party's own agent or its owner posts it"
+            ),
+        ));
+    }
     check_domain(relayer, domain)?;
-    let accepted = match relayer
-        .accept(&terms, authorization, &principal.scope())
-        .await
-    {
+    let scope = principal.scope();
+    let requester = Requester {
+        principal: &scope,
+        owner: Some(principal.owner_id()),
+    };
+    let accepted = match relayer.accept(&terms, authorization, requester).await {
         Ok(accepted) => accepted,
         Err(AcceptError::Refused(refusal)) => return Err(refusal.into()),
         Err(AcceptError::Failed(err)) => return Err(node_problem(err)),
@@ -364,6 +384,9 @@ enum SponsoredAnswers {
     /// Bad body or missing Idempotency-Key.
     #[response(status = 400, content_type = "application/problem+json")]
     BadRequest(Problem),
+    /// The signing party is not the caller's wallet nor one of its agents' (`not_signers_agent`).
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
     /// Unknown or not visible (`agreement_not_found`).
     #[response(status = 404, content_type = "application/problem+json")]
     NotFound(Problem),
@@ -502,7 +525,7 @@ mod tests {
             let responses = &doc["paths"][&path]["post"]["responses"];
             let accepted = &responses["202"]["content"]["application/json"]["schema"]["$ref"];
             assert_eq!(accepted, "#/components/schemas/RelayView", "{path}");
-            for status in ["400", "404", "409", "422", "429", "503"] {
+            for status in ["400", "403", "404", "409", "422", "429", "503"] {
                 let problem =
                     &responses[status]["content"]["application/problem+json"]["schema"]["$ref"];
                 assert_eq!(problem, "#/components/schemas/Problem", "{path} {status}");

@@ -92,16 +92,44 @@ impl Authorization {
         }
     }
 
-    /// The authorization's deadline (for EIP-3009: the deposit's `validBefore`, saturating).
+    /// The last moment the whole authorization can take effect (unix seconds, saturating): its
+    /// deadline, bounded by every token authorization it carries. For EIP-3009 the deposit's
+    /// and the fee's `validBefore` (the fee's when it has a signature); for permits the
+    /// `Activation` deadline and each signed permit's (an expired permit would leave the
+    /// allowance short and the activation would revert).
     pub fn deadline(&self) -> u64 {
+        let at = |t: U256| u64::try_from(t).unwrap_or(u64::MAX);
         match self {
             Self::InitiateClose { deadline, .. }
             | Self::SellerClaim { deadline, .. }
-            | Self::BuyerWithdraw { deadline, .. }
-            | Self::ActivateWithPermit { deadline, .. } => *deadline,
-            Self::ActivateWithAuthorization { deposit, .. } => {
-                u64::try_from(deposit.validBefore).unwrap_or(u64::MAX)
+            | Self::BuyerWithdraw { deadline, .. } => *deadline,
+            Self::ActivateWithAuthorization { deposit, fee } => {
+                let fee_until = if fee.signature.is_empty() {
+                    u64::MAX
+                } else {
+                    at(fee.validBefore)
+                };
+                at(deposit.validBefore).min(fee_until)
             }
+            Self::ActivateWithPermit {
+                deadline,
+                deposit,
+                fee,
+                ..
+            } => [deposit, fee]
+                .iter()
+                .filter(|p| !p.signature.is_empty())
+                .map(|p| at(p.deadline))
+                .fold(*deadline, u64::min),
+        }
+    }
+
+    /// Whether it carries a fee authorization (a signature for the fee transfer).
+    pub fn has_fee_authorization(&self) -> bool {
+        match self {
+            Self::ActivateWithAuthorization { fee, .. } => !fee.signature.is_empty(),
+            Self::ActivateWithPermit { fee, .. } => !fee.signature.is_empty(),
+            _ => false,
         }
     }
 
@@ -320,6 +348,7 @@ mod tests {
         assert_eq!(activation.signer(&t), BUYER);
         assert_eq!(activation.kind(), ActionKind::Activate);
         assert_eq!(activation.deadline(), u64::MAX, "validBefore saturates");
+        assert!(activation.has_fee_authorization());
         assert!(
             activation.signature().is_none(),
             "the token checks EIP-3009"
@@ -412,6 +441,63 @@ mod tests {
             terms_of(&SPONSORED_SELECTORS[0]),
             None,
             "selector without arguments"
+        );
+    }
+
+    #[test]
+    fn an_activation_lasts_only_as_long_as_its_shortest_token_authorization() {
+        let with =
+            |deposit: u64, fee: u64, fee_signed: bool| Authorization::ActivateWithAuthorization {
+                deposit: ReceiveAuthorization {
+                    validAfter: U256::ZERO,
+                    validBefore: U256::from(deposit),
+                    signature: Bytes::from(vec![2; 65]),
+                },
+                fee: ReceiveAuthorization {
+                    validAfter: U256::ZERO,
+                    validBefore: U256::from(fee),
+                    signature: if fee_signed {
+                        Bytes::from(vec![3; 65])
+                    } else {
+                        Bytes::new()
+                    },
+                },
+            };
+        assert_eq!(with(2_000, 1_500, true).deadline(), 1_500);
+        assert_eq!(with(1_000, 1_500, true).deadline(), 1_000);
+        assert_eq!(
+            with(2_000, 1_500, false).deadline(),
+            2_000,
+            "no fee authorization"
+        );
+        assert!(!with(2_000, 0, false).has_fee_authorization());
+
+        let permit = |deadline: u64, signed: bool| PermitSignature {
+            deadline: U256::from(deadline),
+            signature: if signed {
+                Bytes::from(vec![4; 65])
+            } else {
+                Bytes::new()
+            },
+        };
+        let package = |deposit, fee| Authorization::ActivateWithPermit {
+            deadline: 3_000,
+            signature: Bytes::from(vec![1; 65]),
+            deposit,
+            fee,
+        };
+        assert_eq!(
+            package(permit(2_500, true), permit(2_000, true)).deadline(),
+            2_000
+        );
+        assert_eq!(
+            package(permit(2_500, true), permit(10, false)).deadline(),
+            2_500
+        );
+        assert_eq!(
+            package(permit(10, false), permit(10, false)).deadline(),
+            3_000,
+            "unsigned permits (an existing allowance) do not expire"
         );
     }
 }

@@ -181,7 +181,15 @@ pub fn check_message(
         }
         Authorization::BuyerWithdraw { recipient, .. } => recipient_ok(*recipient),
         Authorization::ActivateWithAuthorization { .. }
-        | Authorization::ActivateWithPermit { .. } => Ok(()),
+        | Authorization::ActivateWithPermit { .. } => {
+            if terms.infraFee.is_zero() && authorization.has_fee_authorization() {
+                return Err(Refusal::new(
+                    RefusalCode::UnexpectedFeeAuthorization,
+                    "the agreement has no infra fee: send the fee authorization's signature empty",
+                ));
+            }
+            Ok(())
+        }
     }
 }
 
@@ -519,5 +527,36 @@ pub(crate) mod tests {
         assert_eq!(refusal.code, C::WrongDomain);
         assert!(refusal.detail.contains("chain id 1"), "{}", refusal.detail);
         assert!(refusal.detail.contains("verifying contract nonsense"));
+    }
+
+    #[test]
+    fn a_fee_authorization_without_a_fee_is_refused() {
+        let package = |fee_signature: Bytes| Authorization::ActivateWithAuthorization {
+            deposit: pactum_bindings::ReceiveAuthorization {
+                validAfter: U256::ZERO,
+                validBefore: U256::from(2_000),
+                signature: Bytes::from(vec![1; 65]),
+            },
+            fee: pactum_bindings::ReceiveAuthorization {
+                validAfter: U256::ZERO,
+                validBefore: U256::from(2_000),
+                signature: fee_signature,
+            },
+        };
+        let mut free = terms();
+        free.infraFee = U256::ZERO;
+        let signed = Bytes::from(vec![2; 65]);
+        assert_eq!(
+            code(check_message(&free, &package(signed.clone()), 0, ESCROW)),
+            Some(C::UnexpectedFeeAuthorization)
+        );
+        assert_eq!(
+            code(check_message(&free, &package(Bytes::new()), 0, ESCROW)),
+            None
+        );
+        assert_eq!(
+            code(check_message(&terms(), &package(signed), 0, ESCROW)),
+            None
+        );
     }
 }

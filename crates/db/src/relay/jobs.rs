@@ -1,7 +1,10 @@
 //! Relay jobs (`relay_jobs`): one per accepted authorization, from acceptance to its outcome.
 
 use alloy::primitives::{Address, B256, Bytes, U256};
-use pactum_core::{ActionKind, JobFailure, JobState, RefusalCode, sponsor::Usage};
+use pactum_core::{
+    ActionKind, JobFailure, JobState, RefusalCode,
+    sponsor::{Requester, Usage},
+};
 use sqlx::{PgConnection, PgPool};
 
 use crate::{
@@ -40,6 +43,8 @@ pub struct NewJob<'a> {
     pub gas_limit: u64,
     /// The principal that asked (API scope).
     pub requested_by: &'a str,
+    /// That principal's owner (none for the operator's own tools).
+    pub owner_id: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +93,8 @@ pub struct Job {
     pub gas_price: Option<U256>,
     /// Who asked.
     pub requested_by: String,
+    /// Its owner, if it has one.
+    pub owner_id: Option<String>,
     /// Milliseconds since the epoch: created, first submitted, finished.
     pub created_ms: i64,
     /// See `created_ms`.
@@ -139,6 +146,7 @@ struct JobRow {
     gas_used: Option<i64>,
     gas_price: Option<String>,
     requested_by: String,
+    owner_id: Option<String>,
     created_ms: i64,
     submitted_ms: Option<i64>,
     finished_ms: Option<i64>,
@@ -183,6 +191,7 @@ impl TryFrom<JobRow> for Job {
             gas_used: opt_uint(r.gas_used)?,
             gas_price: r.gas_price.map(|p| amount(JOBS, &p)).transpose()?,
             requested_by: r.requested_by,
+            owner_id: r.owner_id,
             created_ms: r.created_ms,
             submitted_ms: r.submitted_ms,
             finished_ms: r.finished_ms,
@@ -199,7 +208,7 @@ macro_rules! select_jobs {
             JobRow,
             r#"SELECT id, chain_id, agreement_id, action, auth_digest, signer, buyer, seller, target,
                       calldata, deadline, gas_limit, state, failure_code, failure_detail, relayer, nonce,
-                      tx_hash, block_number, gas_used, gas_price::text AS gas_price, requested_by,
+                      tx_hash, block_number, gas_used, gas_price::text AS gas_price, requested_by, owner_id,
                       (extract(epoch FROM created_at) * 1000)::bigint AS "created_ms!",
                       (extract(epoch FROM submitted_at) * 1000)::bigint AS submitted_ms,
                       (extract(epoch FROM finished_at) * 1000)::bigint AS finished_ms
@@ -305,15 +314,26 @@ pub async fn lock_acceptance(conn: &mut PgConnection, chain_id: u64) -> Result<(
     Ok(())
 }
 
-/// What the sponsor policy counts (see [`Usage`]).
+/// What the sponsor policy counts (see [`Usage`]) for a job of `signer` on `agreement_id`
+/// posted by `requester`.
 pub async fn usage(
     conn: &mut PgConnection,
     chain_id: u64,
     agreement_id: B256,
     signer: Address,
+    requester: Requester<'_>,
 ) -> Result<Usage> {
     let r = sqlx::query!(
-        r#"SELECT
+        r#"WITH recent AS (
+             SELECT requested_by, owner_id, NOT (state = 'failed' AND nonce IS NULL) AS counted,
+                    CASE WHEN gas_used IS NOT NULL THEN gas_used
+                         WHEN state IN ('accepted', 'submitting', 'submitted', 'cancelling') THEN gas_limit
+                         ELSE 0 END AS gas
+               FROM relay_jobs
+              WHERE chain_id = $1 AND created_at > now() - interval '24 hours'
+                AND (requested_by = $4 OR owner_id = $5)
+           )
+           SELECT
              (SELECT count(*) FROM relay_jobs
                WHERE chain_id = $1 AND agreement_id = $2
                  AND NOT (state = 'failed' AND nonce IS NULL)) AS "agreement_jobs!",
@@ -328,10 +348,20 @@ pub async fn usage(
                                        ELSE 0 END), 0)::bigint
                 FROM relay_jobs
                WHERE chain_id = $1 AND created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
-               AS "gas_today!""#,
+               AS "gas_today!",
+             (SELECT count(*) FILTER (WHERE counted) FROM recent WHERE requested_by = $4)
+               AS "principal_jobs!",
+             (SELECT coalesce(sum(gas), 0)::bigint FROM recent WHERE requested_by = $4)
+               AS "principal_gas!",
+             (SELECT count(*) FILTER (WHERE counted) FROM recent WHERE owner_id = $5)
+               AS "owner_jobs!",
+             (SELECT coalesce(sum(gas), 0)::bigint FROM recent WHERE owner_id = $5)
+               AS "owner_gas!""#,
         int(chain_id),
         agreement_id.as_slice(),
-        signer.as_slice()
+        signer.as_slice(),
+        requester.principal,
+        requester.owner
     )
     .fetch_one(conn)
     .await?;
@@ -340,6 +370,10 @@ pub async fn usage(
         signer_jobs_24h: uint(JOBS, r.signer_jobs)?,
         signer_reverts_24h: uint(JOBS, r.signer_reverts)?,
         gas_today: uint(JOBS, r.gas_today)?,
+        principal_jobs_24h: uint(JOBS, r.principal_jobs)?,
+        principal_gas_24h: uint(JOBS, r.principal_gas)?,
+        owner_jobs_24h: uint(JOBS, r.owner_jobs)?,
+        owner_gas_24h: uint(JOBS, r.owner_gas)?,
     })
 }
 
@@ -349,8 +383,8 @@ pub async fn usage(
 pub async fn insert_job(conn: &mut PgConnection, new: &NewJob<'_>) -> Result<Inserted> {
     let inserted = sqlx::query!(
         "INSERT INTO relay_jobs (id, chain_id, agreement_id, action, auth_digest, signer, buyer, seller,
-                                 target, calldata, deadline, gas_limit, state, requested_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'accepted', $13)
+                                 target, calldata, deadline, gas_limit, state, requested_by, owner_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'accepted', $13, $14)
          ON CONFLICT DO NOTHING
          RETURNING id",
         new.id,
@@ -365,7 +399,8 @@ pub async fn insert_job(conn: &mut PgConnection, new: &NewJob<'_>) -> Result<Ins
         new.calldata,
         int(new.deadline),
         int(new.gas_limit),
-        new.requested_by
+        new.requested_by,
+        new.owner_id
     )
     .fetch_optional(&mut *conn)
     .await?;

@@ -87,7 +87,7 @@ impl Worker {
         let chain_id = self.relayer.settings().chain_id;
         loop {
             let attempt = async {
-                let mut conn = self.relayer.db().pool().acquire().await?.detach();
+                let mut conn = self.relayer.worker_db().pool().acquire().await?.detach();
                 let locked = relay::try_lock_signer(&mut conn, chain_id, self.address).await?;
                 Ok::<_, Error>(locked.then_some(conn))
             };
@@ -168,7 +168,7 @@ impl Worker {
         let head = chain::head(&provider).await?;
         let chain_nonce = self.chain_nonce().await?;
         let balance = chain::balance(&provider, self.address).await?;
-        let pool = self.relayer.db().pool();
+        let pool = self.relayer.worker_db().pool();
         let mut conn = pool.acquire().await?;
         let next =
             relay::sync_signer(&mut conn, settings.chain_id, self.address, chain_nonce).await?;
@@ -201,7 +201,7 @@ impl Worker {
 
     async fn job(&self, attempt: &Attempt) -> Result<Option<Job>, Error> {
         match &attempt.job_id {
-            Some(id) => Ok(relay::job_by_id(self.relayer.db().pool(), id).await?),
+            Some(id) => Ok(relay::job_by_id(self.relayer.worker_db().pool(), id).await?),
             None => Ok(None),
         }
     }

@@ -26,7 +26,7 @@ impl Worker {
         next: u64,
     ) -> Result<bool, Error> {
         let settings = self.relayer.settings().clone();
-        let pool = self.relayer.db().pool().clone();
+        let pool = self.relayer.worker_db().pool().clone();
         let provider = self.relayer.provider().clone();
         let mut slots: BTreeMap<u64, Vec<Attempt>> = BTreeMap::new();
         for attempt in relay::open_attempts(&pool, settings.chain_id, self.address).await? {

@@ -56,6 +56,7 @@ impl Worker {
                 job.target,
                 &job.calldata,
                 fees,
+                settings.policy.max_gas_per_action,
             )
             .await?
             {
@@ -130,8 +131,12 @@ impl Worker {
                     cap,
                 ) else {
                     tracing::warn!(relay_id = %job.id, base_fee = head.base_fee, cap, "fee cap reached; holding the transaction");
-                    relay::mark_broadcast(self.relayer.db().pool(), &[latest.tx_hash], head.number)
-                        .await?;
+                    relay::mark_broadcast(
+                        self.relayer.worker_db().pool(),
+                        &[latest.tx_hash],
+                        head.number,
+                    )
+                    .await?;
                     return Ok(true);
                 };
                 (job.target, job.calldata, fees)

@@ -101,7 +101,7 @@ impl Worker {
             max_fee,
             tip,
         )?;
-        let mut tx = self.relayer.db().pool().begin().await?;
+        let mut tx = self.relayer.worker_db().pool().begin().await?;
         relay::insert_attempt(
             &mut tx,
             &NewAttempt {
@@ -148,7 +148,7 @@ impl Worker {
         what: Sent,
         head: &Head,
     ) -> Result<Broadcast, Error> {
-        let pool = self.relayer.db().pool();
+        let pool = self.relayer.worker_db().pool();
         let outcome = self.broadcast(&signed.raw).await?;
         match &outcome {
             Broadcast::Taken => {

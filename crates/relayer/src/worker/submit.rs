@@ -33,7 +33,7 @@ impl Worker {
             return Ok(false);
         }
         let (max_fee, tip) = settings.fees(head.base_fee);
-        let pool = self.relayer.db().pool().clone();
+        let pool = self.relayer.worker_db().pool().clone();
         let mut tx = pool.begin().await?;
         let jobs = relay::claim_accepted(&mut tx, settings.chain_id, settings.batch_size).await?;
         if jobs.is_empty() {
@@ -50,10 +50,11 @@ impl Worker {
             let (from, to, input) = (self.address, job.target, job.calldata.clone());
             let fees = (max_fee, tip);
             let limit = sponsor::estimate_of(job.gas_limit, settings.gas_margin_percent);
+            let cap = policy.max_gas_per_action;
             simulations.spawn(async move {
                 (
                     i,
-                    chain::simulate_within(&provider, from, to, &input, fees, limit).await,
+                    chain::simulate_within(&provider, from, to, &input, fees, limit, cap).await,
                 )
             });
         }
