@@ -210,6 +210,18 @@ pub async fn render(state: &AppState) -> String {
             "Log ranges split on the node's refusal.",
             s.range_splits,
         );
+        counter(
+            &mut out,
+            "pactum_indexer_db_retries_total",
+            "Times the indexer waited for an unreachable database.",
+            s.db_retries,
+        );
+        gauge(
+            &mut out,
+            "pactum_indexer_db_failing",
+            "1 while the indexer's last attempt failed on an unreachable database.",
+            u8::from(s.db_failing),
+        );
     }
     if let Some(relayer) = &state.relayer {
         let queue = pactum_db::relay::jobs_by_state(state.db.pool(), state.chain_id)

@@ -64,6 +64,15 @@ pub enum Error {
     Config(String),
 }
 
+impl Error {
+    /// Whether the indexer should wait and try again rather than stop: the database is
+    /// unreachable for now (see [`pactum_db::Error::is_transient`]). Everything else that
+    /// reaches the run loop is permanent (the node's transient failures are retried below it).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Db(err) if err.is_transient())
+    }
+}
+
 impl From<DecodeError> for Error {
     fn from(e: DecodeError) -> Self {
         Self::Decode(e.0)

@@ -117,6 +117,17 @@ pub enum Step {
     },
 }
 
+/// The longest the indexer waits between attempts while the database is unreachable.
+pub const MAX_DB_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The wait before attempt `failures + 1` while the database is unreachable: the poll interval
+/// (at least 100 ms), doubled per failure, at most [`MAX_DB_BACKOFF`].
+fn db_backoff(poll_interval: Duration, failures: u32) -> Duration {
+    let base = poll_interval.max(Duration::from_millis(100));
+    base.saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)))
+        .min(MAX_DB_BACKOFF)
+}
+
 /// The indexer for one chain and one contract set.
 #[derive(Debug)]
 pub struct Indexer {
@@ -219,21 +230,73 @@ impl Indexer {
 
     /// Follows the chain until `shutdown` turns true: indexes while behind, polls at the head.
     /// Returns only on shutdown or on an error that retrying cannot fix.
+    ///
+    /// The database going away is not such an error: the indexer waits (backing off from the
+    /// poll interval to [`MAX_DB_BACKOFF`]), reloads its checkpoint, which the database kept
+    /// with the last committed batch, and goes on from there; [`Metrics`] say so meanwhile.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
-        self.backfill().await?;
+        let mut backfilled = false;
+        let mut failures = 0u32;
         loop {
             if *shutdown.borrow() {
                 tracing::info!(indexed = self.cursor.block_number, "indexer stopping");
                 return Ok(());
             }
-            let step = self.step().await?;
-            if let Step::AtHead { .. } | Step::Retry { .. } = step {
-                tokio::select! {
-                    _ = tokio::time::sleep(self.config.poll_interval) => {}
-                    _ = shutdown.changed() => {}
+            let worked = if backfilled {
+                self.step().await.map(Some)
+            } else {
+                self.backfill().await.map(|_| None)
+            };
+            let pause = match worked {
+                Ok(step) => {
+                    if failures > 0 {
+                        tracing::info!(
+                            failures,
+                            indexed = self.cursor.block_number,
+                            "the database is back; indexing resumes"
+                        );
+                        self.metrics.db_recovered();
+                        failures = 0;
+                    }
+                    backfilled = true;
+                    match step {
+                        Some(Step::AtHead { .. } | Step::Retry { .. }) => self.config.poll_interval,
+                        _ => continue,
+                    }
+                }
+                Err(err) if err.is_transient() => {
+                    failures = failures.saturating_add(1);
+                    self.metrics.db_failed();
+                    let pause = db_backoff(self.config.poll_interval, failures);
+                    tracing::warn!(%err, failures, retry_ms = pause.as_millis() as u64, "the database is unreachable; the indexer waits and retries");
+                    // Whatever the failed attempt did is either committed with its checkpoint
+                    // or not at all: go on from the stored checkpoint.
+                    backfilled = false;
+                    pause
+                }
+                Err(err) => return Err(err),
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => {}
+            }
+            if !backfilled && failures > 0 {
+                match self.reload_cursor().await {
+                    Ok(()) => {}
+                    Err(err) if err.is_transient() => {}
+                    Err(err) => return Err(err),
                 }
             }
         }
+    }
+
+    /// Reads the checkpoint back from the database (after a failure whose commit is unknown).
+    async fn reload_cursor(&mut self) -> Result<(), Error> {
+        let mut conn = self.db.acquire().await?;
+        if let Some(cursor) = index::load_cursor(&mut conn, self.config.chain_id).await? {
+            self.cursor = cursor;
+        }
+        Ok(())
     }
 
     /// Indexes until the head is reached (for tests and the benchmark); returns the steps taken.
@@ -815,5 +878,17 @@ mod tests {
             ..config()
         };
         assert!(same.validate().is_err());
+    }
+
+    #[test]
+    fn the_database_backoff_doubles_up_to_its_ceiling() {
+        let poll = Duration::from_millis(250);
+        assert_eq!(db_backoff(poll, 1), Duration::from_millis(250));
+        assert_eq!(db_backoff(poll, 2), Duration::from_millis(500));
+        assert_eq!(db_backoff(poll, 4), Duration::from_secs(2));
+        assert_eq!(db_backoff(poll, 20), MAX_DB_BACKOFF);
+        assert_eq!(db_backoff(poll, u32::MAX), MAX_DB_BACKOFF);
+        // A zero poll interval still waits.
+        assert_eq!(db_backoff(Duration::ZERO, 1), Duration::from_millis(100));
     }
 }

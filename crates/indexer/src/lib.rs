@@ -23,6 +23,6 @@ pub mod source;
 pub mod verify;
 
 pub use error::Error;
-pub use indexer::{Batch, Config, Indexer, Step, write_batch};
+pub use indexer::{Batch, Config, Indexer, MAX_DB_BACKOFF, Step, write_batch};
 pub use metrics::Metrics;
 pub use pactum_core::escrow::derive;

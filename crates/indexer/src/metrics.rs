@@ -16,6 +16,8 @@ struct Counters {
     reorged_events: AtomicU64,
     rpc_retries: AtomicU64,
     range_splits: AtomicU64,
+    db_retries: AtomicU64,
+    db_failing: AtomicU64,
 }
 
 /// Shared, cheap-to-clone indexer counters.
@@ -43,6 +45,10 @@ pub struct Snapshot {
     pub rpc_retries: u64,
     /// Log ranges split because the node refused them.
     pub range_splits: u64,
+    /// Times the indexer waited for the database to come back.
+    pub db_retries: u64,
+    /// Whether its last attempt failed because the database was unreachable.
+    pub db_failing: bool,
 }
 
 impl Metrics {
@@ -52,6 +58,15 @@ impl Metrics {
 
     pub(crate) fn range_split(&self) {
         self.0.range_splits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn db_failed(&self) {
+        self.0.db_retries.fetch_add(1, Ordering::Relaxed);
+        self.0.db_failing.store(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn db_recovered(&self) {
+        self.0.db_failing.store(0, Ordering::Relaxed);
     }
 
     pub(crate) fn set_head(&self, head: u64) {
@@ -84,6 +99,8 @@ impl Metrics {
             reorged_events: c.reorged_events.load(Ordering::Relaxed),
             rpc_retries: c.rpc_retries.load(Ordering::Relaxed),
             range_splits: c.range_splits.load(Ordering::Relaxed),
+            db_retries: c.db_retries.load(Ordering::Relaxed),
+            db_failing: c.db_failing.load(Ordering::Relaxed) != 0,
         }
     }
 }

@@ -37,6 +37,15 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, Problem
         tracing::warn!(%err, "readiness: the database does not answer");
         Problem::unavailable("the database does not answer")
     })?;
+    if state
+        .indexer_metrics
+        .as_ref()
+        .is_some_and(|m| m.snapshot().db_failing)
+    {
+        return Err(Problem::unavailable(
+            "the indexer cannot reach the database; it retries with backoff",
+        ));
+    }
     let cursor = crate::services::indexed_cursor(&state).await?;
     let indexed = u64::try_from(cursor.block_number).unwrap_or(0);
     let head = state
