@@ -78,6 +78,9 @@ pub struct EscrowStatus {
     pub seller: String,
     /// Token.
     pub token: String,
+    /// Whether the operator vouches for the token (`chain.tokens`). `false`: the escrow may
+    /// hold something worthless, whatever its amounts say, and the relayer does not sponsor it.
+    pub token_trusted: bool,
     /// Escrowed at activation (the agreement's maximum).
     pub max_amount: String,
     /// Infra fee of the terms.

@@ -89,6 +89,8 @@ pub struct ActionOptions {
     pub onchain_status: AgreementStatus,
     /// Who must sign (or send) it.
     pub signer: String,
+    /// Whether the operator vouches for the agreement's token (see `EscrowStatus`).
+    pub token_trusted: bool,
     /// The party sends `direct.function` itself (see the calldata endpoints).
     pub direct: PathOption,
     /// The relayer submits the party's signed authorization and pays the gas.

@@ -64,6 +64,8 @@ pub struct AppState {
     pub metrics_on_api: bool,
     /// Permits of the duplicates waiting for their original ([`idempotency::MAX_WAITING`]).
     pub idempotency_waiters: Arc<Semaphore>,
+    /// The tokens the operator vouches for; every agreement view says whether its token is one.
+    pub trusted_tokens: pactum_core::TrustedTokens,
 }
 
 impl AppState {
@@ -79,6 +81,7 @@ impl AppState {
             relayer: None,
             metrics_on_api: true,
             idempotency_waiters: Arc::new(Semaphore::new(idempotency::MAX_WAITING)),
+            trusted_tokens: pactum_core::TrustedTokens::Any,
         }
     }
 }

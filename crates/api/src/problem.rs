@@ -155,6 +155,7 @@ pub const fn refusal_status(code: RefusalCode) -> StatusCode {
         | C::Sanctioned
         | C::SimulationFailed
         | C::TokenNotSponsored
+        | C::UntrustedToken
         | C::PolicyViolation
         | C::GasCeilingExceeded => StatusCode::UNPROCESSABLE_ENTITY,
         C::QuotaExceeded | C::TooManyReverts | C::SponsorBudgetExhausted => {

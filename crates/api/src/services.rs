@@ -111,6 +111,7 @@ pub(crate) async fn escrow_status(
                 &cursor,
                 state.chain_id,
                 relay_id,
+                &state.trusted_tokens,
             )))
         }
         (None, Some(job)) => Ok(views::pending_activation(
@@ -118,6 +119,7 @@ pub(crate) async fn escrow_status(
             broadcast,
             &cursor,
             state.chain_id,
+            &state.trusted_tokens,
         )),
         _ => Ok(None),
     }

@@ -6,7 +6,7 @@ use pactum_api_types::{
     TransitionView, Transitions,
 };
 use pactum_bindings::Agreement;
-use pactum_core::{ActivationStatus, EscrowPhase};
+use pactum_core::{ActivationStatus, EscrowPhase, TrustedTokens};
 use pactum_db::{
     index::{AgreementRecord, Cursor, Transition},
     relay::{Attempt, Job, JobState},
@@ -26,7 +26,10 @@ pub(crate) fn terms(a: &AgreementRecord) -> Agreement {
 }
 
 /// The options endpoint's answer: the escrow's plan and the sponsored path's verdict.
-pub(crate) fn action_options(options: &pactum_relayer::ActionOptions) -> ActionOptions {
+pub(crate) fn action_options(
+    options: &pactum_relayer::ActionOptions,
+    token_trusted: bool,
+) -> ActionOptions {
     let plan = &options.plan;
     let (reason, detail, earliest_at) = match &plan.possible {
         Ok(()) => (None, None, None),
@@ -42,6 +45,7 @@ pub(crate) fn action_options(options: &pactum_relayer::ActionOptions) -> ActionO
         block_timestamp: plan.block_timestamp,
         onchain_status: plan.status,
         signer: plan.signer.to_string(),
+        token_trusted,
         direct: PathOption::from(&plan.direct),
         sponsored: PathOption::from(&options.sponsored),
         typed_data: Some(plan.typed_data.clone()),
@@ -116,6 +120,7 @@ pub(crate) fn escrow_status(
     cursor: &Cursor,
     chain_id: u64,
     relay_id: Option<String>,
+    trusted: &TrustedTokens,
 ) -> EscrowStatus {
     let v = |t: Option<Transition>| t.map(|t| view(t, cursor));
     let held = a.deposited - a.seller_paid_amount - a.buyer_paid_amount;
@@ -132,6 +137,7 @@ pub(crate) fn escrow_status(
         buyer: a.buyer.to_string(),
         seller: a.seller.to_string(),
         token: a.token.to_string(),
+        token_trusted: trusted.trusts(a.token),
         max_amount: a.max_amount.to_string(),
         infra_fee: a.infra_fee.to_string(),
         fee_collected: a.fee_collected.to_string(),
@@ -166,6 +172,7 @@ pub(crate) fn pending_activation(
     broadcast: Option<B256>,
     cursor: &Cursor,
     chain_id: u64,
+    trusted: &TrustedTokens,
 ) -> Option<EscrowStatus> {
     let terms = pactum_relayer::activation_terms(&job.calldata)?;
     let tx = job
@@ -184,6 +191,7 @@ pub(crate) fn pending_activation(
         buyer: terms.buyer.to_string(),
         seller: terms.seller.to_string(),
         token: terms.token.to_string(),
+        token_trusted: trusted.trusts(terms.token),
         max_amount: terms.maxAmount.to_string(),
         infra_fee: terms.infraFee.to_string(),
         fee_collected: "0".to_owned(),

@@ -12,6 +12,7 @@
 //! | escrow | `chain.escrow` | `PACTUM_CHAIN_ESCROW` | — (required) |
 //! | fee collector | `chain.fee_collector` | `PACTUM_CHAIN_FEE_COLLECTOR` | — (required) |
 //! | deployment block | `chain.start_block` | `PACTUM_CHAIN_START_BLOCK` | — (required) |
+//! | trusted agreement tokens (comma-separated in the environment) | `chain.tokens` | `PACTUM_CHAIN_TOKENS` | `chain.token` if set, else none |
 //! | token, oracle (demo only) | `chain.token`, `chain.sanctions_oracle` | — | — |
 //! | blocks per batch | `indexer.batch_blocks` | `PACTUM_INDEXER_BATCH_BLOCKS` | 2000 |
 //! | confirmations | `indexer.confirmations` | `PACTUM_INDEXER_CONFIRMATIONS` | 12 |
@@ -280,7 +281,10 @@ pub(crate) struct Chain {
     pub(crate) escrow: Option<Address>,
     pub(crate) fee_collector: Option<Address>,
     pub(crate) start_block: Option<u64>,
-    /// The token (development tools only; services do not need it).
+    /// The tokens the operator vouches for: an agreement in any other is marked
+    /// `token_trusted: false` and not sponsored.
+    pub(crate) tokens: Vec<Address>,
+    /// The token (development tools; trusted when `tokens` is empty).
     pub(crate) token: Option<Address>,
     /// The sanctions oracle (development tools only).
     pub(crate) sanctions_oracle: Option<Address>,
@@ -344,7 +348,31 @@ where
     Ok(())
 }
 
+/// A comma-separated list of addresses from environment variable `name`.
+fn addresses(name: &str, list: &str) -> eyre::Result<Vec<Address>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse()
+                .map_err(|_| eyre!("{name}: {t:?} is not an address"))
+        })
+        .collect()
+}
+
 impl Config {
+    /// The tokens the operator vouches for: `chain.tokens`, else `chain.token`, else none (every
+    /// agreement is then marked untrusted and nothing is sponsored).
+    pub(crate) fn trusted_tokens(&self) -> pactum_core::TrustedTokens {
+        let c = &self.chain;
+        let tokens = if c.tokens.is_empty() {
+            c.token.into_iter().collect()
+        } else {
+            c.tokens.clone()
+        };
+        pactum_core::TrustedTokens::Only(tokens)
+    }
+
     /// Reads `path` (if given), then applies the environment.
     pub(crate) fn load(path: Option<&Path>) -> eyre::Result<Self> {
         let mut config = match path {
@@ -414,15 +442,10 @@ impl Config {
                 .collect();
         }
         if let Some(tokens) = env::<String>("PACTUM_RELAYER_TOKENS")? {
-            self.relayer.tokens = tokens
-                .split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(|t| {
-                    t.parse()
-                        .map_err(|_| eyre!("PACTUM_RELAYER_TOKENS: {t:?} is not an address"))
-                })
-                .collect::<eyre::Result<_>>()?;
+            self.relayer.tokens = addresses("PACTUM_RELAYER_TOKENS", &tokens)?;
+        }
+        if let Some(tokens) = env::<String>("PACTUM_CHAIN_TOKENS")? {
+            self.chain.tokens = addresses("PACTUM_CHAIN_TOKENS", &tokens)?;
         }
         let r = &mut self.relayer;
         set(&mut r.confirmations, "PACTUM_RELAYER_CONFIRMATIONS")?;
@@ -632,6 +655,7 @@ impl Config {
         p.min_deadline_margin = r.min_deadline_margin_secs;
         p.max_fee_per_gas = r.max_fee_per_gas_wei;
         p.tokens = r.tokens.clone();
+        p.trusted_tokens = self.trusted_tokens();
         Ok(Some((keys, settings)))
     }
 
@@ -741,5 +765,25 @@ mod tests {
         assert!(config.metrics_listen().is_err());
         config.api.metrics_listen = Some("nine thousand".into());
         assert!(config.metrics_listen().is_err());
+    }
+
+    #[test]
+    fn trusted_tokens_come_from_the_list_else_the_development_token_else_none() {
+        let (usdc, other) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let mut config = Config::default();
+        assert_eq!(
+            config.trusted_tokens(),
+            pactum_core::TrustedTokens::Only(vec![])
+        );
+        config.chain.token = Some(usdc);
+        assert_eq!(
+            config.trusted_tokens(),
+            pactum_core::TrustedTokens::Only(vec![usdc])
+        );
+        config.chain.tokens = vec![other];
+        assert_eq!(
+            config.trusted_tokens(),
+            pactum_core::TrustedTokens::Only(vec![other])
+        );
     }
 }

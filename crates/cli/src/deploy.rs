@@ -58,12 +58,13 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
     let _ = writeln!(toml, "[database]\nurl = \"{}\"\n", args.database_url);
     let _ = writeln!(
         toml,
-        "[chain]\nrpc_url = \"{}\"\nchain_id = {}\nescrow = \"{}\"\nfee_collector = \"{}\"\nstart_block = {}\ntoken = \"{}\"\nsanctions_oracle = \"{}\"\n",
+        "[chain]\nrpc_url = \"{}\"\nchain_id = {}\nescrow = \"{}\"\nfee_collector = \"{}\"\nstart_block = {}\ntokens = [\"{}\"]\ntoken = \"{}\"\nsanctions_oracle = \"{}\"\n",
         args.rpc_url,
         d.chain_id,
         d.escrow,
         d.fee_collector,
         d.start_block,
+        d.token,
         d.token,
         d.sanctions_oracle
     );

@@ -29,6 +29,13 @@ async fn api_state(
     let mut state = AppState::new(db, chain_id, jwt);
     state.max_lag_blocks = config.api.max_lag_blocks;
     state.indexer_metrics = metrics;
+    state.trusted_tokens = config.trusted_tokens();
+    if state.trusted_tokens == pactum_core::TrustedTokens::Only(Vec::new()) {
+        tracing::warn!(
+            "no trusted token configured (chain.tokens): every agreement is shown with \
+             token_trusted = false and none is sponsored"
+        );
+    }
     let listener = bind(addr).await?;
     let metrics_listener = match config.metrics_listen()? {
         Some(addr) => {

@@ -247,6 +247,7 @@ mod tests {
             block_timestamp: 1,
             onchain_status: AgreementStatus::Active,
             signer: Address::ZERO.to_string(),
+            token_trusted: true,
             direct: open.clone(),
             sponsored: open,
             typed_data: Some(

@@ -26,6 +26,7 @@ pub mod refusal;
 pub mod signature;
 pub mod sponsor;
 pub mod status;
+pub mod tokens;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use refusal::{Refusal, RefusalCode};
@@ -33,3 +34,4 @@ pub use status::{
     ActionKind, ActivationStatus, AgreementStatus, AttemptKind, AttemptOutcome, DeferralReason,
     EscrowPhase, JobFailure, JobState, RevertKind, SettlementAction, UnknownName,
 };
+pub use tokens::TrustedTokens;

@@ -57,6 +57,8 @@ named_enum! {
         // The sponsor's policy.
         /// The relayer does not sponsor agreements in this token.
         TokenNotSponsored = "token_not_sponsored",
+        /// The agreement's token is not one the operator vouches for.
+        UntrustedToken = "untrusted_token",
         /// The call is not to a sponsored contract and function.
         PolicyViolation = "policy_violation",
         /// The call needs more gas than the sponsor pays for one action.
@@ -105,6 +107,7 @@ impl RefusalCode {
             Self::SponsorBudgetExhausted => "Sponsor budget exhausted",
             Self::SponsorPaused => "Sponsoring paused",
             Self::UnexpectedFeeAuthorization => "Unexpected fee authorization",
+            Self::UntrustedToken => "Untrusted token",
         }
     }
 }

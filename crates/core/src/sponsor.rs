@@ -45,6 +45,9 @@ pub struct Policy {
     /// The agreement tokens the relayer sponsors actions for (empty: any). An agreement's token
     /// runs inside the sponsored transaction, so a hostile token could burn the gas limit.
     pub tokens: Vec<Address>,
+    /// The tokens the operator vouches for (`chain.tokens`): an agreement in any other is not
+    /// sponsored (`untrusted_token`), whatever `tokens` says.
+    pub trusted_tokens: crate::TrustedTokens,
 }
 
 impl Default for Policy {
@@ -66,6 +69,7 @@ impl Default for Policy {
             min_deadline_margin: 60,
             max_fee_per_gas: 500_000_000_000, // 500 gwei
             tokens: Vec::new(),
+            trusted_tokens: crate::TrustedTokens::Any,
         }
     }
 }

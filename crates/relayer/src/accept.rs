@@ -246,6 +246,7 @@ impl Relayer {
         }
         let (head, state, signer_code, buyer_code) = reads?;
         let policy = &settings.policy;
+        policy.trusted_tokens.check(terms.token)?;
         if !policy.tokens.is_empty() && !policy.tokens.contains(&terms.token) {
             return Err(Refusal::new(
                 RefusalCode::TokenNotSponsored,

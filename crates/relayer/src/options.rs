@@ -43,6 +43,8 @@ impl crate::Relayer {
         );
         let sponsored = if let Err(r) = &plan.direct {
             Err(r.clone())
+        } else if let Err(r) = self.settings().policy.trusted_tokens.check(terms.token) {
+            Err(r)
         } else if let Some(r) = self.sponsor_unavailable().await? {
             Err(r)
         } else if chain::signer_kind(

@@ -97,6 +97,8 @@ impl Fixture {
 
         let mut state = AppState::new(db.clone(), d.chain_id, None);
         state.relayer = Some(relayer.clone());
+        // One trusted-token list for the views and the relayer, as `pactum serve` configures.
+        state.trusted_tokens = relayer.settings().policy.trusted_tokens.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let (stop, rx) = watch::channel(false);

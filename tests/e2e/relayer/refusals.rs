@@ -16,6 +16,7 @@ use pactum_client::{
         SettlementAction,
     },
 };
+use pactum_core::TrustedTokens;
 use pactum_devnet::dev_signer;
 use pactum_relayer::Settings;
 
@@ -409,6 +410,27 @@ async fn the_sponsor_policy_is_enforced() -> eyre::Result<()> {
         .initiate_close(&f.chain.buyer, f.now().await? + 3_600)
         .await?;
     refused(&f, id, &f.buyer_api, body, 422, "token_not_sponsored").await?;
+
+    // A token the operator does not vouch for: marked in every view, and not sponsored.
+    let f = Fixture::new(|s: &mut Settings| {
+        s.policy.trusted_tokens = TrustedTokens::Only(vec![Address::repeat_byte(0x11)]);
+    })
+    .await?;
+    f.round().await?;
+    let (_, id) = f.active_agreement("untrusted").await?;
+    assert!(!f.buyer_api.escrow_status(id).await?.token_trusted);
+    let options = f
+        .buyer_api
+        .settlement_action_options(id, &OptionsParams::of(SettlementAction::InitiateClose))
+        .await?;
+    assert!(!options.token_trusted);
+    assert!(options.direct.open, "the direct path stays open");
+    assert_eq!(options.sponsored.reason, Some(RefusalCode::UntrustedToken));
+    let body = f
+        .sign(id)
+        .initiate_close(&f.chain.buyer, f.now().await? + 3_600)
+        .await?;
+    refused(&f, id, &f.buyer_api, body, 422, "untrusted_token").await?;
 
     // Daily gas budget.
     let f = Fixture::new(|s: &mut Settings| s.policy.daily_gas_budget = 20_000).await?;

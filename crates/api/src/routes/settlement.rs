@@ -138,7 +138,8 @@ pub async fn settlement_action_options(
         .options(&terms, id, action, &query)
         .await
         .map_err(node_problem)?;
-    Ok(Json(views::action_options(&options)))
+    let token_trusted = state.trusted_tokens.trusts(terms.token);
+    Ok(Json(views::action_options(&options, token_trusted)))
 }
 
 /// The unsigned `initiateClose` call, for the buyer or the seller to send from its own wallet.
