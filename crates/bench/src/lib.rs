@@ -330,3 +330,54 @@ pub async fn serve_open_loop() -> eyre::Result<bool> {
     println!("{}", serde_json::to_string(&out)?);
     Ok(true)
 }
+
+/// A flood of `clients` concurrent clients sending `GET url` back to back, in a **separate
+/// process** (this executable again, with `--flood`), until it is dropped. Pair with
+/// [`serve_flood`] in `main`.
+#[derive(Debug)]
+pub struct Flood(std::process::Child);
+
+impl Flood {
+    /// Starts the flood.
+    pub fn start(url: &str, clients: usize) -> eyre::Result<Self> {
+        let child = std::process::Command::new(std::env::current_exe()?)
+            .arg("--flood")
+            .arg(url)
+            .arg(clients.to_string())
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        Ok(Self(child))
+    }
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The flooding process's side of [`Flood`]: if this process was started with
+/// `--flood <url> <clients>`, floods until killed and never returns; otherwise returns.
+pub async fn serve_flood() -> eyre::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some("--flood"), Some(url), Some(clients)) =
+        (args.get(1).map(String::as_str), args.get(2), args.get(3))
+    else {
+        return Ok(());
+    };
+    let client = alloy::transports::http::reqwest::Client::new();
+    for _ in 0..clients.parse::<usize>()? {
+        let (client, url) = (client.clone(), url.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Ok(answer) = client.get(&url).send().await {
+                    let _ = answer.bytes().await;
+                }
+            }
+        });
+    }
+    // The clients run until the process is killed.
+    std::future::pending::<()>().await;
+    Ok(())
+}

@@ -13,8 +13,8 @@ use crate::{Refusal, RefusalCode};
 pub struct Policy {
     /// Most gas one action may need (its simulated estimate); above it the request is refused.
     pub max_gas_per_action: u64,
-    /// Most sponsored actions per agreement, over its lifetime (refusals before any transaction
-    /// do not count).
+    /// Most sponsored actions each party may sign per agreement, over its lifetime (refusals
+    /// before any transaction do not count): one side cannot use up the other's share.
     pub max_actions_per_agreement: u64,
     /// Most sponsored actions a party may sign in 24 hours.
     pub max_actions_per_party_per_day: u64,
@@ -77,12 +77,14 @@ impl Default for Policy {
 /// Usage counted against the sponsor policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Usage {
-    /// Jobs ever made for the agreement, excluding those refused before any transaction.
+    /// Jobs the party ever signed for the agreement, excluding those refused before any
+    /// transaction (the per-agreement quota is per party: one side cannot use up the other's).
     pub agreement_jobs: u64,
     /// Jobs signed by the party in the last 24 hours, with the same exclusion.
     pub signer_jobs_24h: u64,
-    /// Jobs signed by the party in the last 24 hours that were mined and reverted while the
-    /// agreement still allowed the action (failure code `reverted`).
+    /// Strikes charged to the party in the last 24 hours that reach this agreement: those of
+    /// its own wallet on any agreement, and those of unclear cause on this one (see
+    /// [`attribute_revert`]).
     pub signer_reverts_24h: u64,
     /// Gas of jobs created since the start of the UTC day: used if mined, reserved while in
     /// flight.
@@ -178,7 +180,7 @@ pub fn check_usage(
         return Err(Refusal::new(
             C::QuotaExceeded,
             format!(
-                "the agreement already had {} sponsored actions (limit {})",
+                "{signer} already had {} sponsored actions on this agreement (limit {} per party)",
                 usage.agreement_jobs, policy.max_actions_per_agreement
             ),
         ));
@@ -213,6 +215,60 @@ pub fn check_usage(
         ));
     }
     Ok(())
+}
+
+/// How far a strike (a sponsored action that passed simulation, then reverted on chain while
+/// the agreement still allowed it) reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrikeScope {
+    /// The party's own wallet refused on chain what it approved in simulation: it counts
+    /// against the party on every agreement.
+    Party,
+    /// The cause could not be pinned on the party: it counts only on this agreement, so that
+    /// a counterparty cannot shut the party out of its other agreements.
+    Agreement,
+}
+
+impl StrikeScope {
+    /// The stored spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Party => "party",
+            Self::Agreement => "agreement",
+        }
+    }
+}
+
+/// Who a strike lands on, and how far it reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Strike {
+    /// The party charged.
+    pub party: Address,
+    /// Its reach.
+    pub scope: StrikeScope,
+}
+
+/// Attributes a revert to whoever caused it, from the escrow's error when the call is replayed
+/// against the state the block left (`replayed`; `None` when the replay does not revert or does
+/// not decode): the signer's wallet refusing its own authorization (`invalid_signature`) is the
+/// signer's; the buyer's wallet refusing the voucher of a seller's claim (`invalid_voucher`) is
+/// the buyer's; anything else (a token, the sanctions oracle, a difference the replay does not
+/// show) stays on the signer, but only for this agreement.
+pub fn attribute_revert(signer: Address, buyer: Address, replayed: Option<RefusalCode>) -> Strike {
+    match replayed {
+        Some(RefusalCode::InvalidSignature) => Strike {
+            party: signer,
+            scope: StrikeScope::Party,
+        },
+        Some(RefusalCode::InvalidVoucher) => Strike {
+            party: buyer,
+            scope: StrikeScope::Party,
+        },
+        _ => Strike {
+            party: signer,
+            scope: StrikeScope::Agreement,
+        },
+    }
 }
 
 /// Whether acceptances racing on `concurrent` connections could overshoot a quota of `usage`:
@@ -518,5 +574,39 @@ mod tests {
             ..usage()
         };
         assert!(near_limits(&policy, &owner, 16));
+    }
+
+    #[test]
+    fn a_revert_is_charged_to_the_wallet_that_refused() {
+        let (seller, buyer) = (Address::repeat_byte(5), Address::repeat_byte(6));
+        let strike = |code| attribute_revert(seller, buyer, code);
+        assert_eq!(
+            strike(Some(RefusalCode::InvalidSignature)),
+            Strike {
+                party: seller,
+                scope: StrikeScope::Party
+            }
+        );
+        // The buyer's wallet refused the voucher of the seller's claim: the buyer's strike.
+        assert_eq!(
+            strike(Some(RefusalCode::InvalidVoucher)),
+            Strike {
+                party: buyer,
+                scope: StrikeScope::Party
+            }
+        );
+        for unclear in [
+            None,
+            Some(RefusalCode::Sanctioned),
+            Some(RefusalCode::SimulationFailed),
+        ] {
+            assert_eq!(
+                strike(unclear),
+                Strike {
+                    party: seller,
+                    scope: StrikeScope::Agreement
+                }
+            );
+        }
     }
 }

@@ -240,6 +240,32 @@ pub(crate) async fn simulate_within(
     }
 }
 
+/// Replays `input` on `to` from `from` with `gas_limit` against the state block `block` left:
+/// the escrow's (or a wallet's) error if it reverts there, `None` if it does not revert or the
+/// error does not decode. Used to tell who caused a mined revert.
+pub(crate) async fn replay_error(
+    provider: &DynProvider,
+    from: Address,
+    to: Address,
+    input: &Bytes,
+    gas_limit: u64,
+    block: u64,
+) -> Result<Option<Refusal>, Error> {
+    let request = TransactionRequest::default()
+        .from(from)
+        .to(to)
+        .gas_limit(gas_limit)
+        .input(input.clone().into());
+    match provider.call(request).block(BlockId::number(block)).await {
+        Ok(_) => Ok(None),
+        Err(err) => match revert_data(&err) {
+            Some(data) if !data.is_empty() => Ok(Some(explain_revert(&data))),
+            Some(_) => Ok(None),
+            None => Err(Error::node("replaying a reverted transaction", err)),
+        },
+    }
+}
+
 /// Largest JSON-RPC batch sent (providers commonly accept 100 or more).
 const MAX_BATCH: usize = 100;
 

@@ -258,6 +258,16 @@ impl Fixture {
     /// broadcasts while the node does not mine, `tx` follows with a higher tip, one block is
     /// mined, then a round reads the outcome (the node mines on demand again).
     pub(crate) async fn ahead_of_the_relayer(&self, tx: TransactionRequest) -> eyre::Result<()> {
+        self.around_the_relayer(tx, None).await
+    }
+
+    /// [`Fixture::ahead_of_the_relayer`], with `after` (sent by the same account, at a lower
+    /// tip) mined right behind the relayer's transaction in the same block.
+    pub(crate) async fn around_the_relayer(
+        &self,
+        tx: TransactionRequest,
+        after: Option<TransactionRequest>,
+    ) -> eyre::Result<()> {
         let gwei = 1_000_000_000u128;
         let automine = |on: bool| async move {
             let _: Value = self
@@ -273,11 +283,35 @@ impl Fixture {
             .max_priority_fee_per_gas(50 * gwei)
             .max_fee_per_gas(100 * gwei);
         let pending = self.chain.provider.send_transaction(tx).await?;
+        let behind = match after {
+            Some(after) => {
+                // Anvil orders a block by fee: no tip and a fee cap just above the base fee put
+                // it behind the relayer's transaction (twice the base fee plus a tip).
+                let base = self
+                    .plain
+                    .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+                    .await?
+                    .and_then(|b| b.header.base_fee_per_gas)
+                    .ok_or_else(|| eyre::eyre!("no base fee"))?;
+                let after = after
+                    .gas_limit(200_000)
+                    .max_priority_fee_per_gas(0)
+                    .max_fee_per_gas(u128::from(base) * 5 / 4 + 1);
+                Some(self.chain.provider.send_transaction(after).await?)
+            }
+            None => None,
+        };
         let _: Value = self.plain.raw_request("evm_mine".into(), ()).await?;
         eyre::ensure!(
             pending.get_receipt().await?.status(),
             "the racing call reverted"
         );
+        if let Some(behind) = behind {
+            eyre::ensure!(
+                behind.get_receipt().await?.status(),
+                "the call behind reverted"
+            );
+        }
         automine(true).await?;
         self.round().await
     }

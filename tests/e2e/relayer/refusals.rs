@@ -384,12 +384,13 @@ async fn the_sponsor_policy_is_enforced() -> eyre::Result<()> {
         .await?;
     refused(&f, id, &f.buyer_api, body, 422, "gas_ceiling_exceeded").await?;
 
-    // Per-agreement quota: one action, then refused.
+    // Per-agreement quota, per party: one action each. The buyer's close does not use up the
+    // seller's share; the buyer's second action is refused.
     let mut f = Fixture::new(|s: &mut Settings| s.policy.max_actions_per_agreement = 1).await?;
     f.start_worker().await?;
     let (_, id) = f.active_agreement("quota").await?;
     let sign = f.sign(id);
-    let deadline = f.now().await? + 3_600;
+    let deadline = f.now().await? + 7_200;
     let body = sign.initiate_close(&f.chain.buyer, deadline).await?;
     let accepted = f.buyer_api.sponsor_initiate_close(id, &body, "q").await?;
     assert_eq!(accepted.status, 202, "{accepted:?}");
@@ -398,7 +399,18 @@ async fn the_sponsor_policy_is_enforced() -> eyre::Result<()> {
     let body = sign
         .seller_claim(AMOUNT, f.chain.seller.address(), deadline)
         .await?;
-    refused(&f, id, &f.seller_api, body, 429, "quota_exceeded").await?;
+    let accepted = f
+        .seller_api
+        .sponsor_seller_claim(id, &body, "q-claim")
+        .await?;
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    f.wait_for(id, &accepted.body.relay_id, JobState::Confirmed)
+        .await?;
+    f.chain.advance_time(3_700).await?;
+    let body = sign
+        .buyer_withdraw(f.chain.buyer.address(), deadline)
+        .await?;
+    refused(&f, id, &f.buyer_api, body, 429, "quota_exceeded").await?;
 
     // Tokens outside the sponsored list.
     let f =

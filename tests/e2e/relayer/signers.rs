@@ -218,6 +218,10 @@ async fn a_wallet_that_refuses_on_chain_is_struck() -> eyre::Result<()> {
         Some("reverted"),
         "{job:?}"
     );
+    // Replayed at that block the escrow says the wallet refused: the wallet's own strike.
+    let detail = job.failure_detail.unwrap_or_default();
+    assert!(detail.contains("invalid_signature"), "{detail}");
+    assert!(detail.contains("(party scope)"), "{detail}");
 
     // Back to approving: still refused, for a day.
     pactum_devnet::confirm(contract.setMode(APPROVE).from(f.chain.deployer.address())).await?;
@@ -246,6 +250,71 @@ async fn a_wallet_that_refuses_on_chain_is_struck() -> eyre::Result<()> {
             },
             "agent:buyer",
         )
+        .await?;
+    Ok(())
+}
+
+/// A revert the replay cannot pin on the party (the wallet refuses only for the one transaction:
+/// it flips back right behind it, in the same block) is a strike on this agreement only: the
+/// party's other agreements are still sponsored, so a counterparty that could provoke such a
+/// revert cannot shut the party out of them.
+#[tokio::test]
+async fn a_strike_of_unclear_cause_reaches_only_its_agreement() -> eyre::Result<()> {
+    let f = Fixture::new(|s| s.policy.max_reverts_per_party_per_day = 1).await?;
+    f.round().await?;
+    let owner = &f.chain.seller;
+    let wallet = deploy_wallet(&f, owner.address()).await?;
+    let (terms, id) = f.active_agreement_with(wallet, "blink").await?;
+    let (other_terms, other) = f.active_agreement_with(wallet, "blink-other").await?;
+    let deadline = f.now().await? + 3_600;
+    let f = &f;
+    let close = |id: B256, deadline: u64| async move {
+        let message = InitiateClose {
+            agreementId: id,
+            party: wallet,
+            deadline: U256::from(deadline),
+        };
+        Ok::<_, eyre::Report>(Authorization::InitiateClose {
+            party: wallet,
+            deadline,
+            signature: sign::sign_digest(owner, digest(f, &message)).await?,
+        })
+    };
+    let accepted = f
+        .relayer
+        .accept(&terms, close(id, deadline).await?, "agent:seller")
+        .await?;
+    let contract = ERC1271Wallet::new(wallet, &f.chain.provider);
+    let refuse = contract
+        .setMode(REFUSE)
+        .from(f.chain.deployer.address())
+        .into_transaction_request();
+    let approve = contract
+        .setMode(APPROVE)
+        .from(f.chain.deployer.address())
+        .into_transaction_request();
+    f.around_the_relayer(refuse, Some(approve)).await?;
+    let job = f.job(&accepted.job.id).await?;
+    assert_eq!(
+        job.failure_code.map(|c| c.as_str()),
+        Some("reverted"),
+        "{job:?}"
+    );
+    let detail = job.failure_detail.unwrap_or_default();
+    assert!(detail.contains("(agreement scope)"), "{detail}");
+
+    // The same agreement: struck out for the day.
+    match f
+        .relayer
+        .accept(&terms, close(id, deadline + 1).await?, "agent:seller")
+        .await
+    {
+        Err(AcceptError::Refused(r)) => assert_eq!(r.code.as_str(), "too_many_reverts"),
+        other => eyre::bail!("expected too_many_reverts, got {other:?}"),
+    }
+    // Its other agreement: still sponsored.
+    f.relayer
+        .accept(&other_terms, close(other, deadline).await?, "agent:seller")
         .await?;
     Ok(())
 }

@@ -23,7 +23,7 @@ use alloy::{
     sol_types::{SolCall, SolEvent},
 };
 use pactum_api::{AppState, types::InitiateCloseBody};
-use pactum_bench::{LoadChain, Planned, latency_row, open_loop_process, thousands};
+use pactum_bench::{Flood, LoadChain, Planned, latency_row, open_loop_process, thousands};
 use pactum_bindings::{
     Agreement, AgreementEscrow, LocalUSDC,
     eip712::{BuyerWithdraw, InitiateClose, SellerClaim, Voucher},
@@ -111,6 +111,12 @@ async fn relayer(
     settings.poll_interval = Duration::from_millis(50);
     settings.policy.daily_gas_budget = u64::MAX / 2;
     settings.policy.max_actions_per_party_per_day = u64::MAX / 2;
+    // One principal (the driver's key) posts every action of a run: a load test, not a policy.
+    let p = &mut settings.policy;
+    p.max_actions_per_principal_per_day = u64::MAX / 2;
+    p.max_gas_per_principal_per_day = u64::MAX / 2;
+    p.max_actions_per_owner_per_day = u64::MAX / 2;
+    p.max_gas_per_owner_per_day = u64::MAX / 2;
     tune(&mut settings);
     let plain = ProviderBuilder::new()
         .connect_http(chain.anvil.endpoint_url())
@@ -278,6 +284,7 @@ async fn set_mining(chain: &LoadChain, interval: Option<u64>) -> eyre::Result<()
 async fn accept_latency(
     chain: &mut LoadChain,
     workers_during: bool,
+    metrics_flood: bool,
 ) -> eyre::Result<(Vec<f64>, Vec<f64>, HashMap<u16, u64>)> {
     let total = RATE * RATE_SECONDS;
     let terms = fresh(chain, total).await?;
@@ -293,6 +300,10 @@ async fn accept_latency(
     let (_stop_api, stopped) = watch::channel(false);
     tokio::spawn(pactum_api::serve(listener, state, stopped));
     let mut stop_workers = workers_during.then(|| start_workers(&relayer, &keys));
+    // 64 anonymous clients hammering /metrics from another process, for the whole measurement.
+    let flood = metrics_flood
+        .then(|| Flood::start(&format!("{base}/metrics"), 64))
+        .transpose()?;
 
     let deadline = now(&chain.provider).await? + 3_600;
     let plan = terms
@@ -318,6 +329,7 @@ async fn accept_latency(
         .collect::<Result<Vec<Planned>, serde_json::Error>>()?;
     // The same requests twice: first submissions, then their idempotent replays.
     let mut passes = open_loop_process(&plan, RATE, 2).await?.into_iter();
+    drop(flood);
     let (first, replayed) = (
         passes.next().unwrap_or_default(),
         passes.next().unwrap_or_default(),
@@ -507,6 +519,7 @@ async fn main() -> eyre::Result<()> {
     if pactum_bench::serve_open_loop().await? {
         return Ok(());
     }
+    pactum_bench::serve_flood().await?;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .try_init();
@@ -542,12 +555,17 @@ async fn main() -> eyre::Result<()> {
     }
 
     let (mut alone, _, alone_statuses) = if phases.contains("latency") {
-        accept_latency(&mut start().await?, false).await?
+        accept_latency(&mut start().await?, false, false).await?
     } else {
         Default::default()
     };
     let (mut first, mut replayed, statuses) = if phases.contains("latency") {
-        accept_latency(&mut start().await?, true).await?
+        accept_latency(&mut start().await?, true, false).await?
+    } else {
+        Default::default()
+    };
+    let (mut flooded, _, flooded_statuses) = if phases.contains("latency") {
+        accept_latency(&mut start().await?, false, true).await?
     } else {
         Default::default()
     };
@@ -594,6 +612,11 @@ async fn main() -> eyre::Result<()> {
             "idempotent replay (same key and body)",
             &mut replayed,
             "all 202, replayed".to_owned(),
+        ),
+        (
+            "first submission, workers idle, 64 clients hammering /metrics",
+            &mut flooded,
+            format!("{flooded_statuses:?}"),
         ),
     ];
     for (label, samples, answers) in rows {

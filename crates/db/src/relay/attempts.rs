@@ -3,7 +3,7 @@
 //! which also moves its job to its outcome.
 
 use alloy::primitives::{Address, B256, Bytes};
-use pactum_core::{AttemptKind, AttemptOutcome, JobFailure};
+use pactum_core::{AttemptKind, AttemptOutcome, JobFailure, sponsor::Strike};
 use sqlx::{PgConnection, PgPool};
 
 use crate::{
@@ -329,6 +329,8 @@ pub struct Mined {
     pub gas_price: u128,
     /// For an action that reverted: why, as (stable code, detail). See the worker.
     pub revert: Option<(JobFailure, String)>,
+    /// For a `reverted` action (a strike): whom it is charged to, and how far it reaches.
+    pub strike: Option<Strike>,
 }
 
 /// Settles a used nonce: `mined` is the attempt that took it, the others at that nonce are
@@ -376,6 +378,8 @@ pub async fn resolve_mined(
                                     ELSE coalesce(failure_code, $10) END,
                 failure_detail = CASE WHEN $5 = 'confirmed' THEN NULL WHEN $10 = 'reverted' THEN $11
                                       ELSE coalesce(failure_detail, $11) END,
+                strike_party = CASE WHEN $10 = 'reverted' THEN $12::bytea END,
+                strike_scope = CASE WHEN $10 = 'reverted' THEN $13::text END,
                 updated_at = now(), finished_at = now()
           WHERE chain_id = $1 AND relayer = $2 AND nonce = $3 AND state IN ('submitting', 'submitted', 'cancelling')
             AND $4",
@@ -389,7 +393,9 @@ pub async fn resolve_mined(
         int(mined.gas_used),
         mined.gas_price.to_string(),
         code,
-        detail
+        detail,
+        mined.strike.map(|s| s.party.to_vec()),
+        mined.strike.map(|s| s.scope.as_str())
     )
     .execute(conn)
     .await?;

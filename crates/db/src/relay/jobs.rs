@@ -335,14 +335,14 @@ pub async fn usage(
            )
            SELECT
              (SELECT count(*) FROM relay_jobs
-               WHERE chain_id = $1 AND agreement_id = $2
+               WHERE chain_id = $1 AND agreement_id = $2 AND signer = $3
                  AND NOT (state = 'failed' AND nonce IS NULL)) AS "agreement_jobs!",
              (SELECT count(*) FROM relay_jobs
                WHERE chain_id = $1 AND signer = $3 AND created_at > now() - interval '24 hours'
                  AND NOT (state = 'failed' AND nonce IS NULL)) AS "signer_jobs!",
              (SELECT count(*) FROM relay_jobs
-               WHERE chain_id = $1 AND signer = $3 AND created_at > now() - interval '24 hours'
-                 AND state = 'failed' AND failure_code = 'reverted') AS "signer_reverts!",
+               WHERE chain_id = $1 AND strike_party = $3 AND created_at > now() - interval '24 hours'
+                 AND (strike_scope = 'party' OR agreement_id = $2)) AS "signer_reverts!",
              (SELECT coalesce(sum(CASE WHEN gas_used IS NOT NULL THEN gas_used
                                        WHEN state IN ('accepted', 'submitting', 'submitted', 'cancelling') THEN gas_limit
                                        ELSE 0 END), 0)::bigint

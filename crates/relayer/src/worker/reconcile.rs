@@ -93,6 +93,10 @@ impl Worker {
             } else {
                 None
             };
+            let (revert, strike) = match revert {
+                Some((failure, detail, strike)) => (Some((failure, detail)), strike),
+                None => (None, None),
+            };
             let outcome = Mined {
                 tx_hash: attempt.tx_hash,
                 success: receipt.status(),
@@ -100,6 +104,7 @@ impl Worker {
                 gas_used: receipt.gas_used,
                 gas_price: receipt.effective_gas_price,
                 revert,
+                strike,
             };
             finished.push((nonce, attempt, outcome));
         }
