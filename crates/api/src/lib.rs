@@ -66,6 +66,8 @@ pub struct AppState {
     pub idempotency_waiters: Arc<Semaphore>,
     /// The tokens the operator vouches for; every agreement view says whether its token is one.
     pub trusted_tokens: pactum_core::TrustedTokens,
+    /// The last readiness verdict and when it was reached (see [`routes::health::ready`]).
+    pub readiness: routes::health::Readiness,
 }
 
 impl AppState {
@@ -82,6 +84,7 @@ impl AppState {
             metrics_on_api: true,
             idempotency_waiters: Arc::new(Semaphore::new(idempotency::MAX_WAITING)),
             trusted_tokens: pactum_core::TrustedTokens::Any,
+            readiness: routes::health::Readiness::default(),
         }
     }
 }
@@ -164,12 +167,13 @@ impl Modify for SecuritySchemes {
 pub struct ApiDoc;
 
 /// How many requests each unauthenticated operational endpoint serves at once; one more is
-/// answered `503 busy` (with `Retry-After`) at once instead of queueing. `/ready` and `/metrics`
-/// read the database, so together they hold at most four pooled connections however many
-/// callers there are; `/health` reads nothing.
+/// answered `503 busy` (with `Retry-After`) at once instead of queueing. `/metrics` reads the
+/// database, so it holds at most two pooled connections however many callers there are;
+/// `/ready` checks at most once a second, one caller at a time, and the others get that verdict
+/// (a probe must not fail because others probe); `/health` reads nothing.
 pub const OPERATIONAL_LIMITS: [(&str, usize); 4] = [
     ("/health", 64),
-    ("/ready", 2),
+    ("/ready", 64),
     ("/metrics", 2),
     ("/openapi.json", 4),
 ];
@@ -216,13 +220,11 @@ async fn limited(
     response
 }
 
-/// The router: every route, with authentication, idempotency and metrics layered on.
+/// The router: every route, with authentication, idempotency and metrics layered on. The
+/// operational endpoints and the fallback sit outside authentication: they need no credentials,
+/// and a made-up key sent to them costs no database lookup.
 pub fn router(state: AppState) -> Router {
-    let mut routes = Router::new();
-    if state.metrics_on_api {
-        routes = routes.route("/metrics", operational("/metrics", routes::health::metrics));
-    }
-    routes
+    let authenticated = Router::new()
         .route(
             "/usage-agreements/{agreement_id}/escrow-status",
             get(routes::status::escrow_status),
@@ -259,12 +261,21 @@ pub fn router(state: AppState) -> Router {
             "/agents/{agent_id}/api-keys/{key_id}/revoke",
             post(routes::keys::revoke),
         )
+        // Layers run outside in: authentication, then idempotency, then the handler.
+        .layer(from_fn_with_state(state.clone(), idempotency::idempotency))
+        .layer(from_fn_with_state(state.clone(), auth::authenticate));
+    let mut operations = Router::new()
         .route("/health", operational("/health", routes::health::health))
         .route("/ready", operational("/ready", routes::health::ready))
         .route(
             "/openapi.json",
             operational("/openapi.json", routes::health::openapi),
-        )
+        );
+    if state.metrics_on_api {
+        operations = operations.route("/metrics", operational("/metrics", routes::health::metrics));
+    }
+    authenticated
+        .merge(operations)
         .fallback(|| async {
             problem::Problem::new(
                 axum::http::StatusCode::NOT_FOUND,
@@ -273,9 +284,6 @@ pub fn router(state: AppState) -> Router {
                 "see /openapi.json for the endpoints",
             )
         })
-        // Layers run outside in: metrics, then authentication, then idempotency, then the handler.
-        .layer(from_fn_with_state(state.clone(), idempotency::idempotency))
-        .layer(from_fn_with_state(state.clone(), auth::authenticate))
         .layer(from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(idempotency::MAX_BODY))
         .layer(from_fn(trace))

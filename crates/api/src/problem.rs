@@ -162,6 +162,7 @@ pub const fn refusal_status(code: RefusalCode) -> StatusCode {
             StatusCode::TOO_MANY_REQUESTS
         }
         C::SponsorPaused => StatusCode::SERVICE_UNAVAILABLE,
+        C::NotSignersAgent => StatusCode::FORBIDDEN,
     }
 }
 

@@ -192,6 +192,8 @@ impl Default for Api {
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Database {
     pub(crate) url: Option<String>,
+    /// Replaced by the three pools below; kept only to refuse it with a clear message.
+    max_connections: Option<u32>,
     pub(crate) api_connections: u32,
     pub(crate) indexer_connections: u32,
     pub(crate) relayer_connections: u32,
@@ -201,6 +203,7 @@ impl Default for Database {
     fn default() -> Self {
         Self {
             url: None,
+            max_connections: None,
             api_connections: 16,
             indexer_connections: 4,
             relayer_connections: 8,
@@ -230,6 +233,14 @@ impl Pool {
     }
 }
 
+/// A path with any `password=` query value hidden.
+fn redact_query(path: &str) -> String {
+    match path.split_once('?') {
+        Some((path, query)) if query.contains("password=") => format!("{path}?<redacted>"),
+        _ => path.to_owned(),
+    }
+}
+
 /// The URL with its password replaced, for logs and `Debug`.
 fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -238,11 +249,43 @@ fn redact_url(url: &str) -> String {
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     match authority.rsplit_once('@') {
         Some((credentials, host)) => match credentials.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{}", redact_query(path)),
             None => url.to_owned(),
         },
-        None => url.to_owned(),
+        None => format!("{scheme}://{authority}{}", redact_query(path)),
     }
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("rpc_url", &self.rpc_url.as_deref().map(redact_node_url))
+            .field("chain_id", &self.chain_id)
+            .field("escrow", &self.escrow)
+            .field("fee_collector", &self.fee_collector)
+            .field("start_block", &self.start_block)
+            .field("tokens", &self.tokens)
+            .field("token", &self.token)
+            .field("sanctions_oracle", &self.sanctions_oracle)
+            .finish()
+    }
+}
+
+/// A node URL for logs: scheme, host and port only (path segments and queries often carry an
+/// API key).
+fn redact_node_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<redacted>".to_owned();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let hidden = authority.len() < rest.len() || host.len() < authority.len();
+    format!(
+        "{scheme}://{host}{}",
+        if hidden { "/<redacted>" } else { "" }
+    )
 }
 
 impl std::fmt::Debug for Database {
@@ -272,8 +315,9 @@ impl std::fmt::Debug for Api {
     }
 }
 
-/// `[chain]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `[chain]`. Its `Debug` hides the node URL's credentials and query (hosted nodes put API keys
+/// there).
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Chain {
     pub(crate) rpc_url: Option<String>,
@@ -514,6 +558,15 @@ impl Config {
             let scheme = url.split("://").next().unwrap_or_default();
             bail!("database.url must be a postgres:// URL, got a {scheme:?} URL");
         }
+        if self.database.max_connections.is_some()
+            || std::env::var_os("PACTUM_DATABASE_MAX_CONNECTIONS").is_some()
+        {
+            bail!(
+                "database.max_connections (PACTUM_DATABASE_MAX_CONNECTIONS) was replaced by one \
+                 pool per component: database.api_connections, database.indexer_connections and \
+                 database.relayer_connections"
+            );
+        }
         for pool in [Pool::Api, Pool::Indexer, Pool::Relayer] {
             self.pool_size(pool)?;
         }
@@ -704,11 +757,14 @@ mod tests {
         config.api.jwt_secret = Some("a-shared-secret-of-at-least-32-bytes!".into());
         config.relayer.keys =
             vec!["0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d".into()];
+        config.chain.rpc_url = Some("https://eth.example/v3/0123456789abcdef?key=s3cr3t".into());
         let shown = format!("{config:?}");
         for secret in [
             "hunter2",
             "a-shared-secret",
             "59c6995e998f97a5a0044966f0945389",
+            "0123456789abcdef",
+            "s3cr3t",
         ] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
@@ -731,6 +787,18 @@ mod tests {
         assert_eq!(
             redact_url("postgresql://u:p@h/db?application_name=a@b"),
             "postgresql://u:***@h/db?application_name=a@b"
+        );
+        assert_eq!(
+            redact_url("postgres://h/db?user=u&password=p"),
+            "postgres://h/db?<redacted>"
+        );
+        assert_eq!(
+            redact_node_url("http://127.0.0.1:8545"),
+            "http://127.0.0.1:8545"
+        );
+        assert_eq!(
+            redact_node_url("https://user:pw@node.example/key"),
+            "https://node.example/<redacted>"
         );
     }
 

@@ -59,6 +59,8 @@ named_enum! {
         TokenNotSponsored = "token_not_sponsored",
         /// The agreement's token is not one the operator vouches for.
         UntrustedToken = "untrusted_token",
+        /// The caller is neither the signing party's own agent nor that agent's owner.
+        NotSignersAgent = "not_signers_agent",
         /// The call is not to a sponsored contract and function.
         PolicyViolation = "policy_violation",
         /// The call needs more gas than the sponsor pays for one action.
@@ -108,6 +110,7 @@ impl RefusalCode {
             Self::SponsorPaused => "Sponsoring paused",
             Self::UnexpectedFeeAuthorization => "Unexpected fee authorization",
             Self::UntrustedToken => "Untrusted token",
+            Self::NotSignersAgent => "Not the signer's agent",
         }
     }
 }

@@ -237,12 +237,18 @@ impl Indexer {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
         let mut backfilled = false;
         let mut failures = 0u32;
+        // After a failure, nothing runs until the checkpoint is read back: a commit whose answer
+        // was lost may have moved it, and the in-memory one would then be stale.
+        let mut reload = false;
         loop {
             if *shutdown.borrow() {
                 tracing::info!(indexed = self.cursor.block_number, "indexer stopping");
                 return Ok(());
             }
-            let worked = if backfilled {
+            let reloading = reload;
+            let worked = if reloading {
+                self.reload_cursor().await.map(|()| None)
+            } else if backfilled {
                 self.step().await.map(Some)
             } else {
                 self.backfill().await.map(|_| None)
@@ -258,6 +264,11 @@ impl Indexer {
                         self.metrics.db_recovered();
                         failures = 0;
                     }
+                    if reloading {
+                        // Then the backfill, from the checkpoint just read.
+                        reload = false;
+                        continue;
+                    }
                     backfilled = true;
                     match step {
                         Some(Step::AtHead { .. } | Step::Retry { .. }) => self.config.poll_interval,
@@ -272,6 +283,7 @@ impl Indexer {
                     // Whatever the failed attempt did is either committed with its checkpoint
                     // or not at all: go on from the stored checkpoint.
                     backfilled = false;
+                    reload = true;
                     pause
                 }
                 Err(err) => return Err(err),
@@ -279,13 +291,6 @@ impl Indexer {
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
                 _ = shutdown.changed() => {}
-            }
-            if !backfilled && failures > 0 {
-                match self.reload_cursor().await {
-                    Ok(()) => {}
-                    Err(err) if err.is_transient() => {}
-                    Err(err) => return Err(err),
-                }
             }
         }
     }

@@ -351,28 +351,34 @@ impl Relayer {
             owner_id: requester.owner,
         };
         let t_sim = t0.elapsed();
-        let mut tx = self.inner.db.pool().begin().await?;
-        // The agreement's own acceptances are serialised (its quota is small); the party quota
-        // and the daily budget take the chain-wide lock only when they are close, where
-        // concurrent acceptances (at most one per database connection) could overshoot them.
-        relay::lock_agreement(&mut tx, settings.chain_id, id).await?;
-        let mut usage = relay::usage(&mut tx, settings.chain_id, id, signer, requester).await?;
+        // The agreement's own acceptances are serialised (its quota is small). Every acceptance
+        // holds the chain-wide acceptance lock from its usage read to its commit: shared while
+        // the quotas and the budget are far (concurrent acceptances, at most one per database
+        // connection, cannot together reach them), exclusive when they are close. An exclusive
+        // holder therefore never counts beside an acceptance that read before it and commits
+        // after it. A near-limit acceptance starts over under the exclusive lock (upgrading a
+        // shared lock in place could deadlock two of them).
         let concurrent = u64::from(self.inner.db.pool().options().get_max_connections());
-        if sponsor::near_limits(policy, &usage, concurrent) {
-            relay::lock_acceptance(&mut tx, settings.chain_id).await?;
-            usage = relay::usage(&mut tx, settings.chain_id, id, signer, requester).await?;
-        }
-        sponsor::check_usage(policy, &usage, signer, requester, gas_limit)?;
-        let outcome = match relay::insert_job(&mut tx, &new).await {
-            Ok(outcome) => outcome,
-            // The conflicting job finished between the insert and the lookup: once more.
-            Err(pactum_db::Error::Corrupt { .. }) => {
+        let mut exclusive = false;
+        let mut attempts = 0;
+        let (tx, outcome) = loop {
+            attempts += 1;
+            let mut tx = self.inner.db.pool().begin().await?;
+            relay::lock_agreement(&mut tx, settings.chain_id, id).await?;
+            relay::lock_acceptance(&mut tx, settings.chain_id, exclusive).await?;
+            let usage = relay::usage(&mut tx, settings.chain_id, id, signer, requester).await?;
+            if !exclusive && sponsor::near_limits(policy, &usage, concurrent) {
                 tx.rollback().await?;
-                tx = self.inner.db.pool().begin().await?;
-                relay::lock_agreement(&mut tx, settings.chain_id, id).await?;
-                relay::insert_job(&mut tx, &new).await?
+                exclusive = true;
+                continue;
             }
-            Err(err) => return Err(err.into()),
+            sponsor::check_usage(policy, &usage, signer, requester, gas_limit)?;
+            match relay::insert_job(&mut tx, &new).await {
+                Ok(outcome) => break (tx, outcome),
+                // The conflicting job finished between the insert and the lookup: once more.
+                Err(pactum_db::Error::Corrupt { .. }) if attempts < 4 => tx.rollback().await?,
+                Err(err) => return Err(err.into()),
+            }
         };
         tx.commit().await?;
         tracing::debug!(

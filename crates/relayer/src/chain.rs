@@ -135,6 +135,13 @@ pub(crate) async fn signer_kind(
         Err(err) => match revert_data(&err) {
             Some(data) if !data.is_empty() => Ok(SignerKind::Erc1271),
             Some(_) => Ok(SignerKind::Unsupported),
+            // It ran out of the capped gas: it answers, expensively; the simulation judges it.
+            None if err
+                .as_error_resp()
+                .is_some_and(|p| p.message.to_lowercase().contains("out of gas")) =>
+            {
+                Ok(SignerKind::Erc1271)
+            }
             None => Err(Error::node("probing a signer for ERC-1271", err)),
         },
     }

@@ -135,6 +135,13 @@ async fn bad_signatures_domains_and_deadlines_cost_nothing() -> eyre::Result<()>
     // what a party asked through its own agent.
     let body = sign.initiate_close(&f.chain.seller, deadline).await?;
     refused(&f, id, &f.buyer_api, body, 403, "not_signers_agent").await?;
+    // And the options say so before anything is signed.
+    let params = OptionsParams {
+        party: Some(f.chain.seller.address().to_string()),
+        ..OptionsParams::of(SettlementAction::InitiateClose)
+    };
+    let options = f.buyer_api.settlement_action_options(id, &params).await?;
+    assert_eq!(options.sponsored.reason, Some(RefusalCode::NotSignersAgent));
 
     // No Idempotency-Key.
     let body = sign.initiate_close(&f.chain.buyer, deadline).await?;

@@ -9,6 +9,11 @@ use axum::{
 use pactum_api_types::{Health, Ready};
 use utoipa::OpenApi;
 
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
 use crate::{AppState, metrics, problem::Problem};
 
 /// Liveness: the process answers.
@@ -19,8 +24,15 @@ pub async fn health() -> Json<Health> {
     })
 }
 
+/// The last readiness verdict, shared by the callers of one second.
+pub type Readiness = Arc<tokio::sync::Mutex<Option<(Instant, Result<Ready, Problem>)>>>;
+
+/// How long a readiness verdict is served before it is checked again.
+pub const READY_TTL: Duration = Duration::from_secs(1);
+
 /// Readiness: the database answers and the indexer has a checkpoint within `max_lag_blocks` of
-/// the node's head.
+/// the node's head. Checked at most once per [`READY_TTL`], by one caller at a time; the others
+/// wait for that check and get its verdict, so a crowd of probes costs one database read.
 #[utoipa::path(
     get,
     path = "/ready",
@@ -31,6 +43,18 @@ pub async fn health() -> Json<Health> {
     tag = "operations"
 )]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, Problem> {
+    let mut last = state.readiness.lock().await;
+    if let Some((at, verdict)) = last.as_ref()
+        && at.elapsed() < READY_TTL
+    {
+        return verdict.clone().map(Json);
+    }
+    let verdict = check_ready(&state).await;
+    *last = Some((Instant::now(), verdict.clone()));
+    verdict.map(Json)
+}
+
+async fn check_ready(state: &AppState) -> Result<Ready, Problem> {
     // The error's text (host names, server messages) is for the operator's log, not for an
     // unauthenticated caller.
     state.db.ping().await.map_err(|err| {
@@ -46,7 +70,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, Problem
             "the indexer cannot reach the database; it retries with backoff",
         ));
     }
-    let cursor = crate::services::indexed_cursor(&state).await?;
+    let cursor = crate::services::indexed_cursor(state).await?;
     let indexed = u64::try_from(cursor.block_number).unwrap_or(0);
     let head = state
         .indexer_metrics
@@ -61,11 +85,11 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, Problem
             state.max_lag_blocks
         )));
     }
-    Ok(Json(Ready {
+    Ok(Ready {
         status: "ready".to_owned(),
         indexed_block: indexed,
         lag_blocks: lag,
-    }))
+    })
 }
 
 /// Prometheus metrics (text exposition format).

@@ -134,10 +134,14 @@ pub async fn settlement_action_options(
             .transpose()?,
         deadline: params.deadline,
     };
-    let options = relayer
+    let mut options = relayer
         .options(&terms, id, action, &query)
         .await
         .map_err(node_problem)?;
+    // The sponsored path is open only to the signer's own agent (or its owner).
+    if options.sponsored.is_ok() && !viewer.owns(options.plan.signer) {
+        options.sponsored = Err(not_signers_agent(options.plan.signer));
+    }
     let token_trusted = state.trusted_tokens.trusts(terms.token);
     Ok(Json(views::action_options(&options, token_trusted)))
 }
@@ -262,6 +266,18 @@ fn check_domain(relayer: &Relayer, domain: Option<&DomainBody>) -> Result<(), Pr
     Ok(rules::check_domain(&claimed, &relayer.escrow_domain())?)
 }
 
+/// The refusal of a sponsored action posted (or asked about) by someone other than the signing
+/// party's own agent or its owner.
+fn not_signers_agent(signer: alloy::primitives::Address) -> pactum_core::Refusal {
+    pactum_core::Refusal::new(
+        pactum_core::RefusalCode::NotSignersAgent,
+        format!(
+            "the authorization is {signer}'s, which is not these credentials' wallet (nor one of \
+             their agents'): the signing party's own agent or its owner posts it"
+        ),
+    )
+}
+
 /// A sponsored action's request body: the authorization it carries (its fields parsed) and the
 /// signing domain the client claims, if any.
 trait SponsoredBody: serde::de::DeserializeOwned {
@@ -336,15 +352,7 @@ async fn submit<B: SponsoredBody>(
     // (A signer who is no party at all is the relayer's `not_a_party`.)
     let signer = authorization.signer(&terms);
     if (signer == terms.buyer || signer == terms.seller) && !viewer.owns(signer) {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "not_signers_agent",
-            "Not the signer's agent",
-            format!(
-                "the authorization is signed by {signer}, which is not these credentials' wallet \
-                 (nor one of their agents'): the signing party's own agent or its owner posts it"
-            ),
-        ));
+        return Err(not_signers_agent(signer).into());
     }
     check_domain(relayer, domain)?;
     let scope = principal.scope();

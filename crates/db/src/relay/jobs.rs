@@ -301,16 +301,30 @@ pub async fn lock_agreement(
     Ok(())
 }
 
-/// Serialises, until the end of the current transaction, all acceptances of the chain: taken when
-/// a party quota or the daily budget is close, so that concurrent acceptances cannot together
+/// Takes the chain's acceptance lock until the end of the current transaction: shared by the
+/// acceptances far from every quota, exclusive (alone, after every shared holder committed) for
+/// one close to a quota or the daily budget, so that concurrent acceptances cannot together
 /// overshoot it.
-pub async fn lock_acceptance(conn: &mut PgConnection, chain_id: u64) -> Result<()> {
-    sqlx::query!(
-        "SELECT pg_advisory_xact_lock(hashtextextended('pactum.relay.accept', $1))",
-        int(chain_id)
-    )
-    .execute(conn)
-    .await?;
+pub async fn lock_acceptance(
+    conn: &mut PgConnection,
+    chain_id: u64,
+    exclusive: bool,
+) -> Result<()> {
+    if exclusive {
+        sqlx::query!(
+            "SELECT pg_advisory_xact_lock(hashtextextended('pactum.relay.accept', $1))",
+            int(chain_id)
+        )
+        .execute(conn)
+        .await?;
+    } else {
+        sqlx::query!(
+            "SELECT pg_advisory_xact_lock_shared(hashtextextended('pactum.relay.accept', $1))",
+            int(chain_id)
+        )
+        .execute(conn)
+        .await?;
+    }
     Ok(())
 }
 

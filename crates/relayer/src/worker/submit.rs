@@ -84,15 +84,21 @@ impl Worker {
                     Some(Some(Simulation::Ok(gas))) if gas > policy.max_gas_per_action => {
                         Some(gas_ceiling(gas))
                     }
-                    Some(Some(Simulation::Ok(gas))) => {
-                        let limit =
-                            sponsor::gas_limit(gas, settings.gas_margin_percent).max(job.gas_limit);
-                        if limit > policy.max_gas_per_action {
-                            Some(gas_ceiling(gas))
-                        } else {
-                            ready.push((job, limit));
-                            None
-                        }
+                    // The call needs more than the acceptance estimate. It is signed with no more
+                    // gas than was reserved (and charged to the quotas and the budget) at
+                    // acceptance; one that now needs more is refused, and the party may post it
+                    // again to reserve anew under today's quotas.
+                    Some(Some(Simulation::Ok(gas))) if gas > job.gas_limit => Some(Refusal::new(
+                        RefusalCode::GasCeilingExceeded,
+                        format!(
+                            "the call now needs about {gas} gas, more than the {} reserved at \
+                                 acceptance; post it again to reserve anew",
+                            job.gas_limit
+                        ),
+                    )),
+                    Some(Some(Simulation::Ok(_))) => {
+                        ready.push((job, job.gas_limit));
+                        None
                     }
                     None => None,
                 }
