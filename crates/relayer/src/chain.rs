@@ -202,6 +202,11 @@ pub(crate) async fn simulate(
                 // fees, transport) is the node's or the relayer's, not a verdict on the call.
                 let message = err.as_error_resp().map(|p| p.message.to_lowercase());
                 match message {
+                    // An allowance below the cap: the sender's balance limited the search (the
+                    // relayer's key is short of funds), not the call.
+                    Some(m) if allowance_in(&m).is_some_and(|a| a < gas_cap) => {
+                        Err(Error::node("simulating the call", err))
+                    }
                     Some(m) if m.contains("out of gas") || m.contains("gas required exceeds") => {
                         Ok(Simulation::Reverts(Refusal::new(
                             RefusalCode::GasCeilingExceeded,
@@ -216,6 +221,12 @@ pub(crate) async fn simulate(
             }
         },
     }
+}
+
+/// The gas a node says it allowed a call ("gas required exceeds allowance (N)"), if it says.
+fn allowance_in(message: &str) -> Option<u64> {
+    let (_, rest) = message.split_once("allowance (")?;
+    rest.split(')').next()?.trim().parse().ok()
 }
 
 /// The simulation right before a transaction is signed: one `eth_call` of the call with
@@ -381,4 +392,19 @@ pub(crate) async fn balance(provider: &DynProvider, account: Address) -> Result<
         .get_balance(account)
         .await
         .map_err(|e| Error::node("reading a balance", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_allowance_a_node_names_is_read() {
+        assert_eq!(
+            allowance_in("gas required exceeds allowance (21000)"),
+            Some(21_000)
+        );
+        assert_eq!(allowance_in("gas required exceeds allowance"), None);
+        assert_eq!(allowance_in("out of gas"), None);
+    }
 }

@@ -337,40 +337,46 @@ pub async fn usage(
     signer: Address,
     requester: Requester<'_>,
 ) -> Result<Usage> {
+    // One pass over the last day's jobs of the signer, the principal and the owner (a bitmap
+    // OR of their indexes), counting each quota with a filter; the agreement's jobs and the
+    // chain's gas of the UTC day are counted apart.
     let r = sqlx::query!(
         r#"WITH recent AS (
-             SELECT requested_by, owner_id, NOT (state = 'failed' AND nonce IS NULL) AS counted,
+             SELECT signer, requested_by, owner_id, strike_party, strike_scope, agreement_id,
+                    NOT (state = 'failed' AND nonce IS NULL) AS counted,
                     CASE WHEN gas_used IS NOT NULL THEN gas_used
                          WHEN state IN ('accepted', 'submitting', 'submitted', 'cancelling') THEN gas_limit
                          ELSE 0 END AS gas
                FROM relay_jobs
               WHERE chain_id = $1 AND created_at > now() - interval '24 hours'
-                AND (requested_by = $4 OR owner_id = $5)
+                AND (signer = $3 OR strike_party = $3 OR requested_by = $4 OR owner_id = $5)
+           ), day AS (
+             SELECT count(*) FILTER (WHERE signer = $3 AND counted) AS signer_jobs,
+                    count(*) FILTER (WHERE strike_party = $3
+                                       AND (strike_scope = 'party' OR agreement_id = $2)) AS signer_reverts,
+                    count(*) FILTER (WHERE requested_by = $4 AND counted) AS principal_jobs,
+                    coalesce(sum(gas) FILTER (WHERE requested_by = $4), 0) AS principal_gas,
+                    count(*) FILTER (WHERE owner_id = $5 AND counted) AS owner_jobs,
+                    coalesce(sum(gas) FILTER (WHERE owner_id = $5), 0) AS owner_gas
+               FROM recent
            )
            SELECT
              (SELECT count(*) FROM relay_jobs
                WHERE chain_id = $1 AND agreement_id = $2 AND signer = $3
                  AND NOT (state = 'failed' AND nonce IS NULL)) AS "agreement_jobs!",
-             (SELECT count(*) FROM relay_jobs
-               WHERE chain_id = $1 AND signer = $3 AND created_at > now() - interval '24 hours'
-                 AND NOT (state = 'failed' AND nonce IS NULL)) AS "signer_jobs!",
-             (SELECT count(*) FROM relay_jobs
-               WHERE chain_id = $1 AND strike_party = $3 AND created_at > now() - interval '24 hours'
-                 AND (strike_scope = 'party' OR agreement_id = $2)) AS "signer_reverts!",
+             day.signer_jobs AS "signer_jobs!",
+             day.signer_reverts AS "signer_reverts!",
              (SELECT coalesce(sum(CASE WHEN gas_used IS NOT NULL THEN gas_used
                                        WHEN state IN ('accepted', 'submitting', 'submitted', 'cancelling') THEN gas_limit
                                        ELSE 0 END), 0)::bigint
                 FROM relay_jobs
                WHERE chain_id = $1 AND created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
                AS "gas_today!",
-             (SELECT count(*) FILTER (WHERE counted) FROM recent WHERE requested_by = $4)
-               AS "principal_jobs!",
-             (SELECT coalesce(sum(gas), 0)::bigint FROM recent WHERE requested_by = $4)
-               AS "principal_gas!",
-             (SELECT count(*) FILTER (WHERE counted) FROM recent WHERE owner_id = $5)
-               AS "owner_jobs!",
-             (SELECT coalesce(sum(gas), 0)::bigint FROM recent WHERE owner_id = $5)
-               AS "owner_gas!""#,
+             day.principal_jobs AS "principal_jobs!",
+             day.principal_gas::bigint AS "principal_gas!",
+             day.owner_jobs AS "owner_jobs!",
+             day.owner_gas::bigint AS "owner_gas!"
+           FROM day"#,
         int(chain_id),
         agreement_id.as_slice(),
         signer.as_slice(),
