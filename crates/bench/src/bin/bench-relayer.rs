@@ -530,7 +530,7 @@ async fn main() -> eyre::Result<()> {
     let four: Vec<PrivateKeySigner> = one.iter().cloned().chain(extra.iter().cloned()).collect();
     let mut rows = Vec::new();
 
-    // PACTUM_BENCH_PHASES=latency (or throughput, gas) runs a part only.
+    // PACTUM_BENCH_PHASES=latency (or throughput, gas, alone) runs a part only.
     let phases =
         std::env::var("PACTUM_BENCH_PHASES").unwrap_or_else(|_| "throughput,latency,gas".into());
     let runs: &[(&str, Option<u64>, u64)] = if phases.contains("throughput") {
@@ -554,7 +554,8 @@ async fn main() -> eyre::Result<()> {
         rows.push((label, jobs, ceiling, single, multi, accept_rate));
     }
 
-    let (mut alone, _, alone_statuses) = if phases.contains("latency") {
+    // `alone` runs only the first latency measurement (workers idle), for quick comparisons.
+    let (mut alone, _, alone_statuses) = if phases.contains("latency") || phases.contains("alone") {
         accept_latency(&mut start().await?, false, false).await?
     } else {
         Default::default()
