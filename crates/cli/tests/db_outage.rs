@@ -449,7 +449,9 @@ async fn serve_rides_out_a_database_restart() -> eyre::Result<()> {
     let relayer = relayer(&chain, &db).await?;
     sponsoring(&relayer, &mut child, &log).await?;
 
-    for round in 0..2 {
+    // A short outage (requests wait in the pool) and one longer than the pool's 10 s acquire
+    // timeout (they fail, and the indexer must wait it out).
+    for (round, outage) in [(0, 2), (1, 12)] {
         // Work accepted and events emitted right before the server goes away; more events
         // while it is away.
         let (terms, close) = chain.close_to_sponsor(&relayer).await?;
@@ -457,7 +459,7 @@ async fn serve_rides_out_a_database_restart() -> eyre::Result<()> {
         chain.lifecycle().await?;
         server.stop()?;
         chain.lifecycle().await?;
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_secs(outage)).await;
         alive(&mut child, &log)?;
         server.start()?;
         eprintln!("database restart {round} done");
