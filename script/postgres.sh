@@ -4,14 +4,33 @@
 # Debian cluster installed but stopped -> start it;
 # otherwise (installing the server from Debian's packages if it is missing) initdb a project-local
 # cluster in .run/pg (trust auth, owned by the postgres user, since the server refuses to run as
-# root) and start it on 127.0.0.1:5432.
+# root) and start it on 127.0.0.1:5432. The server binaries are installed even when a server
+# already answers: a test runs a private server of its own.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$PACTUM_ROOT"
 
 ready() { pg_isready -q -h 127.0.0.1 -p 5432 -t 2 >/dev/null 2>&1; }
+server_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true; }
+
+install_server() {
+  log "installing PostgreSQL's server binaries from Debian's packages"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null \
+    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; }
+  # The package's own cluster (created just now: there were no binaries before) asks for
+  # passwords on TCP; stop it. A trust-auth cluster of the project's own is used instead.
+  for cluster in /etc/postgresql/*/main; do
+    [[ -d "$cluster" ]] && pg_ctlcluster --skip-systemctl-redirect "$(basename "$(dirname "$cluster")")" main stop 2>/dev/null || true
+  done
+}
+can_install() { [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; }
 
 if ready; then
+  # The server binaries are needed even when a server already answers: the end-to-end tests
+  # start a private server of their own to stop and restart it (crates/cli/tests/db_outage.rs).
+  if [[ -z "$(server_bin)" ]] && can_install; then
+    install_server
+  fi
   exit 0
 fi
 
@@ -25,18 +44,10 @@ if command -v pg_ctlcluster >/dev/null 2>&1 && [[ -d /etc/postgresql ]] && [[ ! 
   for _ in $(seq 1 30); do ready && exit 0; sleep 0.5; done
 fi
 
-bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)"
-if [[ -z "$bin" ]] && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-  log "installing PostgreSQL from Debian's packages"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null \
-    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; }
-  # The package's own cluster asks for passwords on TCP; stop it and use a trust-auth cluster of
-  # the project's own (below) instead.
-  for cluster in /etc/postgresql/*/main; do
-    [[ -d "$cluster" ]] && pg_ctlcluster --skip-systemctl-redirect "$(basename "$(dirname "$cluster")")" main stop 2>/dev/null || true
-  done
-  bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)"
+if [[ -z "$(server_bin)" ]] && can_install; then
+  install_server
 fi
+bin="$(server_bin)"
 if [[ -z "$bin" ]]; then
   echo "error: PostgreSQL is not running on 127.0.0.1:5432 and its server binaries could not be installed" >&2
   echo "       (Debian: apt-get install postgresql)" >&2

@@ -171,23 +171,20 @@ pub struct ApiDoc;
 /// database, so it holds at most two pooled connections however many callers there are;
 /// `/ready` checks at most once a second, one caller at a time, and the others get that verdict
 /// (a probe must not fail because others probe); `/health` reads nothing.
-pub const OPERATIONAL_LIMITS: [(&str, usize); 4] = [
-    ("/health", 64),
-    ("/ready", 64),
-    ("/metrics", 2),
-    ("/openapi.json", 4),
-];
+pub const HEALTH_CONCURRENCY: usize = 64;
+/// See [`HEALTH_CONCURRENCY`].
+pub const READY_CONCURRENCY: usize = 64;
+/// See [`HEALTH_CONCURRENCY`].
+pub const METRICS_CONCURRENCY: usize = 2;
+/// See [`HEALTH_CONCURRENCY`].
+pub const OPENAPI_CONCURRENCY: usize = 4;
 
-/// `GET` of an operational endpoint, under its limit from [`OPERATIONAL_LIMITS`].
-fn operational<H, T>(path: &str, handler: H) -> axum::routing::MethodRouter<AppState>
+/// `GET` of an operational endpoint, serving at most `permits` requests at once.
+fn operational<H, T>(handler: H, permits: usize) -> axum::routing::MethodRouter<AppState>
 where
     H: axum::handler::Handler<T, AppState>,
     T: 'static,
 {
-    let permits = OPERATIONAL_LIMITS
-        .iter()
-        .find(|(p, _)| *p == path)
-        .map_or(1, |(_, n)| *n);
     get(handler).layer(from_fn_with_state(
         Arc::new(Semaphore::new(permits)),
         limited,
@@ -265,14 +262,23 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), idempotency::idempotency))
         .layer(from_fn_with_state(state.clone(), auth::authenticate));
     let mut operations = Router::new()
-        .route("/health", operational("/health", routes::health::health))
-        .route("/ready", operational("/ready", routes::health::ready))
+        .route(
+            "/health",
+            operational(routes::health::health, HEALTH_CONCURRENCY),
+        )
+        .route(
+            "/ready",
+            operational(routes::health::ready, READY_CONCURRENCY),
+        )
         .route(
             "/openapi.json",
-            operational("/openapi.json", routes::health::openapi),
+            operational(routes::health::openapi, OPENAPI_CONCURRENCY),
         );
     if state.metrics_on_api {
-        operations = operations.route("/metrics", operational("/metrics", routes::health::metrics));
+        operations = operations.route(
+            "/metrics",
+            operational(routes::health::metrics, METRICS_CONCURRENCY),
+        );
     }
     authenticated
         .merge(operations)
@@ -310,7 +316,10 @@ pub async fn serve_metrics(
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, "metrics listening");
     let router = Router::new()
-        .route("/metrics", operational("/metrics", routes::health::metrics))
+        .route(
+            "/metrics",
+            operational(routes::health::metrics, METRICS_CONCURRENCY),
+        )
         .with_state(state);
     axum::serve(listener, router)
         .with_graceful_shutdown(until(shutdown))

@@ -434,6 +434,11 @@ impl Config {
 
     fn apply_env(&mut self) -> eyre::Result<()> {
         set_opt(&mut self.database.url, "PACTUM_DATABASE_URL")?;
+        // The replaced setting is refused (see `database_url`), not silently ignored.
+        set_opt(
+            &mut self.database.max_connections,
+            "PACTUM_DATABASE_MAX_CONNECTIONS",
+        )?;
         set(
             &mut self.database.api_connections,
             "PACTUM_DATABASE_API_CONNECTIONS",
@@ -558,9 +563,7 @@ impl Config {
             let scheme = url.split("://").next().unwrap_or_default();
             bail!("database.url must be a postgres:// URL, got a {scheme:?} URL");
         }
-        if self.database.max_connections.is_some()
-            || std::env::var_os("PACTUM_DATABASE_MAX_CONNECTIONS").is_some()
-        {
+        if self.database.max_connections.is_some() {
             bail!(
                 "database.max_connections (PACTUM_DATABASE_MAX_CONNECTIONS) was replaced by one \
                  pool per component: database.api_connections, database.indexer_connections and \

@@ -49,6 +49,27 @@ async fn deploy_wallet(f: &Fixture, owner: Address) -> eyre::Result<Address> {
         .ok_or_else(|| eyre::eyre!("the wallet was not deployed"))
 }
 
+/// `wallet`'s `InitiateClose` of agreement `id`, signed by its owner (the wallet approves its
+/// owner's ECDSA signature).
+async fn wallet_close(
+    f: &Fixture,
+    owner: &alloy::signers::local::PrivateKeySigner,
+    wallet: Address,
+    id: B256,
+    deadline: u64,
+) -> eyre::Result<Authorization> {
+    let message = InitiateClose {
+        agreementId: id,
+        party: wallet,
+        deadline: U256::from(deadline),
+    };
+    Ok(Authorization::InitiateClose {
+        party: wallet,
+        deadline,
+        signature: sign::sign_digest(owner, digest(f, &message)).await?,
+    })
+}
+
 /// The options of `party` closing the agreement.
 async fn close_options(
     f: &Fixture,
@@ -187,18 +208,7 @@ async fn a_wallet_that_refuses_on_chain_is_struck() -> eyre::Result<()> {
     let (other_terms, other) = f.active_agreement_with(wallet, "flip-next").await?;
     let deadline = f.now().await? + 3_600;
     let f = &f;
-    let close = |id: B256| async move {
-        let message = InitiateClose {
-            agreementId: id,
-            party: wallet,
-            deadline: U256::from(deadline),
-        };
-        Ok::<_, eyre::Report>(Authorization::InitiateClose {
-            party: wallet,
-            deadline,
-            signature: sign::sign_digest(owner, digest(f, &message)).await?,
-        })
-    };
+    let close = |id: B256| wallet_close(f, owner, wallet, id, deadline);
     let accepted = f
         .relayer
         .accept(&terms, close(id).await?, "agent:seller")
@@ -268,18 +278,7 @@ async fn a_strike_of_unclear_cause_reaches_only_its_agreement() -> eyre::Result<
     let (other_terms, other) = f.active_agreement_with(wallet, "blink-other").await?;
     let deadline = f.now().await? + 3_600;
     let f = &f;
-    let close = |id: B256, deadline: u64| async move {
-        let message = InitiateClose {
-            agreementId: id,
-            party: wallet,
-            deadline: U256::from(deadline),
-        };
-        Ok::<_, eyre::Report>(Authorization::InitiateClose {
-            party: wallet,
-            deadline,
-            signature: sign::sign_digest(owner, digest(f, &message)).await?,
-        })
-    };
+    let close = |id: B256, deadline: u64| wallet_close(f, owner, wallet, id, deadline);
     let accepted = f
         .relayer
         .accept(&terms, close(id, deadline).await?, "agent:seller")
