@@ -12,6 +12,7 @@ pub mod auth;
 pub mod idempotency;
 mod input;
 pub mod metrics;
+pub mod operational;
 pub mod problem;
 pub mod routes;
 mod services;
@@ -166,57 +167,6 @@ impl Modify for SecuritySchemes {
 #[derive(Debug)]
 pub struct ApiDoc;
 
-/// How many requests each unauthenticated operational endpoint serves at once; one more is
-/// answered `503 busy` (with `Retry-After`) at once instead of queueing. `/metrics` reads the
-/// database, so it holds at most two pooled connections however many callers there are;
-/// `/ready` checks at most once a second, one caller at a time, and the others get that verdict
-/// (a probe must not fail because others probe); `/health` reads nothing.
-pub const HEALTH_CONCURRENCY: usize = 64;
-/// See [`HEALTH_CONCURRENCY`].
-pub const READY_CONCURRENCY: usize = 64;
-/// See [`HEALTH_CONCURRENCY`].
-pub const METRICS_CONCURRENCY: usize = 2;
-/// See [`HEALTH_CONCURRENCY`].
-pub const OPENAPI_CONCURRENCY: usize = 4;
-
-/// `GET` of an operational endpoint, serving at most `permits` requests at once.
-fn operational<H, T>(handler: H, permits: usize) -> axum::routing::MethodRouter<AppState>
-where
-    H: axum::handler::Handler<T, AppState>,
-    T: 'static,
-{
-    get(handler).layer(from_fn_with_state(
-        Arc::new(Semaphore::new(permits)),
-        limited,
-    ))
-}
-
-/// Runs the request if a permit is free, else answers `503 busy` without waiting.
-async fn limited(
-    axum::extract::State(permits): axum::extract::State<Arc<Semaphore>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let Ok(permit) = permits.try_acquire_owned() else {
-        let mut response = problem::Problem::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "Too many requests to this endpoint",
-            "the endpoint is serving as many requests as it allows at once; retry shortly",
-        )
-        .into_response();
-        response.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static("1"),
-        );
-        return response;
-    };
-    let response = next.run(request).await;
-    drop(permit);
-    response
-}
-
 /// The router: every route, with authentication, idempotency and metrics layered on. The
 /// operational endpoints and the fallback sit outside authentication: they need no credentials,
 /// and a made-up key sent to them costs no database lookup.
@@ -264,20 +214,20 @@ pub fn router(state: AppState) -> Router {
     let mut operations = Router::new()
         .route(
             "/health",
-            operational(routes::health::health, HEALTH_CONCURRENCY),
+            operational::route(routes::health::health, operational::HEALTH),
         )
         .route(
             "/ready",
-            operational(routes::health::ready, READY_CONCURRENCY),
+            operational::route(routes::health::ready, operational::READY),
         )
         .route(
             "/openapi.json",
-            operational(routes::health::openapi, OPENAPI_CONCURRENCY),
+            operational::route(routes::health::openapi, operational::OPENAPI),
         );
     if state.metrics_on_api {
         operations = operations.route(
             "/metrics",
-            operational(routes::health::metrics, METRICS_CONCURRENCY),
+            operational::route(routes::health::metrics, operational::METRICS),
         );
     }
     authenticated
@@ -318,7 +268,7 @@ pub async fn serve_metrics(
     let router = Router::new()
         .route(
             "/metrics",
-            operational(routes::health::metrics, METRICS_CONCURRENCY),
+            operational::route(routes::health::metrics, operational::METRICS),
         )
         .with_state(state);
     axum::serve(listener, router)

@@ -22,7 +22,8 @@ use super::Fixture;
 /// 64 clients hammer `/metrics` (and `/ready`) while an agent reads an escrow status and has a
 /// sponsored close submitted and confirmed. Before the fix a `/metrics` request held one pooled
 /// connection while waiting for a second, so a flood deadlocked the pool until its timeout and
-/// the authenticated work failed.
+/// the authenticated work failed. The flood is also paced: refusals are held, not answered as
+/// fast as they are asked.
 #[tokio::test]
 async fn a_flood_of_operational_requests_leaves_the_pool_to_real_work() -> eyre::Result<()> {
     let mut f = Fixture::new(|_| {}).await?;
@@ -32,6 +33,7 @@ async fn a_flood_of_operational_requests_leaves_the_pool_to_real_work() -> eyre:
 
     let done = Arc::new(AtomicBool::new(false));
     let mut flood = Vec::new();
+    let started = Instant::now();
     for i in 0..64 {
         let (client, done) = (anonymous.clone(), done.clone());
         let path = if i % 8 == 0 { "ready" } else { "metrics" };
@@ -47,7 +49,7 @@ async fn a_flood_of_operational_requests_leaves_the_pool_to_real_work() -> eyre:
             while !done.load(Ordering::Relaxed) {
                 let answer = client.send_raw(reqwest_get(), path, &headers, None).await?;
                 let code = answer.problem().ok().map(|p| p.code);
-                answers.push((answer.status.as_u16(), code));
+                answers.push((path, answer.status.as_u16(), code));
             }
             Ok::<_, pactum_client::Error>(answers)
         }));
@@ -62,18 +64,29 @@ async fn a_flood_of_operational_requests_leaves_the_pool_to_real_work() -> eyre:
     f.wait_for(id, &relay_id, JobState::Confirmed).await?;
     done.store(true, Ordering::Relaxed);
 
-    let (mut served, mut shed) = (0, 0);
+    let (mut served, mut shed) = (0_u32, 0_u32);
     for task in flood {
-        for (status, code) in task.await?? {
-            match status {
-                200 => served += 1,
-                503 if code.as_deref() == Some("busy") => shed += 1,
-                other => eyre::bail!("unexpected answer {other} {code:?} under the flood"),
+        for (path, status, code) in task.await?? {
+            match (path, status) {
+                ("metrics", 200) => served += 1,
+                ("metrics", 503) if code.as_deref() == Some("busy") => shed += 1,
+                ("ready", 200) => {}
+                (path, other) => eyre::bail!("unexpected answer {other} {code:?} from /{path}"),
             }
         }
     }
+    // The pace holds: /metrics started at most 10 a second, and each refusal held its caller a
+    // second, so 56 callers asking back to back got at most 56 refusals a second (answered at
+    // once, they would have got thousands).
+    let seconds = started.elapsed().as_secs_f64().ceil() as u32 + 1;
+    let limit = pactum_api::operational::METRICS;
     assert!(served > 0, "the limit must still serve some requests");
-    assert!(shed > 0, "64 concurrent callers must exceed the limit");
+    assert!(
+        served <= limit.per_second * seconds,
+        "{served} scrapes served in {seconds} s"
+    );
+    assert!(shed > 0, "56 callers back to back must exceed the pace");
+    assert!(shed <= 56 * seconds, "{shed} refusals in {seconds} s");
     // After the flood every endpoint answers normally.
     assert!(anonymous.metrics().await?.contains("pactum_relayer_jobs"));
     Ok(())

@@ -530,7 +530,7 @@ async fn main() -> eyre::Result<()> {
     let four: Vec<PrivateKeySigner> = one.iter().cloned().chain(extra.iter().cloned()).collect();
     let mut rows = Vec::new();
 
-    // PACTUM_BENCH_PHASES=latency (or throughput, gas, alone) runs a part only.
+    // PACTUM_BENCH_PHASES=latency (or throughput, gas, alone, flood) runs a part only.
     let phases =
         std::env::var("PACTUM_BENCH_PHASES").unwrap_or_else(|_| "throughput,latency,gas".into());
     let runs: &[(&str, Option<u64>, u64)] = if phases.contains("throughput") {
@@ -565,11 +565,12 @@ async fn main() -> eyre::Result<()> {
     } else {
         Default::default()
     };
-    let (mut flooded, _, flooded_statuses) = if phases.contains("latency") {
-        accept_latency(&mut start().await?, false, true).await?
-    } else {
-        Default::default()
-    };
+    let (mut flooded, _, flooded_statuses) =
+        if phases.contains("latency") || phases.contains("flood") {
+            accept_latency(&mut start().await?, false, true).await?
+        } else {
+            Default::default()
+        };
     let gas = if phases.contains("gas") {
         gas_table(&start().await?).await?
     } else {
