@@ -8,3 +8,4 @@ mod indexing;
 mod lifecycle;
 mod relayer;
 mod signatures;
+mod wallet;

@@ -272,12 +272,13 @@ pub async fn run<P: Provider>(
 }
 
 /// Has the buyer sign its activation package (valid for ten minutes) and submits it from
-/// `submitter`; returns the agreement id and the receipt.
+/// `submitter`; returns the agreement id and the receipt. `buyer` signs as the agreement's
+/// buyer: its own key, or for a contract wallet a signer its wallet approves through ERC-1271.
 pub async fn activate<P: Provider>(
     provider: &P,
     deployment: &Deployment,
     agreement: &Agreement,
-    buyer: &PrivateKeySigner,
+    buyer: &(impl alloy::signers::Signer + Sync),
     submitter: Address,
 ) -> Result<(B256, TransactionReceipt)> {
     let now = latest_timestamp(provider).await?;

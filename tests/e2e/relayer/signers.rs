@@ -1,53 +1,23 @@
 //! Parties that are contracts: a smart-contract wallet signs through ERC-1271, judged by the
 //! escrow's own check in the simulation; a wallet answering anything but the full magic word is
 //! refused; a contract without ERC-1271 is told the sponsored path is closed to it; a wallet
-//! that answers differently on chain is struck.
+//! that answers differently on chain is struck, and a buyer's wallet refusing the voucher of a
+//! seller's claim strikes the buyer, not the seller.
 
-use alloy::{
-    network::TransactionBuilder,
-    primitives::{Address, B256, Bytes, U256},
-    providers::Provider,
-    rpc::types::TransactionRequest,
-    sol,
-    sol_types::SolConstructor,
-};
+use alloy::primitives::{Address, B256, Bytes, U256};
 use pactum_bindings::{eip712::InitiateClose, sign};
 use pactum_core::AgreementStatus;
 use pactum_relayer::{AcceptError, Authorization, OptionsQuery, SettlementAction};
 
-use super::{Fixture, digest};
+use pactum_bindings::AgreementEscrow;
+use pactum_client::Authorizer;
+use pactum_devnet::scenario;
 
-sol! {
-    #[sol(rpc)]
-    contract ERC1271Wallet {
-        constructor(address owner_);
-        function setMode(uint8 newMode) external;
-    }
-}
-
-/// `ERC1271Wallet.Mode` values used here.
-const APPROVE: u8 = 0;
-const REFUSE: u8 = 1;
-const RETURN_DIRTY_MAGIC: u8 = 3;
-
-/// Deploys the forge test suite's ERC-1271 wallet (`tests/forge/mocks`), owned by `owner`.
-async fn deploy_wallet(f: &Fixture, owner: Address) -> eyre::Result<Address> {
-    let code = crate::artifacts::forge_bytecode("ERC1271Wallet.sol", "ERC1271Wallet", "bytecode")?;
-    let args = ERC1271Wallet::constructorCall { owner_: owner }.abi_encode();
-    let request = TransactionRequest::default()
-        .from(f.chain.deployer.address())
-        .with_deploy_code([code.as_ref(), &args].concat());
-    let receipt = f
-        .chain
-        .provider
-        .send_transaction(request)
-        .await?
-        .get_receipt()
-        .await?;
-    receipt
-        .contract_address
-        .ok_or_else(|| eyre::eyre!("the wallet was not deployed"))
-}
+use super::{AMOUNT, Fixture, digest};
+use crate::chain::USDC;
+use crate::wallet::{
+    APPROVE, REFUSE, RETURN_DIRTY_MAGIC, WalletSigner, deploy_wallet, set_mode, set_mode_tx,
+};
 
 /// `wallet`'s `InitiateClose` of agreement `id`, signed by its owner (the wallet approves its
 /// owner's ECDSA signature).
@@ -91,7 +61,7 @@ async fn a_contract_wallet_signs_through_erc1271() -> eyre::Result<()> {
     let f = Fixture::new(|_| {}).await?;
     f.round().await?;
     let owner = &f.chain.seller;
-    let wallet = deploy_wallet(&f, owner.address()).await?;
+    let wallet = deploy_wallet(&f.chain, owner.address()).await?;
     let (terms, id) = f.active_agreement_with(wallet, "wallet").await?;
 
     let options = close_options(&f, &terms, id, wallet).await?;
@@ -114,13 +84,7 @@ async fn a_contract_wallet_signs_through_erc1271() -> eyre::Result<()> {
 
     // The same signature while the wallet answers a dirty magic word (not the full 32-byte
     // value the escrow compares): refused, nothing stored or sent.
-    let contract = ERC1271Wallet::new(wallet, &f.chain.provider);
-    pactum_devnet::confirm(
-        contract
-            .setMode(RETURN_DIRTY_MAGIC)
-            .from(f.chain.deployer.address()),
-    )
-    .await?;
+    set_mode(&f.chain, wallet, RETURN_DIRTY_MAGIC).await?;
     match f
         .relayer
         .accept(&terms, authorization(&signature), "agent:seller")
@@ -131,7 +95,7 @@ async fn a_contract_wallet_signs_through_erc1271() -> eyre::Result<()> {
     }
     assert_eq!(f.jobs().await?, 0);
 
-    pactum_devnet::confirm(contract.setMode(APPROVE).from(f.chain.deployer.address())).await?;
+    set_mode(&f.chain, wallet, APPROVE).await?;
     let accepted = f
         .relayer
         .accept(&terms, authorization(&signature), "agent:seller")
@@ -203,7 +167,7 @@ async fn a_wallet_that_refuses_on_chain_is_struck() -> eyre::Result<()> {
     let f = Fixture::new(|s| s.policy.max_reverts_per_party_per_day = 1).await?;
     f.round().await?;
     let owner = &f.chain.seller;
-    let wallet = deploy_wallet(&f, owner.address()).await?;
+    let wallet = deploy_wallet(&f.chain, owner.address()).await?;
     let (terms, id) = f.active_agreement_with(wallet, "flip").await?;
     let (other_terms, other) = f.active_agreement_with(wallet, "flip-next").await?;
     let deadline = f.now().await? + 3_600;
@@ -215,12 +179,8 @@ async fn a_wallet_that_refuses_on_chain_is_struck() -> eyre::Result<()> {
         .await?;
 
     // The worker simulates and broadcasts; then the wallet flips, ahead of it in the same block.
-    let contract = ERC1271Wallet::new(wallet, &f.chain.provider);
-    let flip = contract
-        .setMode(REFUSE)
-        .from(f.chain.deployer.address())
-        .into_transaction_request();
-    f.ahead_of_the_relayer(flip).await?;
+    f.ahead_of_the_relayer(set_mode_tx(&f.chain, wallet, REFUSE))
+        .await?;
     let job = f.job(&accepted.job.id).await?;
     assert_eq!(job.state, pactum_db::relay::JobState::Failed);
     assert_eq!(
@@ -234,7 +194,7 @@ async fn a_wallet_that_refuses_on_chain_is_struck() -> eyre::Result<()> {
     assert!(detail.contains("(party scope)"), "{detail}");
 
     // Back to approving: still refused, for a day.
-    pactum_devnet::confirm(contract.setMode(APPROVE).from(f.chain.deployer.address())).await?;
+    set_mode(&f.chain, wallet, APPROVE).await?;
     match f
         .relayer
         .accept(&other_terms, close(other).await?, "agent:seller")
@@ -273,7 +233,7 @@ async fn a_strike_of_unclear_cause_reaches_only_its_agreement() -> eyre::Result<
     let f = Fixture::new(|s| s.policy.max_reverts_per_party_per_day = 1).await?;
     f.round().await?;
     let owner = &f.chain.seller;
-    let wallet = deploy_wallet(&f, owner.address()).await?;
+    let wallet = deploy_wallet(&f.chain, owner.address()).await?;
     let (terms, id) = f.active_agreement_with(wallet, "blink").await?;
     let (other_terms, other) = f.active_agreement_with(wallet, "blink-other").await?;
     let deadline = f.now().await? + 3_600;
@@ -283,16 +243,11 @@ async fn a_strike_of_unclear_cause_reaches_only_its_agreement() -> eyre::Result<
         .relayer
         .accept(&terms, close(id, deadline).await?, "agent:seller")
         .await?;
-    let contract = ERC1271Wallet::new(wallet, &f.chain.provider);
-    let refuse = contract
-        .setMode(REFUSE)
-        .from(f.chain.deployer.address())
-        .into_transaction_request();
-    let approve = contract
-        .setMode(APPROVE)
-        .from(f.chain.deployer.address())
-        .into_transaction_request();
-    f.around_the_relayer(refuse, Some(approve)).await?;
+    f.around_the_relayer(
+        set_mode_tx(&f.chain, wallet, REFUSE),
+        Some(set_mode_tx(&f.chain, wallet, APPROVE)),
+    )
+    .await?;
     let job = f.job(&accepted.job.id).await?;
     assert_eq!(
         job.failure_code.map(|c| c.as_str()),
@@ -315,5 +270,87 @@ async fn a_strike_of_unclear_cause_reaches_only_its_agreement() -> eyre::Result<
     f.relayer
         .accept(&other_terms, close(other, deadline).await?, "agent:seller")
         .await?;
+    Ok(())
+}
+
+/// A buyer that is a contract wallet approves its voucher while the seller's sponsored claim is
+/// simulated, and refuses it on chain. Replayed at that block the escrow names the voucher: the
+/// strike is the buyer's, and the seller (the claim's signer) is still sponsored on its other
+/// agreements and on this one.
+#[tokio::test]
+async fn a_buyer_wallet_refusing_the_voucher_on_chain_cannot_strike_out_the_seller()
+-> eyre::Result<()> {
+    let f = Fixture::new(|s| s.policy.max_reverts_per_party_per_day = 1).await?;
+    f.round().await?;
+    let c = &f.chain;
+    let buyer = WalletSigner::deploy_funded(c, 200 * USDC).await?;
+    let terms = c
+        .agreement(buyer.wallet, c.seller.address(), "voucher-flip")
+        .await?;
+    let (id, _) = scenario::activate(
+        &c.provider,
+        &c.deployment,
+        &terms,
+        &buyer,
+        c.relayer.address(),
+    )
+    .await?;
+    let escrow = AgreementEscrow::new(c.deployment.escrow, &c.provider);
+    pactum_devnet::confirm(escrow.initiateClose(terms.clone()).from(c.seller.address())).await?;
+    f.index().await?;
+
+    // The seller's claim with the wallet's voucher, through the API: accepted (the simulation
+    // asks the wallet, which approves), then the wallet refuses in the block that mines it.
+    let d = &c.deployment;
+    let amount = U256::from(AMOUNT);
+    let voucher = Authorizer::new(&buyer, d.chain_id, d.escrow, id)
+        .voucher(amount)
+        .await?;
+    let deadline = f.now().await? + 600;
+    let claim = f
+        .sign(id)
+        .by(&c.seller)
+        .seller_claim_at(amount, &voucher, c.seller.address(), deadline)
+        .await?;
+    let accepted = f
+        .seller_api
+        .sponsor(id, &claim.into(), "flip-claim")
+        .await?;
+    let relay_id = accepted.body.relay_id.clone();
+    f.ahead_of_the_relayer(set_mode_tx(c, buyer.wallet, REFUSE))
+        .await?;
+    let job = f.job(&relay_id).await?;
+    assert_eq!(
+        job.failure_code.map(|c| c.as_str()),
+        Some("reverted"),
+        "{job:?}"
+    );
+    let detail = job.failure_detail.unwrap_or_default();
+    assert!(detail.contains("invalid_voucher"), "{detail}");
+    assert!(
+        detail.contains(&format!("a strike against {} (party scope)", buyer.wallet)),
+        "{detail}"
+    );
+
+    // The seller, at the strike limit had it been charged, is still sponsored: on another
+    // agreement, and on this one once the wallet approves again.
+    let (_, other) = f.active_agreement("voucher-flip-other").await?;
+    let close = f.sign(other).initiate_close(&c.seller, deadline).await?;
+    let answer = f
+        .seller_api
+        .sponsor_initiate_close(other, &close, "other-close")
+        .await?;
+    assert_eq!(answer.status, 202, "{answer:?}");
+    set_mode(c, buyer.wallet, APPROVE).await?;
+    let again = f
+        .sign(id)
+        .by(&c.seller)
+        .seller_claim_at(amount, &voucher, c.seller.address(), deadline + 1)
+        .await?;
+    let answer = f
+        .seller_api
+        .sponsor(id, &again.into(), "claim-again")
+        .await?;
+    assert_eq!(answer.status, 202, "{answer:?}");
     Ok(())
 }
