@@ -119,58 +119,16 @@ impl<'a> From<&'a str> for Requester<'a> {
     }
 }
 
-/// The gas an action reserves against the quotas and the budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reserve {
-    /// Its simulated gas with the safety margin: the job's gas limit.
-    Estimated(u64),
-    /// Before its simulation: a lower bound of what any action needs, so that a caller already
-    /// at a limit is refused without costing the node an `eth_estimateGas`.
-    AtLeast(u64),
-}
-
-/// The least gas any transaction needs (its intrinsic cost), and so any sponsored action.
-pub const MIN_ACTION_GAS: u64 = 21_000;
-
-impl Reserve {
-    /// Before the simulation: [`MIN_ACTION_GAS`].
-    pub const BEFORE_SIMULATION: Self = Self::AtLeast(MIN_ACTION_GAS);
-
-    /// The gas counted.
-    pub const fn gas(self) -> u64 {
-        match self {
-            Self::Estimated(gas) | Self::AtLeast(gas) => gas,
-        }
-    }
-}
-
-impl From<u64> for Reserve {
-    fn from(gas_limit: u64) -> Self {
-        Self::Estimated(gas_limit)
-    }
-}
-
-impl std::fmt::Display for Reserve {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Estimated(gas) => write!(f, "this one reserves {gas}"),
-            Self::AtLeast(gas) => write!(f, "any action needs at least {gas}"),
-        }
-    }
-}
-
 /// The policy's quotas and daily budget against `usage`, for a job of `signer` posted by
-/// `requester` and reserving `reserve`.
+/// `requester` and reserving `gas_limit`.
 pub fn check_usage(
     policy: &Policy,
     usage: &Usage,
     signer: Address,
     requester: Requester<'_>,
-    reserve: impl Into<Reserve>,
+    gas_limit: u64,
 ) -> Result<(), Refusal> {
     use RefusalCode as C;
-    let reserve = reserve.into();
-    let gas_limit = reserve.gas();
     let over = |used: u64, adding: u64, limit: u64| used.saturating_add(adding) > limit;
     if over(
         usage.principal_jobs_24h,
@@ -185,7 +143,7 @@ pub fn check_usage(
             C::QuotaExceeded,
             format!(
                 "{} posted {} sponsored actions costing {} gas in the last 24 hours (limits {} \
-                 actions, {} gas; {reserve}); the direct path stays open",
+                 actions, {} gas; this one reserves {gas_limit}); the direct path stays open",
                 requester.principal,
                 usage.principal_jobs_24h,
                 usage.principal_gas_24h,
@@ -209,7 +167,7 @@ pub fn check_usage(
             C::QuotaExceeded,
             format!(
                 "owner {owner}'s agents posted {} sponsored actions costing {} gas in the last \
-                 24 hours (limits {} actions, {} gas; {reserve}); the direct \
+                 24 hours (limits {} actions, {} gas; this one reserves {gas_limit}); the direct \
                  path stays open",
                 usage.owner_jobs_24h,
                 usage.owner_gas_24h,
@@ -251,8 +209,7 @@ pub fn check_usage(
         return Err(Refusal::new(
             C::SponsorBudgetExhausted,
             format!(
-                "today's gas budget ({}) is spent or reserved ({}; {reserve}); the direct path \
-                 stays open",
+                "today's gas budget ({}) is spent or reserved ({}); the direct path stays open",
                 policy.daily_gas_budget, usage.gas_today
             ),
         ));
@@ -543,31 +500,6 @@ mod tests {
         };
         assert_eq!(code(budget, 11), RefusalCode::SponsorBudgetExhausted);
         assert!(check_usage(&policy, &budget, Address::ZERO, AGENT, 10).is_ok());
-    }
-
-    #[test]
-    fn before_the_simulation_a_caller_at_its_gas_limit_is_refused() {
-        let policy = Policy::default();
-        let check =
-            |u: &Usage| check_usage(&policy, u, Address::ZERO, AGENT, Reserve::BEFORE_SIMULATION);
-        // Short of the quota by less than any action needs: refused without a simulation.
-        let spent = Usage {
-            principal_gas_24h: policy.max_gas_per_principal_per_day - MIN_ACTION_GAS + 1,
-            ..usage()
-        };
-        let refusal = check(&spent).unwrap_err();
-        assert_eq!(refusal.code, RefusalCode::QuotaExceeded);
-        assert!(
-            refusal.detail.contains("any action needs at least 21000"),
-            "{}",
-            refusal.detail
-        );
-        // Room for the cheapest action: the simulation decides.
-        let room = Usage {
-            principal_gas_24h: policy.max_gas_per_principal_per_day - MIN_ACTION_GAS,
-            ..usage()
-        };
-        assert_eq!(check(&room), Ok(()));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use pactum_core::{
     Refusal, RefusalCode,
     escrow::{Authorization, rules},
     signature::recover,
-    sponsor::{self, Requester, Reserve},
+    sponsor::{self, Requester},
 };
 
 use crate::{
@@ -225,18 +225,9 @@ impl Relayer {
 
         // The same authorization accepted before, the head, the agreement's state, and the
         // code of a signer whose signature did not recover, at once.
-        // With the caller's usage so far, unlocked: a caller already at a quota is refused
-        // before its simulation costs the node anything (the locked check below decides).
         let existing = async {
             let mut conn = self.inner.db.pool().acquire().await?;
-            let job = relay::job_by_authorization(&mut conn, settings.chain_id, digest).await?;
-            let usage = match job {
-                Some(_) => None,
-                None => {
-                    Some(relay::usage(&mut conn, settings.chain_id, id, signer, requester).await?)
-                }
-            };
-            Ok::<_, Error>((job, usage))
+            Ok::<_, Error>(relay::job_by_authorization(&mut conn, settings.chain_id, digest).await?)
         };
         let (existing, reads) = tokio::join!(existing, async {
             tokio::try_join!(
@@ -247,8 +238,7 @@ impl Relayer {
             )
         });
         // A replay is answered from the database even while the node is away.
-        let (existing, usage_so_far) = existing?;
-        if let Some(job) = existing.filter(|job| !job.refused_unsubmitted()) {
+        if let Some(job) = existing?.filter(|job| !job.refused_unsubmitted()) {
             return Ok(Accepted {
                 job,
                 existing: true,
@@ -256,9 +246,6 @@ impl Relayer {
         }
         let (head, state, signer_code, buyer_code) = reads?;
         let policy = &settings.policy;
-        if let Some(usage) = &usage_so_far {
-            sponsor::check_usage(policy, usage, signer, requester, Reserve::BEFORE_SIMULATION)?;
-        }
         policy.trusted_tokens.check(terms.token)?;
         if !policy.tokens.is_empty() && !policy.tokens.contains(&terms.token) {
             return Err(Refusal::new(
