@@ -4,8 +4,9 @@
 //!
 //! Each endpoint is paced like nginx's `limit_req` without `nodelay`: requests start at most
 //! [`Limit::per_second`] a second, in arrival order; one arriving in a burst waits for its turn
-//! (at most [`Limit::max_wait`]). One whose turn would come later is held for `max_wait` and then
-//! answered `503 busy` with `Retry-After`: a caller that ignores the limit is slowed down to it
+//! (at most [`Limit::max_wait`]). One whose turn would come later is held for `max_wait` to
+//! twice that (spread at random, so that callers refused together do not return together) and
+//! then answered `503 busy` with `Retry-After`: a caller that ignores the limit is slowed down to it
 //! instead of being answered as fast as it can ask (answering a flood at once costs the CPU the
 //! rest of the service needs; holding it costs a timer). At most [`MAX_WAITING`] requests wait
 //! per endpoint; beyond that they are answered at once. Started requests are further bounded by
@@ -94,6 +95,12 @@ fn turn(next: &mut Option<Instant>, now: Instant, limit: Limit) -> Option<Instan
     Some(start)
 }
 
+/// How long a refusal is held: `max_wait` and up to as much again, spread by `random` (a
+/// random byte), so that callers refused together do not all come back in the same instant.
+fn hold(max_wait: Duration, random: u8) -> Duration {
+    max_wait + max_wait * u32::from(random) / 255
+}
+
 /// `GET` of an operational endpoint under `limit`.
 pub(crate) fn route<H, T>(handler: H, limit: Limit) -> MethodRouter<AppState>
 where
@@ -120,7 +127,7 @@ async fn paced(State(pacer): State<Arc<Pacer>>, request: Request, next: Next) ->
         turn(&mut next, Instant::now(), pacer.limit)
     };
     let Some(start) = start else {
-        tokio::time::sleep(pacer.limit.max_wait).await;
+        tokio::time::sleep(hold(pacer.limit.max_wait, pactum_db::random_bytes()[0])).await;
         return busy();
     };
     tokio::time::sleep_until(start).await;
@@ -182,6 +189,14 @@ mod tests {
             turn(&mut next, later, TEN),
             Some(now + Duration::from_millis(1_100))
         );
+    }
+
+    #[test]
+    fn a_refusal_is_held_between_max_wait_and_twice_that() {
+        let second = Duration::from_secs(1);
+        assert_eq!(hold(second, 0), second);
+        assert_eq!(hold(second, 255), 2 * second);
+        assert!(hold(second, 128) > second && hold(second, 128) < 2 * second);
     }
 
     #[test]

@@ -75,9 +75,9 @@ async fn a_flood_of_operational_requests_leaves_the_pool_to_real_work() -> eyre:
             }
         }
     }
-    // The pace holds: /metrics started at most 10 a second, and each refusal held its caller a
-    // second, so 56 callers asking back to back got at most 56 refusals a second (answered at
-    // once, they would have got thousands).
+    // The pace holds: /metrics started at most 10 a second, and each refusal held its caller at
+    // least a second, so 56 callers asking back to back got at most 56 refusals a second
+    // (answered at once, they would have got thousands).
     let seconds = started.elapsed().as_secs_f64().ceil() as u32 + 1;
     let limit = pactum_api::operational::METRICS;
     assert!(served > 0, "the limit must still serve some requests");
