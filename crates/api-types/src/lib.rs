@@ -5,15 +5,21 @@
 //! Amounts are token base units as decimal strings (they are `uint256` on chain); addresses and
 //! hashes are `0x` hex strings; times are unix seconds unless a field says milliseconds.
 
+pub mod agreements;
 pub mod escrow;
 pub mod keys;
 pub mod operations;
 pub mod problem;
 pub mod settlement;
 
+pub use agreements::{
+    AgreementEventView, AgreementPage, ListAgreements, OnChainTermsView, PaymentMethod,
+    ProposeAgreement, RejectAgreement, UsageAgreementView, UsageView,
+};
 pub use escrow::{EscrowStatus, IndexedHead, TransitionView, Transitions};
 pub use keys::{RevocationView, RevokeRequest};
 pub use operations::{Health, Ready};
+pub use pactum_core::agreement::{EventKind, LifecycleStatus, Role};
 /// The states and codes the wire types carry, spelled as on the wire.
 pub use pactum_core::{
     ActionKind, ActivationStatus, AgreementStatus, AttemptKind, AttemptOutcome, DeferralReason,

@@ -8,6 +8,7 @@
 //!   actions through the relayer.
 //! - `/health`, `/ready`, `/metrics` (Prometheus), `/openapi.json` (generated from the handlers).
 
+pub mod agreements;
 pub mod auth;
 pub mod idempotency;
 mod input;
@@ -24,7 +25,7 @@ use axum::{
     Router,
     extract::DefaultBodyLimit,
     middleware::{from_fn, from_fn_with_state},
-    routing::{get, post},
+    routing::{get, post, put},
 };
 use pactum_db::Db;
 use tokio::{
@@ -69,6 +70,8 @@ pub struct AppState {
     pub trusted_tokens: pactum_core::TrustedTokens,
     /// The last readiness verdict and when it was reached (see [`routes::health::ready`]).
     pub readiness: routes::health::Readiness,
+    /// What usage agreements are made in (the lifecycle endpoints answer 503 without it).
+    pub agreements: Option<agreements::AgreementSettings>,
 }
 
 impl AppState {
@@ -86,6 +89,7 @@ impl AppState {
             idempotency_waiters: Arc::new(Semaphore::new(idempotency::MAX_WAITING)),
             trusted_tokens: pactum_core::TrustedTokens::Any,
             readiness: routes::health::Readiness::default(),
+            agreements: None,
         }
     }
 }
@@ -127,6 +131,11 @@ impl Modify for SecuritySchemes {
 #[openapi(
     info(title = "pactum API", description = "Usage agreements between AI agents, settled through an on-chain escrow."),
     paths(
+        routes::agreements::propose,
+        routes::agreements::get,
+        routes::agreements::list,
+        routes::agreements::accept,
+        routes::agreements::reject,
         routes::status::escrow_status,
         routes::settlement::settlement_action_options,
         routes::settlement::initiate_close_calldata,
@@ -143,6 +152,14 @@ impl Modify for SecuritySchemes {
     ),
     components(schemas(
         pactum_api_types::Problem,
+        pactum_api_types::ProposeAgreement,
+        pactum_api_types::RejectAgreement,
+        pactum_api_types::UsageAgreementView,
+        pactum_api_types::AgreementPage,
+        pactum_api_types::AgreementEventView,
+        pactum_api_types::OnChainTermsView,
+        pactum_api_types::PaymentMethod,
+        pactum_api_types::UsageView,
         pactum_api_types::EscrowStatus,
         pactum_api_types::Transitions,
         pactum_api_types::TransitionView,
@@ -172,6 +189,23 @@ pub struct ApiDoc;
 /// and a made-up key sent to them costs no database lookup.
 pub fn router(state: AppState) -> Router {
     let authenticated = Router::new()
+        .route("/usage-agreements", post(routes::agreements::propose))
+        .route(
+            "/usage-agreements/{agreement_id}",
+            get(routes::agreements::get),
+        )
+        .route(
+            "/usage-agreements/agents/{agent_id}/agreements",
+            get(routes::agreements::list),
+        )
+        .route(
+            "/usage-agreements/{agreement_id}/accept",
+            put(routes::agreements::accept),
+        )
+        .route(
+            "/usage-agreements/{agreement_id}/reject",
+            put(routes::agreements::reject),
+        )
         .route(
             "/usage-agreements/{agreement_id}/escrow-status",
             get(routes::status::escrow_status),

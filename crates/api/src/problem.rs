@@ -5,7 +5,10 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use pactum_core::{Refusal, RefusalCode};
+use pactum_core::{
+    Refusal, RefusalCode,
+    agreement::{LifecycleCode, LifecycleError},
+};
 use utoipa::ToSchema;
 
 pub use pactum_api_types::problem::PROBLEM_JSON;
@@ -71,7 +74,10 @@ impl Problem {
             StatusCode::BAD_REQUEST,
             "invalid_agreement_id",
             "Invalid agreement id",
-            format!("{raw:?} is not an on-chain agreement id (0x followed by 64 hex digits)"),
+            format!(
+                "{raw:?} is neither an agreement id (agr_ and 20 characters) nor an on-chain \
+                 agreement id (0x followed by 64 hex digits)"
+            ),
         )
     }
 
@@ -82,7 +88,7 @@ impl Problem {
             StatusCode::NOT_FOUND,
             "agreement_not_found",
             "Agreement not found",
-            format!("no indexed agreement {id} is visible to these credentials"),
+            format!("no agreement {id} is visible to these credentials"),
         )
     }
 
@@ -176,6 +182,44 @@ impl From<Refusal> for Problem {
         );
         problem.0.earliest_at = r.earliest_at;
         problem
+    }
+}
+
+/// The HTTP status of a lifecycle refusal: the only place a [`LifecycleCode`] meets HTTP.
+///
+/// - 403 Forbidden: the caller is not the party the transition belongs to.
+/// - 409 Conflict: the agreement's status does not allow it (now, or any more).
+/// - 422 Unprocessable Content: a field of the request cannot be accepted as it is.
+pub const fn lifecycle_status(code: LifecycleCode) -> StatusCode {
+    use LifecycleCode as C;
+    match code {
+        C::NotSeller | C::NotBuyer => StatusCode::FORBIDDEN,
+        C::InvalidTransition | C::ProposalExpired => StatusCode::CONFLICT,
+        C::UnknownSeller
+        | C::SellerIsBuyer
+        | C::InvalidQuantity
+        | C::InvalidPrice
+        | C::AmountOverflow
+        | C::UnsupportedRail
+        | C::UnsupportedProvider
+        | C::UnsupportedSettlementModel
+        | C::UnsupportedActivationVersion
+        | C::BuyerWalletMismatch
+        | C::InvalidField
+        | C::InvalidCloseWindow
+        | C::InvalidExpiry
+        | C::InvalidMetadata => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+impl From<LifecycleError> for Problem {
+    fn from(e: LifecycleError) -> Self {
+        Self::new(
+            lifecycle_status(e.code),
+            e.code.as_str(),
+            e.code.title(),
+            e.detail,
+        )
     }
 }
 

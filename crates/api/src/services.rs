@@ -27,6 +27,13 @@ impl Viewer {
         })
     }
 
+    /// The parties of an agreement whose visibility the caller already decided.
+    pub(crate) fn parties(buyer: Address, seller: Address) -> Self {
+        Self {
+            wallets: vec![buyer, seller],
+        }
+    }
+
     /// Whether the agreement between `buyer` and `seller` is visible.
     pub(crate) fn sees(&self, buyer: Address, seller: Address) -> bool {
         self.wallets.contains(&buyer) || self.wallets.contains(&seller)

@@ -45,6 +45,9 @@
 //! | minimum deadline margin (s) | `relayer.min_deadline_margin_secs` | `PACTUM_RELAYER_MIN_DEADLINE_MARGIN_SECS` | 60 |
 //! | fee cap (wei/gas) | `relayer.max_fee_per_gas_wei` | `PACTUM_RELAYER_MAX_FEE_PER_GAS_WEI` | 500 gwei |
 //! | sponsored tokens (comma-separated in the environment) | `relayer.tokens` | `PACTUM_RELAYER_TOKENS` | any |
+//! | token of new usage agreements | `agreements.token` | `PACTUM_AGREEMENTS_TOKEN` | `chain.token`, else the only `chain.tokens`; none: proposals refused |
+//! | platform fee (basis points, at most 1,000) | `agreements.infra_fee_bps` | `PACTUM_AGREEMENTS_INFRA_FEE_BPS` | 100 (1 %) |
+//! | least platform fee (token base units) | `agreements.infra_fee_minimum` | `PACTUM_AGREEMENTS_INFRA_FEE_MINIMUM` | 0 |
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -61,6 +64,30 @@ pub(crate) struct Config {
     pub(crate) indexer: Indexer,
     pub(crate) api: Api,
     pub(crate) relayer: Relayer,
+    pub(crate) agreements: Agreements,
+}
+
+/// `[agreements]`: what new usage agreements are made in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Agreements {
+    /// The token (default: `chain.token`, else the only entry of `chain.tokens`).
+    pub(crate) token: Option<Address>,
+    /// The platform fee, in basis points of the escrowed amount.
+    pub(crate) infra_fee_bps: u16,
+    /// The least platform fee, in token base units.
+    pub(crate) infra_fee_minimum: u128,
+}
+
+impl Default for Agreements {
+    fn default() -> Self {
+        let fees = pactum_core::agreement::terms::FeeSchedule::LOCAL;
+        Self {
+            token: None,
+            infra_fee_bps: fees.bps,
+            infra_fee_minimum: fees.minimum,
+        }
+    }
 }
 
 /// `[relayer]`. Its `Debug` shows how many keys there are, never a key.
@@ -417,6 +444,36 @@ impl Config {
         pactum_core::TrustedTokens::Only(tokens)
     }
 
+    /// The token of new usage agreements: `agreements.token`, else `chain.token`, else the only
+    /// entry of `chain.tokens`; an agreement token must be one the operator trusts.
+    pub(crate) fn agreement_token(&self) -> eyre::Result<Option<Address>> {
+        let c = &self.chain;
+        let token = self
+            .agreements
+            .token
+            .or(c.token)
+            .or(match c.tokens.as_slice() {
+                [only] => Some(*only),
+                _ => None,
+            });
+        if let Some(token) = token
+            && !self.trusted_tokens().trusts(token)
+        {
+            bail!("agreements.token {token} is not one of chain.tokens");
+        }
+        Ok(token)
+    }
+
+    /// The platform fee of new usage agreements, validated.
+    pub(crate) fn fee_schedule(&self) -> eyre::Result<pactum_core::agreement::terms::FeeSchedule> {
+        pactum_core::agreement::terms::FeeSchedule {
+            bps: self.agreements.infra_fee_bps,
+            minimum: self.agreements.infra_fee_minimum,
+        }
+        .validate()
+        .map_err(|e| eyre!("agreements.infra_fee_bps: {e}"))
+    }
+
     /// Reads `path` (if given), then applies the environment.
     pub(crate) fn load(path: Option<&Path>) -> eyre::Result<Self> {
         let mut config = match path {
@@ -450,6 +507,15 @@ impl Config {
         set(
             &mut self.database.relayer_connections,
             "PACTUM_DATABASE_RELAYER_CONNECTIONS",
+        )?;
+        set_opt(&mut self.agreements.token, "PACTUM_AGREEMENTS_TOKEN")?;
+        set(
+            &mut self.agreements.infra_fee_bps,
+            "PACTUM_AGREEMENTS_INFRA_FEE_BPS",
+        )?;
+        set(
+            &mut self.agreements.infra_fee_minimum,
+            "PACTUM_AGREEMENTS_INFRA_FEE_MINIMUM",
         )?;
         set_opt(&mut self.chain.rpc_url, "PACTUM_CHAIN_RPC_URL")?;
         set_opt(&mut self.chain.chain_id, "PACTUM_CHAIN_ID")?;
@@ -836,6 +902,25 @@ mod tests {
         assert!(config.metrics_listen().is_err());
         config.api.metrics_listen = Some("nine thousand".into());
         assert!(config.metrics_listen().is_err());
+    }
+
+    #[test]
+    fn the_agreement_token_must_be_trusted_and_the_fee_bounded() {
+        let (usdc, other) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let mut config = Config::default();
+        assert_eq!(config.agreement_token().unwrap(), None);
+        config.chain.token = Some(usdc);
+        assert_eq!(config.agreement_token().unwrap(), Some(usdc));
+        config.chain.token = None;
+        config.chain.tokens = vec![other];
+        assert_eq!(config.agreement_token().unwrap(), Some(other));
+        config.agreements.token = Some(usdc);
+        let err = config.agreement_token().unwrap_err().to_string();
+        assert!(err.contains("not one of chain.tokens"), "{err}");
+        assert_eq!(config.fee_schedule().unwrap().bps, 100);
+        config.agreements.infra_fee_bps = 1_001;
+        let err = config.fee_schedule().unwrap_err().to_string();
+        assert!(err.contains("agreements.infra_fee_bps"), "{err}");
     }
 
     #[test]

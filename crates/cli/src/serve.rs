@@ -36,6 +36,7 @@ async fn api_state(
              token_trusted = false and none is sponsored"
         );
     }
+    state.agreements = agreement_settings(config).await?;
     let listener = bind(addr).await?;
     let metrics_listener = match config.metrics_listen()? {
         Some(addr) => {
@@ -45,6 +46,35 @@ async fn api_state(
         None => None,
     };
     Ok((state, listener, metrics_listener))
+}
+
+/// What new usage agreements are made in: the configured token (its decimals read from the
+/// chain), the fee, the escrow. `None` without a token: proposals are then refused with 503.
+async fn agreement_settings(
+    config: &Config,
+) -> eyre::Result<Option<pactum_api::agreements::AgreementSettings>> {
+    let fees = config.fee_schedule()?;
+    let Some(token) = config.agreement_token()? else {
+        tracing::warn!("no agreement token configured (agreements.token): proposals are refused");
+        return Ok(None);
+    };
+    let escrow = config
+        .chain
+        .escrow
+        .ok_or_else(|| eyre::eyre!("chain.escrow (PACTUM_CHAIN_ESCROW) is required"))?;
+    let provider = ProviderBuilder::new().connect_http(config.rpc_url()?);
+    let decimals = pactum_bindings::LocalUSDC::new(token, &provider)
+        .decimals()
+        .call()
+        .await
+        .wrap_err_with(|| format!("cannot read the decimals of agreement token {token}"))?;
+    tracing::info!(%token, decimals, fee_bps = fees.bps, "usage agreements enabled");
+    Ok(Some(pactum_api::agreements::AgreementSettings {
+        escrow,
+        token,
+        decimals,
+        fees,
+    }))
 }
 
 /// Serves the API (and `/metrics` on its own address, if configured) until `shutdown`.
@@ -65,9 +95,18 @@ async fn serve_api(
             shutdown.clone(),
         ))
     });
+    let sweep = state.agreements.is_some().then(|| {
+        tokio::spawn(pactum_api::agreements::sweep_expired(
+            state.db.clone(),
+            shutdown.clone(),
+        ))
+    });
     let served = pactum_api::serve(listener, state, shutdown).await;
     if let Some(metrics) = metrics {
         metrics.abort();
+    }
+    if let Some(sweep) = sweep {
+        sweep.abort();
     }
     served
 }

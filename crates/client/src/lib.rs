@@ -38,9 +38,10 @@ use alloy::{
 pub use authorize::Authorizer;
 pub use pactum_api_types as types;
 use pactum_api_types::{
-    ActionOptions, BuyerWithdrawBody, ClaimParams, DirectCall, EscrowStatus, Health,
-    InitiateCloseBody, OptionsParams, Problem, Ready, RelayView, RevocationView, RevokeRequest,
-    SellerClaimBody, SettlementAction,
+    ActionOptions, AgreementPage, BuyerWithdrawBody, ClaimParams, DirectCall, EscrowStatus, Health,
+    InitiateCloseBody, ListAgreements, OptionsParams, Problem, ProposeAgreement, Ready,
+    RejectAgreement, RelayView, RevocationView, RevokeRequest, SellerClaimBody, SettlementAction,
+    UsageAgreementView,
 };
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -258,6 +259,61 @@ impl Client {
     /// The base URL.
     pub fn base(&self) -> &Url {
         &self.base
+    }
+
+    // ---- the lifecycle ---------------------------------------------------------------------
+
+    /// `POST /usage-agreements` under `idempotency_key` (the buyer agent's API key).
+    pub async fn propose(
+        &self,
+        body: &ProposeAgreement,
+        idempotency_key: &str,
+    ) -> Result<Written<UsageAgreementView>> {
+        self.post("usage-agreements", body, idempotency_key).await
+    }
+
+    /// `GET /usage-agreements/{agreement_id}` (`agr_...`).
+    pub async fn usage_agreement(&self, agreement_id: &str) -> Result<UsageAgreementView> {
+        self.get(&format!("usage-agreements/{agreement_id}"), &())
+            .await
+    }
+
+    /// `GET /usage-agreements/agents/{agent_id}/agreements`: one page.
+    pub async fn agent_agreements(
+        &self,
+        agent_id: &str,
+        query: &ListAgreements,
+    ) -> Result<AgreementPage> {
+        self.get(
+            &format!("usage-agreements/agents/{agent_id}/agreements"),
+            query,
+        )
+        .await
+    }
+
+    /// `PUT /usage-agreements/{agreement_id}/accept` under `idempotency_key` (the seller).
+    pub async fn accept(
+        &self,
+        agreement_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Written<UsageAgreementView>> {
+        let path = format!("usage-agreements/{agreement_id}/accept");
+        self.write(Method::PUT, &path, &serde_json::json!({}), idempotency_key)
+            .await
+    }
+
+    /// `PUT /usage-agreements/{agreement_id}/reject` with `reason` under `idempotency_key`.
+    pub async fn reject(
+        &self,
+        agreement_id: &str,
+        reason: &str,
+        idempotency_key: &str,
+    ) -> Result<Written<UsageAgreementView>> {
+        let path = format!("usage-agreements/{agreement_id}/reject");
+        let body = RejectAgreement {
+            reason: reason.to_owned(),
+        };
+        self.write(Method::PUT, &path, &body, idempotency_key).await
     }
 
     // ---- agreements ------------------------------------------------------------------------
@@ -487,16 +543,25 @@ impl Client {
         body: &impl Serialize,
         idempotency_key: &str,
     ) -> Result<Written<T>> {
+        self.write(Method::POST, path, body, idempotency_key).await
+    }
+
+    async fn write<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &impl Serialize,
+        idempotency_key: &str,
+    ) -> Result<Written<T>> {
+        let request = format!("{method} {path}");
         let body = serde_json::to_vec(body).map_err(|err| Error::Unexpected {
-            request: format!("POST {path}"),
+            request: request.clone(),
             status: 0,
             detail: format!("the body does not serialize: {err}"),
         })?;
         let headers = [(IDEMPOTENCY_KEY, idempotency_key)];
-        let answer = self
-            .send_raw(Method::POST, path, &headers, Some(body))
-            .await?;
-        let body = decode(&format!("POST {path}"), &answer)?;
+        let answer = self.send_raw(method, path, &headers, Some(body)).await?;
+        let body = decode(&request, &answer)?;
         Ok(Written {
             status: answer.status.as_u16(),
             replayed: answer.header(IDEMPOTENCY_REPLAYED) == Some("true"),

@@ -14,11 +14,14 @@
 //!   ([`escrow::revert`]) and the state derived from the contract's events ([`escrow::derive`]).
 //! - [`signature`]: ECDSA recovery exactly as the escrow does it.
 //! - [`sponsor`]: the sponsor policy, its quotas, and the fee arithmetic of submissions.
+//! - [`agreement`]: the usage agreement's lifecycle before and around the chain: its state
+//!   machine, the validation of a proposal and the exact arithmetic of its terms.
 //! - [`clock`]: the time, as a value that tests can set.
 
 #[macro_use]
 mod macros;
 
+pub mod agreement;
 pub mod clock;
 pub mod escrow;
 pub mod ids;

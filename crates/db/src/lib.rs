@@ -3,6 +3,7 @@
 //! sqlx against the committed `.sqlx/` metadata (regenerate with `script/sqlx-prepare.sh`).
 //!
 //! Modules are named after the data they keep:
+//! - [`agreements`]: usage agreements as the API keeps them, and the history of each.
 //! - [`index`]: the indexer's checkpoint, recent block hashes, raw events and derived agreement
 //!   state.
 //! - [`identity`]: owners, agents and their API keys and revocations.
@@ -13,6 +14,7 @@
 //! Each table is read through one row type that converts into the domain's type (`pactum-core`)
 //! at this boundary, so a corrupt value is an [`Error::Corrupt`] naming its table.
 
+pub mod agreements;
 mod convert;
 mod error;
 pub mod idempotency;

@@ -18,12 +18,17 @@ use alloy::{
     signers::local::PrivateKeySigner,
     sol_types::SolStruct,
 };
-use pactum_api::{AppState, auth::generate_api_key};
+use pactum_api::{
+    AppState,
+    agreements::AgreementSettings,
+    auth::{Claims, JwtConfig, generate_api_key, sign_jwt},
+};
 use pactum_bindings::{Agreement, eip712};
 use pactum_client::{
     Authorizer, Client,
     types::{BuyerWithdrawBody, InitiateCloseBody, JobState, RelayView, SellerClaimBody},
 };
+use pactum_core::agreement::terms::FeeSchedule;
 use pactum_db::{Db, identity as principals, relay, testing::TestDatabase};
 use pactum_devnet::{dev_signer, scenario};
 use pactum_relayer::{Relayer, Settings, Worker};
@@ -51,7 +56,43 @@ pub(crate) struct Fixture {
     pub(crate) plain: DynProvider,
 }
 
+/// The owners' JWT key of the fixture's API.
+const OWNER_JWT_SECRET: &[u8] = b"relayer-fixture-secret-of-32-bytes-or-more";
+
 impl Fixture {
+    /// The API as owner `owner_id`, with a JWT valid for ten minutes.
+    pub(crate) fn owner_api(&self, owner_id: &str) -> Client {
+        let now = pactum_core::Clock::now_secs(&pactum_core::SystemClock);
+        let token = sign_jwt(
+            &Claims {
+                sub: owner_id.into(),
+                exp: now + 600,
+                iat: Some(now),
+                nbf: None,
+                iss: None,
+                aud: None,
+            },
+            OWNER_JWT_SECRET,
+        );
+        self.buyer_api.authenticated(token)
+    }
+
+    /// A new owner with one agent (wallet `wallet`) and its API client.
+    pub(crate) async fn other_owner(
+        &self,
+        owner_id: &str,
+        agent_id: &str,
+        wallet: Address,
+    ) -> eyre::Result<Client> {
+        let mut conn = self.db().pool().acquire().await?;
+        let email = format!("ops@{owner_id}.test");
+        principals::create_owner(&mut conn, owner_id, owner_id, &email).await?;
+        principals::create_agent(&mut conn, agent_id, owner_id, agent_id, wallet).await?;
+        let (key_id, key, hash) = generate_api_key();
+        principals::create_api_key(&mut conn, &key_id, agent_id, &hash, "test").await?;
+        Ok(self.buyer_api.authenticated(key))
+    }
+
     /// Starts everything; `tune` adjusts the relayer's settings before it starts. The worker is
     /// started by [`Fixture::start_worker`].
     pub(crate) async fn new(tune: impl FnOnce(&mut Settings)) -> eyre::Result<Self> {
@@ -95,8 +136,23 @@ impl Fixture {
         }
         drop(conn);
 
-        let mut state = AppState::new(db.clone(), d.chain_id, None);
+        let mut state = AppState::new(
+            db.clone(),
+            d.chain_id,
+            Some(JwtConfig {
+                secret: OWNER_JWT_SECRET.to_vec(),
+                issuer: None,
+                audience: None,
+            }),
+        );
         state.relayer = Some(relayer.clone());
+        // Usage agreements in the deployment's USDC, with the local stack's 1 % fee.
+        state.agreements = Some(AgreementSettings {
+            escrow: d.escrow,
+            token: d.token,
+            decimals: 6,
+            fees: FeeSchedule::LOCAL,
+        });
         // One trusted-token list for the views and the relayer, as `pactum serve` configures.
         state.trusted_tokens = relayer.settings().policy.trusted_tokens.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await?;

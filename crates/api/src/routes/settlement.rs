@@ -33,9 +33,7 @@ use crate::{
     AppState,
     auth::Principal,
     idempotency,
-    input::{
-        bad_request, parse_address, parse_agreement_id, parse_amount, parse_body, parse_bytes,
-    },
+    input::{bad_request, parse_address, parse_amount, parse_body, parse_bytes},
     problem::Problem,
     services::{self, Viewer},
     views::{self, terms},
@@ -47,7 +45,7 @@ async fn visible(
     principal: &Principal,
     raw: &str,
 ) -> Result<(B256, AgreementRecord, Viewer), Problem> {
-    let id = parse_agreement_id(raw)?;
+    let id = crate::agreements::escrow_id(state, principal, raw).await?;
     let viewer = Viewer::of(state, principal).await?;
     let record = services::visible_agreement(state, &viewer, id)
         .await?
@@ -86,7 +84,7 @@ fn node_problem(err: pactum_relayer::Error) -> Problem {
 #[utoipa::path(
     get,
     path = "/usage-agreements/{agreement_id}/settlement-action-options",
-    params(("agreement_id" = String, Path, description = "On-chain agreement id"), OptionsParams),
+    params(("agreement_id" = String, Path, description = "The agreement's id (`agr_...`) or its escrow's on-chain id"), OptionsParams),
     responses(
         (status = 200, description = "Options for the current on-chain state", body = ActionOptions),
         (status = 400, description = "Bad id or parameter (`invalid_agreement_id`, `invalid_action`, `invalid_parameter`)", body = Problem, content_type = "application/problem+json"),
@@ -150,7 +148,7 @@ pub async fn settlement_action_options(
 #[utoipa::path(
     get,
     path = "/usage-agreements/{agreement_id}/initiate-close-calldata",
-    params(("agreement_id" = String, Path, description = "On-chain agreement id")),
+    params(("agreement_id" = String, Path, description = "The agreement's id (`agr_...`) or its escrow's on-chain id")),
     responses(
         (status = 200, description = "Target and calldata", body = DirectCall),
         (status = 404, description = "Unknown or not visible (`agreement_not_found`)", body = Problem, content_type = "application/problem+json"),
@@ -174,7 +172,7 @@ pub async fn initiate_close_calldata(
 #[utoipa::path(
     get,
     path = "/usage-agreements/{agreement_id}/claim-instructions",
-    params(("agreement_id" = String, Path, description = "On-chain agreement id"), ClaimParams),
+    params(("agreement_id" = String, Path, description = "The agreement's id (`agr_...`) or its escrow's on-chain id"), ClaimParams),
     responses(
         (status = 200, description = "Target and calldata", body = DirectCall),
         (status = 400, description = "Bad or missing parameter (`invalid_action`, `invalid_parameter`, `missing_parameter`)", body = Problem, content_type = "application/problem+json"),
@@ -418,7 +416,7 @@ enum SponsoredAnswers {
     post,
     path = "/usage-agreements/{agreement_id}/sponsored-actions/initiate-close",
     params(
-        ("agreement_id" = String, Path, description = "On-chain agreement id"),
+        ("agreement_id" = String, Path, description = "The agreement's id (`agr_...`) or its escrow's on-chain id"),
         ("Idempotency-Key" = String, Header, description = "Required"),
     ),
     request_body = InitiateCloseBody,
@@ -441,7 +439,7 @@ pub async fn sponsor_initiate_close(
     post,
     path = "/usage-agreements/{agreement_id}/sponsored-actions/seller-claim",
     params(
-        ("agreement_id" = String, Path, description = "On-chain agreement id"),
+        ("agreement_id" = String, Path, description = "The agreement's id (`agr_...`) or its escrow's on-chain id"),
         ("Idempotency-Key" = String, Header, description = "Required"),
     ),
     request_body = SellerClaimBody,
@@ -464,7 +462,7 @@ pub async fn sponsor_seller_claim(
     post,
     path = "/usage-agreements/{agreement_id}/sponsored-actions/buyer-withdraw",
     params(
-        ("agreement_id" = String, Path, description = "On-chain agreement id"),
+        ("agreement_id" = String, Path, description = "The agreement's id (`agr_...`) or its escrow's on-chain id"),
         ("Idempotency-Key" = String, Header, description = "Required"),
     ),
     request_body = BuyerWithdrawBody,
@@ -487,7 +485,7 @@ pub async fn sponsor_buyer_withdraw(
     get,
     path = "/usage-agreements/{agreement_id}/sponsored-actions/{relay_id}",
     params(
-        ("agreement_id" = String, Path, description = "On-chain agreement id"),
+        ("agreement_id" = String, Path, description = "The agreement's id (`agr_...`) or its escrow's on-chain id"),
         ("relay_id" = String, Path, description = "The relay id returned on submission"),
     ),
     responses(
@@ -504,7 +502,7 @@ pub async fn sponsored_action_status(
 ) -> Result<Json<RelayView>, Problem> {
     // Visibility follows the job's parties (the agreement's), so that an activation can be
     // followed before the index has the agreement.
-    let id = parse_agreement_id(&raw)?;
+    let id = crate::agreements::escrow_id(&state, &principal, &raw).await?;
     let viewer = Viewer::of(&state, &principal).await?;
     let relayer = relayer(&state)?;
     // Unknown, of another agreement, or not the caller's: the same answer.

@@ -10,7 +10,6 @@ use pactum_api_types::EscrowStatus;
 use crate::{
     AppState,
     auth::Principal,
-    input::parse_agreement_id,
     problem::Problem,
     services::{self, Viewer},
 };
@@ -24,7 +23,7 @@ use crate::{
 #[utoipa::path(
     get,
     path = "/usage-agreements/{agreement_id}/escrow-status",
-    params(("agreement_id" = String, Path, description = "On-chain agreement id (0x + 64 hex digits)")),
+    params(("agreement_id" = String, Path, description = "The agreement's id (`agr_...`) or its escrow's on-chain id (0x + 64 hex digits)")),
     responses(
         (status = 200, description = "Indexed escrow state, or the relayer's progress with its activation", body = EscrowStatus),
         (status = 400, description = "Malformed id (`invalid_agreement_id`)", body = Problem, content_type = "application/problem+json"),
@@ -39,7 +38,7 @@ pub async fn escrow_status(
     principal: Principal,
     Path(raw): Path<String>,
 ) -> Result<Json<EscrowStatus>, Problem> {
-    let id = parse_agreement_id(&raw)?;
+    let id = crate::agreements::escrow_id(&state, &principal, &raw).await?;
     let viewer = Viewer::of(&state, &principal).await?;
     services::escrow_status(&state, &viewer, id)
         .await?

@@ -1,0 +1,195 @@
+//! Usage agreements: the proposal (`POST /usage-agreements`), the seller's answer
+//! (`PUT .../accept`, `PUT .../reject`), one agreement (`GET /usage-agreements/{agreement_id}`)
+//! and an agent's list (`GET /usage-agreements/agents/{agent_id}/agreements`).
+
+use pactum_core::{
+    ActivationStatus,
+    agreement::{EventKind, LifecycleStatus, Role},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::EscrowStatus;
+
+/// How the buyer pays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PaymentMethod {
+    /// `stablecoin`.
+    pub rail: String,
+    /// `x402`.
+    pub provider: String,
+}
+
+/// A buyer's proposal (its agent's API key). Quantities and prices are whole numbers; the
+/// escrowed amount is `quantity × price_per_unit_cents` converted exactly into the token's base
+/// units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProposeAgreement {
+    /// The seller's agent.
+    pub seller_agent_id: String,
+    /// The service bought (1 to 128 letters, digits or `_ . : / -`).
+    pub service_id: String,
+    /// Units bought (positive).
+    pub quantity: i64,
+    /// What a unit is (1 to 64 letters, digits or `_ . : / -`).
+    pub unit: String,
+    /// Price of one unit, in cents (positive).
+    pub price_per_unit_cents: i64,
+    /// `{ "rail": "stablecoin", "provider": "x402" }`.
+    pub payment_method: PaymentMethod,
+    /// `bilateral_escrow`.
+    pub settlement_model: String,
+    /// `v2`.
+    pub activation_version: String,
+    /// The buyer agent's registered wallet.
+    pub buyer_wallet_address: String,
+    /// Seconds the seller has to claim after a close (60 to 2,592,000; default 3,600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_window_seconds: Option<i64>,
+    /// Seconds until the terms expire: the proposal must be accepted and activated before then
+    /// (300 to 31,536,000; default 604,800, a week).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_seconds: Option<i64>,
+    /// The buyer's own data, kept with the agreement (a JSON object, at most 4 KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// The seller's rejection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RejectAgreement {
+    /// Why (1 to 500 characters), shown to the buyer.
+    pub reason: String,
+}
+
+/// The escrow's `Agreement` struct, as the buyer's activation signs it. Amounts in token base
+/// units (decimal strings), times in unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OnChainTermsView {
+    /// The buyer's wallet.
+    pub buyer: String,
+    /// The seller's wallet.
+    pub seller: String,
+    /// The token.
+    pub token: String,
+    /// Escrowed at activation; the most the seller can be paid.
+    pub max_amount: String,
+    /// Paid by the buyer to the fee collector at activation (`0`: waived).
+    pub infra_fee: String,
+    /// Unix seconds at and after which the agreement cannot be activated.
+    pub expiry: u64,
+    /// Seconds the seller has to claim after a close.
+    pub close_window: u32,
+    /// Fixed by the seller's acceptance (absent before): derived from the agreement's id.
+    pub salt: Option<String>,
+}
+
+/// Usage recorded so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UsageView {
+    /// Highest cumulative quantity recorded with the buyer's voucher.
+    pub cumulative_quantity: u64,
+    /// What it comes to, in token base units (the voucher's amount).
+    pub cumulative_amount: String,
+}
+
+/// One event of an agreement's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AgreementEventView {
+    /// What happened.
+    pub kind: EventKind,
+    /// The agreement's status after it.
+    pub status: LifecycleStatus,
+    /// Who caused it: `agent:<id>`, `owner:<id>`, `chain` (the indexer) or `system`.
+    pub actor: String,
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// The transaction, for on-chain events.
+    pub tx_hash: Option<String>,
+    /// Its block, for on-chain events.
+    pub block_number: Option<u64>,
+    /// Details (a reason, an expiry, a relay id).
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+/// A usage agreement: the off-chain record and, once activated, its escrow on chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UsageAgreementView {
+    /// `agr_...`.
+    pub agreement_id: String,
+    /// Where it is in its lifecycle.
+    pub status: LifecycleStatus,
+    /// The activation's progress (absent until the buyer submits one).
+    pub activation_status: Option<ActivationStatus>,
+    /// The activation's transaction, once broadcast.
+    pub activation_tx_hash: Option<String>,
+    /// The caller's role(s) in it (an owner of both agents has both).
+    pub your_roles: Vec<Role>,
+    /// The buyer's agent.
+    pub buyer_agent_id: String,
+    /// The seller's agent.
+    pub seller_agent_id: String,
+    /// The service.
+    pub service_id: String,
+    /// Units bought.
+    pub quantity: u64,
+    /// What a unit is.
+    pub unit: String,
+    /// Price of one unit, in cents.
+    pub price_per_unit_cents: u64,
+    /// How the buyer pays.
+    pub payment_method: PaymentMethod,
+    /// `bilateral_escrow`.
+    pub settlement_model: String,
+    /// `v2`.
+    pub activation_version: String,
+    /// Chain id of the escrow.
+    pub chain_id: u64,
+    /// The escrow's id (absent until the seller accepts).
+    pub onchain_agreement_id: Option<String>,
+    /// The escrow's terms (the salt once accepted).
+    pub terms: OnChainTermsView,
+    /// Unix seconds: accept and activate before this.
+    pub expires_at: u64,
+    /// Why the seller rejected it.
+    pub rejection_reason: Option<String>,
+    /// Usage recorded so far.
+    pub usage: UsageView,
+    /// The buyer's metadata.
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+    /// The escrow as indexed (absent until the activation is indexed).
+    pub escrow: Option<EscrowStatus>,
+    /// Every transition, oldest first.
+    pub history: Vec<AgreementEventView>,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// RFC 3339, UTC.
+    pub updated_at: String,
+}
+
+/// A page of an agent's agreements, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AgreementPage {
+    /// This page (without histories or escrow state: fetch one agreement for those).
+    pub agreements: Vec<UsageAgreementView>,
+    /// Pass as `cursor` for the next page; absent on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// Filters and paging of `GET /usage-agreements/agents/{agent_id}/agreements`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListAgreements {
+    /// Only agreements where the agent is the `buyer` or the `seller`.
+    pub role: Option<Role>,
+    /// Only agreements with this status.
+    pub status: Option<LifecycleStatus>,
+    /// Page size, 1 to 100 (default 50).
+    pub limit: Option<u32>,
+    /// The previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}

@@ -1,0 +1,567 @@
+//! The usage-agreement service: proposals, the seller's answer, one agreement with its escrow
+//! and history, an agent's list. The rules are the domain's (`pactum_core::agreement`); this
+//! reads what they need, calls them, and writes what they decided in one transaction with its
+//! history event.
+//!
+//! Visibility: the buyer's and the seller's agents and their owners see an agreement; anyone
+//! else gets the same `404 agreement_not_found` as for an unknown id.
+
+use alloy::primitives::{Address, B256};
+use pactum_api_types::{
+    AgreementEventView, AgreementPage, EscrowPhase, ListAgreements, OnChainTermsView,
+    PaymentMethod, ProposeAgreement, UsageAgreementView, UsageView,
+};
+use pactum_core::{
+    AgreementStatus, Clock, SystemClock,
+    agreement::{
+        EventKind, LifecycleStatus, Request, Role,
+        proposal::{self, Draft, Parties},
+        terms::{FeeSchedule, OnChainTerms},
+        transition,
+    },
+};
+use pactum_db::{
+    agreements::{self, Cause, Fixes, ListQuery, NewAgreement, UsageAgreement},
+    identity,
+};
+use sqlx::Acquire;
+
+use crate::{
+    AppState,
+    auth::Principal,
+    problem::Problem,
+    services::{self, Viewer},
+};
+
+/// What proposals are made in, fixed by the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgreementSettings {
+    /// The escrow (its EIP-712 domain makes the on-chain id).
+    pub escrow: Address,
+    /// The token agreements are paid in.
+    pub token: Address,
+    /// Its decimals (USDC: 6).
+    pub decimals: u8,
+    /// The platform fee.
+    pub fees: FeeSchedule,
+}
+
+/// The largest page.
+pub const MAX_PAGE: u32 = 100;
+/// The page when none is asked for.
+pub const DEFAULT_PAGE: u32 = 50;
+/// The longest rejection reason, in characters.
+pub const MAX_REASON: usize = 500;
+
+fn settings(state: &AppState) -> Result<AgreementSettings, Problem> {
+    state.agreements.ok_or_else(|| {
+        Problem::unavailable("this server does not take usage agreements (no token configured)")
+    })
+}
+
+fn now() -> u64 {
+    SystemClock.now_secs()
+}
+
+/// The caller's roles in `a`: its agent's, or as the owner of either agent.
+fn roles(principal: &Principal, a: &UsageAgreement) -> Vec<Role> {
+    let (buyer, seller) = match principal {
+        Principal::Agent { agent_id, .. } => (
+            *agent_id == a.buyer_agent_id,
+            *agent_id == a.seller_agent_id,
+        ),
+        Principal::Owner { owner_id } => (
+            *owner_id == a.buyer_owner_id,
+            *owner_id == a.seller_owner_id,
+        ),
+    };
+    [(buyer, Role::Buyer), (seller, Role::Seller)]
+        .into_iter()
+        .filter_map(|(is, role)| is.then_some(role))
+        .collect()
+}
+
+fn not_found(id: &str) -> Problem {
+    Problem::agreement_not_found(id)
+}
+
+/// `POST /usage-agreements`: the caller's agent proposes to buy from `body.seller_agent_id`.
+pub(crate) async fn propose(
+    state: &AppState,
+    principal: &Principal,
+    body: &ProposeAgreement,
+) -> Result<UsageAgreementView, Problem> {
+    let settings = settings(state)?;
+    let Principal::Agent {
+        agent_id: buyer_id,
+        wallet: buyer_wallet,
+        ..
+    } = principal
+    else {
+        return Err(Problem::forbidden(
+            "a proposal is made by the buyer's agent, with its API key",
+        ));
+    };
+    let seller = identity::agent(state.db.pool(), &body.seller_agent_id).await?;
+    let draft = Draft {
+        seller_agent_id: &body.seller_agent_id,
+        service_id: &body.service_id,
+        quantity: body.quantity,
+        unit: &body.unit,
+        price_per_unit_cents: body.price_per_unit_cents,
+        rail: &body.payment_method.rail,
+        provider: &body.payment_method.provider,
+        settlement_model: &body.settlement_model,
+        activation_version: &body.activation_version,
+        buyer_wallet_address: &body.buyer_wallet_address,
+        close_window_seconds: body.close_window_seconds,
+        expires_in_seconds: body.expires_in_seconds,
+        metadata: body.metadata.as_ref(),
+    };
+    let parties = Parties {
+        buyer: (buyer_id, *buyer_wallet),
+        seller: seller.as_ref().map(|s| (s.id.as_str(), s.wallet)),
+    };
+    let p = proposal::validate(&draft, parties, settings.decimals, settings.fees)?;
+    let id = format!("agr_{}", pactum_db::random_id(20));
+    let metadata = p.metadata.to_string();
+    let new = NewAgreement {
+        id: &id,
+        chain_id: state.chain_id,
+        buyer_agent_id: buyer_id,
+        seller_agent_id: &body.seller_agent_id,
+        buyer_wallet: p.buyer_wallet,
+        seller_wallet: p.seller_wallet,
+        service_id: &p.service_id,
+        quantity: p.quantity,
+        unit: &p.unit,
+        price_per_unit_cents: p.price_per_unit_cents,
+        rail: p.rail.as_str(),
+        provider: p.provider.as_str(),
+        settlement_model: p.settlement_model.as_str(),
+        activation_version: p.activation_version.as_str(),
+        token: settings.token,
+        max_amount: p.max_amount,
+        infra_fee: p.infra_fee,
+        expiry: now().saturating_add(p.expires_in),
+        close_window: p.close_window,
+        metadata: &metadata,
+    };
+    let actor = principal.scope();
+    let mut tx = state
+        .db
+        .pool()
+        .begin()
+        .await
+        .map_err(pactum_db::Error::from)?;
+    agreements::insert(
+        &mut tx,
+        &new,
+        Cause {
+            actor: &actor,
+            detail: "{}",
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(pactum_db::Error::from)?;
+    tracing::info!(agreement = %id, buyer = %buyer_id, seller = %body.seller_agent_id, "usage agreement proposed");
+    view(state, principal, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))
+}
+
+/// The seller's answer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Answer<'a> {
+    /// Accept the proposal.
+    Accept,
+    /// Reject it, with a reason.
+    Reject(&'a str),
+}
+
+/// `PUT .../accept` and `PUT .../reject`: decided under the agreement's row lock, so of an
+/// acceptance and a rejection racing exactly one wins and the other finds it answered (409).
+pub(crate) async fn answer(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    answer: Answer<'_>,
+) -> Result<UsageAgreementView, Problem> {
+    let settings = settings(state)?;
+    if let Answer::Reject(reason) = answer
+        && (reason.trim().is_empty() || reason.chars().count() > MAX_REASON)
+    {
+        return Err(Problem::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "Invalid field",
+            format!("reason must be 1 to {MAX_REASON} characters"),
+        ));
+    }
+    let actor = principal.scope();
+    let mut conn = state.db.acquire().await?;
+    let mut tx = conn.begin().await.map_err(pactum_db::Error::from)?;
+    let a = agreements::lock(&mut tx, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    let mine = roles(principal, &a);
+    if mine.is_empty() {
+        return Err(not_found(id));
+    }
+    let request = match answer {
+        Answer::Accept => Request::Accept,
+        Answer::Reject(_) => Request::Reject,
+    };
+    let caller = mine
+        .contains(&request.party())
+        .then_some(request.party())
+        .or(mine.first().copied());
+    let to = transition(a.status, request, caller, now(), a.expiry, false)?;
+    let cause = Cause {
+        actor: &actor,
+        detail: "{}",
+    };
+    match answer {
+        Answer::Accept => {
+            // The seller's wallet as registered now: the escrow pays it.
+            let seller = identity::agent(state.db.pool(), &a.seller_agent_id)
+                .await?
+                .ok_or_else(|| not_found(id))?;
+            let terms = OnChainTerms {
+                buyer: a.buyer_wallet,
+                seller: seller.wallet,
+                token: a.token,
+                max_amount: a.max_amount,
+                infra_fee: a.infra_fee,
+                expiry: a.expiry,
+                close_window: a.close_window,
+            };
+            let domain = pactum_bindings::eip712::escrow_domain(state.chain_id, settings.escrow);
+            let onchain_id =
+                pactum_bindings::eip712::agreement_id(&terms.agreement(&a.id), &domain);
+            let detail =
+                serde_json::json!({ "onchain_agreement_id": onchain_id.to_string() }).to_string();
+            agreements::transition(
+                &mut tx,
+                id,
+                to,
+                EventKind::Accepted,
+                Fixes {
+                    onchain_id: Some(onchain_id),
+                    seller_wallet: Some(seller.wallet),
+                    ..Fixes::default()
+                },
+                Cause {
+                    detail: &detail,
+                    ..cause
+                },
+            )
+            .await?;
+        }
+        Answer::Reject(reason) => {
+            let detail = serde_json::json!({ "reason": reason }).to_string();
+            agreements::transition(
+                &mut tx,
+                id,
+                to,
+                EventKind::Rejected,
+                Fixes {
+                    rejection_reason: Some(reason),
+                    ..Fixes::default()
+                },
+                Cause {
+                    detail: &detail,
+                    ..cause
+                },
+            )
+            .await?;
+        }
+    }
+    tx.commit().await.map_err(pactum_db::Error::from)?;
+    tracing::info!(agreement = %id, status = %to, by = %actor, "usage agreement answered");
+    drop(conn);
+    view(state, principal, id)
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
+/// `GET /usage-agreements/{agreement_id}`.
+pub(crate) async fn get(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<UsageAgreementView, Problem> {
+    view(state, principal, id)
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
+async fn view(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<Option<UsageAgreementView>, Problem> {
+    let mut conn = state.db.acquire().await?;
+    let Some(a) = agreements::load(&mut conn, id).await? else {
+        return Ok(None);
+    };
+    let mine = roles(principal, &a);
+    if mine.is_empty() {
+        return Ok(None);
+    }
+    let history = agreements::events(&mut conn, id).await?;
+    drop(conn);
+    let escrow = match a.onchain_id {
+        Some(onchain) => {
+            let parties = Viewer::parties(a.buyer_wallet, a.seller_wallet);
+            match services::escrow_status(state, &parties, onchain).await {
+                // The indexer has not started: nothing on chain is known yet.
+                Err(p) if p.0.code == "unavailable" => None,
+                other => other?,
+            }
+        }
+        None => None,
+    };
+    let mut v = summary(&a, mine, now());
+    if let Some(e) = &escrow {
+        v.activation_status = Some(e.activation_status);
+        v.activation_tx_hash = e.activation_tx_hash.clone();
+        // From its activation on, the chain decides.
+        if e.status != EscrowPhase::PendingActivation {
+            v.status = LifecycleStatus::on_chain(on_chain_status(e.status));
+        }
+    }
+    v.escrow = escrow;
+    v.history = history
+        .into_iter()
+        .map(|e| AgreementEventView {
+            kind: e.kind,
+            status: e.status,
+            actor: e.actor,
+            at: e.at,
+            tx_hash: e.tx_hash.map(|h| h.to_string()),
+            block_number: e.block_number,
+            detail: serde_json::from_str(&e.detail).unwrap_or_default(),
+        })
+        .collect();
+    Ok(Some(v))
+}
+
+const fn on_chain_status(phase: EscrowPhase) -> AgreementStatus {
+    match phase {
+        EscrowPhase::PendingActivation => AgreementStatus::None,
+        EscrowPhase::Active => AgreementStatus::Active,
+        EscrowPhase::Closing => AgreementStatus::Closing,
+        EscrowPhase::SellerClaimed => AgreementStatus::SellerClaimed,
+        EscrowPhase::Settled => AgreementStatus::Settled,
+    }
+}
+
+/// The record alone, as a list shows it (no history, no escrow).
+fn summary(a: &UsageAgreement, your_roles: Vec<Role>, now: u64) -> UsageAgreementView {
+    UsageAgreementView {
+        agreement_id: a.id.clone(),
+        status: a.status_at(now),
+        activation_status: None,
+        activation_tx_hash: None,
+        your_roles,
+        buyer_agent_id: a.buyer_agent_id.clone(),
+        seller_agent_id: a.seller_agent_id.clone(),
+        service_id: a.service_id.clone(),
+        quantity: a.quantity,
+        unit: a.unit.clone(),
+        price_per_unit_cents: a.price_per_unit_cents,
+        payment_method: PaymentMethod {
+            rail: a.rail.clone(),
+            provider: a.provider.clone(),
+        },
+        settlement_model: a.settlement_model.clone(),
+        activation_version: a.activation_version.clone(),
+        chain_id: a.chain_id,
+        onchain_agreement_id: a.onchain_id.map(|id| id.to_string()),
+        terms: OnChainTermsView {
+            buyer: a.buyer_wallet.to_string(),
+            seller: a.seller_wallet.to_string(),
+            token: a.token.to_string(),
+            max_amount: a.max_amount.to_string(),
+            infra_fee: a.infra_fee.to_string(),
+            expiry: a.expiry,
+            close_window: a.close_window,
+            salt: a
+                .onchain_id
+                .map(|_| pactum_core::agreement::terms::salt(&a.id).to_string()),
+        },
+        expires_at: a.expiry,
+        rejection_reason: a.rejection_reason.clone(),
+        usage: UsageView {
+            cumulative_quantity: a.usage_quantity,
+            cumulative_amount: a.voucher_amount.to_string(),
+        },
+        metadata: serde_json::from_str(&a.metadata).unwrap_or_default(),
+        escrow: None,
+        history: Vec::new(),
+        created_at: a.created_at.clone(),
+        updated_at: a.updated_at.clone(),
+    }
+}
+
+/// The cursor of a page ending at `seq`: opaque to clients.
+fn cursor(seq: i64) -> String {
+    format!("c{seq:x}")
+}
+
+fn parse_cursor(raw: &str) -> Result<i64, Problem> {
+    raw.strip_prefix('c')
+        .and_then(|hex| i64::from_str_radix(hex, 16).ok())
+        .filter(|seq| *seq > 0)
+        .ok_or_else(|| {
+            crate::input::bad_request(
+                "invalid_cursor",
+                format!("{raw:?} is not a cursor this API gave"),
+            )
+        })
+}
+
+/// `GET /usage-agreements/agents/{agent_id}/agreements`: the agent itself or its owner.
+pub(crate) async fn list(
+    state: &AppState,
+    principal: &Principal,
+    agent_id: &str,
+    q: &ListAgreements,
+) -> Result<AgreementPage, Problem> {
+    let allowed = match principal {
+        Principal::Agent { agent_id: me, .. } => me == agent_id,
+        Principal::Owner { owner_id } => identity::agent(state.db.pool(), agent_id)
+            .await?
+            .is_some_and(|a| a.owner_id == *owner_id),
+    };
+    if !allowed {
+        return Err(Problem::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "agent_not_found",
+            "Agent not found",
+            format!("no agent {agent_id:?} is visible to these credentials"),
+        ));
+    }
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(crate::input::bad_request(
+            "invalid_parameter",
+            format!("limit must be between 1 and {MAX_PAGE}, not {limit}"),
+        ));
+    }
+    let before = q.cursor.as_deref().map(parse_cursor).transpose()?;
+    let now = now();
+    let mut conn = state.db.acquire().await?;
+    let rows = agreements::list(
+        &mut conn,
+        ListQuery {
+            agent_id,
+            as_buyer: q.role.map(|r| r == Role::Buyer),
+            status: q.status,
+            now,
+            before,
+            limit,
+        },
+    )
+    .await?;
+    let next_cursor = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|a| cursor(a.seq)))
+        .flatten();
+    Ok(AgreementPage {
+        agreements: rows
+            .iter()
+            .map(|a| summary(a, roles(principal, a), now))
+            .collect(),
+        next_cursor,
+    })
+}
+
+/// Whether `raw` has the shape of an agreement id of the API (`agr_` and 20 base-32 characters).
+pub(crate) fn is_api_id(raw: &str) -> bool {
+    raw.len() == 24
+        && raw.starts_with("agr_")
+        && raw[4..]
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+}
+
+/// The escrow a path names: an on-chain id as it is, or the API id (`agr_...`) of an accepted
+/// agreement the caller sees (`404 agreement_not_found` otherwise, as for an unknown id).
+pub(crate) async fn escrow_id(
+    state: &AppState,
+    principal: &Principal,
+    raw: &str,
+) -> Result<B256, Problem> {
+    if !is_api_id(raw) {
+        return crate::input::parse_agreement_id(raw);
+    }
+    onchain_id_of(state, principal, raw)
+        .await?
+        .ok_or_else(|| not_found(raw))
+}
+
+/// The escrow id of `raw` when it is an API id of an accepted agreement the caller sees.
+async fn onchain_id_of(
+    state: &AppState,
+    principal: &Principal,
+    raw: &str,
+) -> Result<Option<B256>, Problem> {
+    let mut conn = state.db.acquire().await?;
+    Ok(agreements::load(&mut conn, raw)
+        .await?
+        .filter(|a| !roles(principal, a).is_empty())
+        .and_then(|a| a.onchain_id))
+}
+
+/// How often [`sweep_expired`] looks for expired terms.
+pub const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Records the expiry of proposals and accepted agreements whose terms expired (each with its
+/// `expired` event), every [`SWEEP_INTERVAL`], until `shutdown` turns true. Views show the
+/// expiry at once; this writes it down for the history. Safe to run in several processes: each
+/// row is taken by one (`SKIP LOCKED`). A database error is logged and retried next time.
+pub async fn sweep_expired(db: pactum_db::Db, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        match db.pool().acquire().await {
+            Ok(mut conn) => match agreements::expire_due(&mut conn, now(), 500).await {
+                Ok(expired) if !expired.is_empty() => {
+                    tracing::info!(count = expired.len(), ids = ?expired, "usage agreements expired");
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(%err, "expiry sweep failed; retrying"),
+            },
+            Err(err) => tracing::warn!(%err, "expiry sweep: no connection; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_anything_else() {
+        assert_eq!(parse_cursor(&cursor(42)).ok(), Some(42));
+        assert_eq!(parse_cursor(&cursor(i64::MAX)).ok(), Some(i64::MAX));
+        for bad in ["", "c", "42", "c-1", "c0", "czz", "d2a"] {
+            assert!(parse_cursor(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn api_ids_are_told_from_onchain_ids() {
+        assert!(is_api_id("agr_abcdefghijklmnop2345"));
+        assert!(!is_api_id("agr_abcdefghijklmnop234"));
+        assert!(!is_api_id("agr_ABCDEFGHIJKLMNOP2345"));
+        assert!(!is_api_id("agr_abcdefghijklmnop2341"));
+        assert!(!is_api_id(&format!("0x{}", "ab".repeat(32))));
+    }
+}
