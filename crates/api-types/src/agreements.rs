@@ -193,3 +193,69 @@ pub struct ListAgreements {
     /// The previous page's `next_cursor`.
     pub cursor: Option<String>,
 }
+
+/// One message to sign with `eth_signTypedData_v4`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TypedMessage {
+    /// The EIP-712 typed data, as `eth_signTypedData_v4` takes it.
+    #[schema(value_type = Object)]
+    pub typed_data: serde_json::Value,
+    /// The digest it hashes to (what an ERC-1271 wallet is asked about).
+    pub digest: String,
+}
+
+/// The platform fee of an activation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InfraFeeBlock {
+    /// `pending`: sign `authorization` and submit it with the deposit; `waived`: nothing to sign.
+    pub status: String,
+    /// In token base units.
+    pub amount: String,
+    /// The fee collector it is paid to.
+    pub collector: String,
+    /// The EIP-3009 authorization of the fee (absent when waived).
+    pub authorization: Option<TypedMessage>,
+}
+
+/// `GET /usage-agreements/{agreement_id}/activation-package`: what the buyer signs to activate
+/// the escrow, and how to submit it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ActivationPackage {
+    /// `agr_...`.
+    pub agreement_id: String,
+    /// The escrow's id (the deposit authorization's nonce).
+    pub onchain_agreement_id: String,
+    /// The escrow's terms the activation creates.
+    pub terms: OnChainTermsView,
+    /// The escrow.
+    pub escrow_address: String,
+    /// Unix seconds: both authorizations are valid until then; submit `valid_before` as given.
+    pub valid_before: u64,
+    /// The EIP-3009 authorization of the deposit (`maxAmount` to the escrow).
+    pub deposit: TypedMessage,
+    /// The platform fee.
+    pub infra_fee: InfraFeeBlock,
+}
+
+/// Validity of the package asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PackageParams {
+    /// Seconds the authorizations stay valid (120 to 86,400; default 3,600; never past the
+    /// terms' expiry).
+    pub valid_for_seconds: Option<u64>,
+}
+
+/// `POST /usage-agreements/{agreement_id}/activate-escrow`: the buyer's signed package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ActivateEscrow {
+    /// The package's `valid_before`, as given.
+    pub valid_before: u64,
+    /// The buyer wallet's signature of the deposit authorization (65-byte ECDSA, or what its
+    /// ERC-1271 wallet accepts).
+    pub deposit_signature: String,
+    /// Its signature of the fee authorization: required when `infra_fee.status` is `pending`,
+    /// refused when `waived`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee_signature: Option<String>,
+}

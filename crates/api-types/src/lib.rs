@@ -13,8 +13,9 @@ pub mod problem;
 pub mod settlement;
 
 pub use agreements::{
-    AgreementEventView, AgreementPage, ListAgreements, OnChainTermsView, PaymentMethod,
-    ProposeAgreement, RejectAgreement, UsageAgreementView, UsageView,
+    ActivateEscrow, ActivationPackage, AgreementEventView, AgreementPage, InfraFeeBlock,
+    ListAgreements, OnChainTermsView, PackageParams, PaymentMethod, ProposeAgreement,
+    RejectAgreement, TypedMessage, UsageAgreementView, UsageView,
 };
 pub use escrow::{EscrowStatus, IndexedHead, TransitionView, Transitions};
 pub use keys::{RevocationView, RevokeRequest};

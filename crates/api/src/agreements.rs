@@ -8,17 +8,19 @@
 
 use alloy::primitives::{Address, B256};
 use pactum_api_types::{
-    AgreementEventView, AgreementPage, EscrowPhase, ListAgreements, OnChainTermsView,
-    PaymentMethod, ProposeAgreement, UsageAgreementView, UsageView,
+    ActivateEscrow, ActivationPackage, AgreementEventView, AgreementPage, EscrowPhase,
+    InfraFeeBlock, ListAgreements, OnChainTermsView, PackageParams, PaymentMethod,
+    ProposeAgreement, TypedMessage, UsageAgreementView, UsageView,
 };
 use pactum_core::{
     AgreementStatus, Clock, SystemClock,
     agreement::{
-        EventKind, LifecycleStatus, Request, Role,
+        EventKind, LifecycleCode, LifecycleError, LifecycleStatus, Request, Role, activation,
         proposal::{self, Draft, Parties},
         terms::{FeeSchedule, OnChainTerms},
         transition,
     },
+    escrow::typed_data,
 };
 use pactum_db::{
     agreements::{self, Cause, Fixes, ListQuery, NewAgreement, UsageAgreement},
@@ -38,6 +40,8 @@ use crate::{
 pub struct AgreementSettings {
     /// The escrow (its EIP-712 domain makes the on-chain id).
     pub escrow: Address,
+    /// The fee collector (the platform fee's recipient).
+    pub fee_collector: Address,
     /// The token agreements are paid in.
     pub token: Address,
     /// Its decimals (USDC: 6).
@@ -512,6 +516,288 @@ async fn onchain_id_of(
         .await?
         .filter(|a| !roles(principal, a).is_empty())
         .and_then(|a| a.onchain_id))
+}
+
+/// The escrow's `Agreement` of an accepted agreement.
+fn escrow_terms(a: &UsageAgreement) -> pactum_bindings::Agreement {
+    OnChainTerms {
+        buyer: a.buyer_wallet,
+        seller: a.seller_wallet,
+        token: a.token,
+        max_amount: a.max_amount,
+        infra_fee: a.infra_fee,
+        expiry: a.expiry,
+        close_window: a.close_window,
+    }
+    .agreement(&a.id)
+}
+
+fn contracts(state: &AppState, settings: AgreementSettings) -> activation::Contracts {
+    activation::Contracts {
+        chain_id: state.chain_id,
+        escrow: settings.escrow,
+        fee_collector: settings.fee_collector,
+    }
+}
+
+fn typed(
+    domain: &alloy::sol_types::Eip712Domain,
+    message: &pactum_bindings::eip712::ReceiveWithAuthorization,
+) -> TypedMessage {
+    let (typed_data, digest) = typed_data::receive_with_authorization(domain, message);
+    TypedMessage {
+        typed_data,
+        digest: digest.to_string(),
+    }
+}
+
+/// The agreement `id` for a buyer's activation step: visible, the caller the buyer, the status
+/// one the step is allowed from (`in_flight`: an earlier activation is still with the relayer).
+fn for_activation(
+    principal: &Principal,
+    a: &UsageAgreement,
+    in_flight: bool,
+) -> Result<B256, Problem> {
+    let mine = roles(principal, a);
+    if mine.is_empty() {
+        return Err(not_found(&a.id));
+    }
+    let caller = mine
+        .contains(&Role::Buyer)
+        .then_some(Role::Buyer)
+        .or(mine.first().copied());
+    let now = now();
+    transition(
+        a.status_at(now),
+        Request::SubmitActivation,
+        caller,
+        now,
+        a.expiry,
+        in_flight,
+    )?;
+    a.onchain_id
+        .ok_or_else(|| Problem::internal_because("an accepted agreement has no on-chain id"))
+}
+
+/// `GET .../activation-package`: the EIP-3009 authorizations the buyer signs.
+pub(crate) async fn activation_package(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    params: &PackageParams,
+) -> Result<ActivationPackage, Problem> {
+    let settings = settings(state)?;
+    let mut conn = state.db.acquire().await?;
+    let a = agreements::load(&mut conn, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    drop(conn);
+    let onchain_id = for_activation(principal, &a, false)?;
+    let valid_before = activation::valid_before(now(), params.valid_for_seconds, a.expiry)?;
+    let terms = escrow_terms(&a);
+    let m = activation::authorization_messages(
+        &terms,
+        onchain_id,
+        contracts(state, settings),
+        valid_before,
+    );
+    let view = summary(&a, Vec::new(), now());
+    Ok(ActivationPackage {
+        agreement_id: a.id.clone(),
+        onchain_agreement_id: onchain_id.to_string(),
+        terms: view.terms,
+        escrow_address: settings.escrow.to_string(),
+        valid_before,
+        deposit: typed(&m.token_domain, &m.deposit),
+        infra_fee: InfraFeeBlock {
+            status: if m.fee.is_some() { "pending" } else { "waived" }.to_owned(),
+            amount: terms.infraFee.to_string(),
+            collector: settings.fee_collector.to_string(),
+            authorization: m.fee.as_ref().map(|fee| typed(&m.token_domain, fee)),
+        },
+    })
+}
+
+/// `POST .../activate-escrow`: the buyer's signed package, checked here and handed to the
+/// relayer. The agreement is claimed first (a short transaction under its row lock), so a second
+/// submission meanwhile gets `409 activation_in_flight`; the relayer is asked without holding
+/// that lock or its connection; its job is then linked and the agreement moves to `activating`.
+/// A refusal releases the claim and changes nothing.
+pub(crate) async fn activate_escrow(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    body: &ActivateEscrow,
+) -> Result<UsageAgreementView, Problem> {
+    let settings = settings(state)?;
+    let relayer = state.relayer.as_ref().ok_or_else(|| {
+        Problem::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "relayer_unavailable",
+            "Relayer unavailable",
+            "this API runs without a relayer; activate the escrow with a direct call",
+        )
+    })?;
+    let claim = pactum_db::random_id(16);
+    let a = {
+        let mut conn = state.db.acquire().await?;
+        let mut tx = conn.begin().await.map_err(pactum_db::Error::from)?;
+        let a = agreements::lock(&mut tx, id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        let in_flight = match a.onchain_id {
+            Some(onchain) => pactum_db::relay::latest_job(
+                &mut tx,
+                state.chain_id,
+                onchain,
+                pactum_core::ActionKind::Activate,
+            )
+            .await?
+            .is_some_and(|job| job.state != pactum_core::JobState::Failed),
+            None => false,
+        };
+        for_activation(principal, &a, in_flight)?;
+        if !agreements::claim_activation(&mut tx, id, &claim).await? {
+            return Err(LifecycleError::new(
+                LifecycleCode::ActivationInFlight,
+                "another activation of this agreement is being submitted; follow it with GET",
+            )
+            .into());
+        }
+        tx.commit().await.map_err(pactum_db::Error::from)?;
+        a
+    };
+    let submitted = submit_activation(state, settings, relayer, principal, &a, body).await;
+    let mut conn = state.db.acquire().await?;
+    let relay_id = match submitted {
+        Ok(relay_id) => relay_id,
+        Err(problem) => {
+            agreements::release_claim(&mut conn, id, &claim).await?;
+            return Err(problem);
+        }
+    };
+    let actor = principal.scope();
+    let detail = serde_json::json!({ "relay_id": relay_id }).to_string();
+    let mut tx = conn.begin().await.map_err(pactum_db::Error::from)?;
+    let cause = Cause {
+        actor: &actor,
+        detail: &detail,
+    };
+    if !agreements::link_activation(&mut tx, id, &claim, &relay_id, cause).await? {
+        return Err(LifecycleError::new(
+            LifecycleCode::ActivationInFlight,
+            "another submission took this agreement over; follow it with GET",
+        )
+        .into());
+    }
+    tx.commit().await.map_err(pactum_db::Error::from)?;
+    drop(conn);
+    tracing::info!(agreement = %id, %relay_id, "activation submitted");
+    view(state, principal, id)
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
+/// Checks the signed package against the messages it must sign and hands it to the relayer;
+/// returns the relay job's id.
+async fn submit_activation(
+    state: &AppState,
+    settings: AgreementSettings,
+    relayer: &pactum_relayer::Relayer,
+    principal: &Principal,
+    a: &UsageAgreement,
+    body: &ActivateEscrow,
+) -> Result<String, Problem> {
+    use LifecycleCode as C;
+    let onchain_id = a
+        .onchain_id
+        .ok_or_else(|| Problem::internal_because("an accepted agreement has no on-chain id"))?;
+    activation::check_valid_before(now(), body.valid_before)?;
+    let terms = escrow_terms(a);
+    let m = activation::authorization_messages(
+        &terms,
+        onchain_id,
+        contracts(state, settings),
+        body.valid_before,
+    );
+    let deposit_signature =
+        crate::input::parse_bytes("deposit_signature", &body.deposit_signature)?;
+    let fee_signature = match (&m.fee, &body.fee_signature) {
+        (Some(_), None) => {
+            return Err(LifecycleError::new(
+                C::FeeAuthorizationRequired,
+                format!(
+                    "the platform fee of {} is pending: sign infra_fee.authorization and send it \
+                     as fee_signature",
+                    terms.infraFee
+                ),
+            )
+            .into());
+        }
+        (None, Some(_)) => {
+            return Err(LifecycleError::new(
+                C::UnexpectedFeeAuthorization,
+                "the platform fee is waived: send no fee_signature",
+            )
+            .into());
+        }
+        (Some(_), Some(raw)) => Some(crate::input::parse_bytes("fee_signature", raw)?),
+        (None, None) => None,
+    };
+    let signed = |message: &pactum_bindings::eip712::ReceiveWithAuthorization| {
+        alloy::sol_types::SolStruct::eip712_signing_hash(message, &m.token_domain)
+    };
+    let checks = [
+        Some(("deposit", signed(&m.deposit), &deposit_signature)),
+        m.fee
+            .as_ref()
+            .zip(fee_signature.as_ref())
+            .map(|(fee, sig)| ("fee", signed(fee), sig)),
+    ];
+    for (what, digest, signature) in checks.into_iter().flatten() {
+        let valid = relayer
+            .signature_is_valid(terms.buyer, digest, signature)
+            .await
+            .map_err(crate::routes::settlement::node_problem)?;
+        if !valid {
+            return Err(LifecycleError::new(
+                C::InvalidSignature,
+                format!(
+                    "the {what} signature is not the buyer wallet {}'s over digest {digest}",
+                    terms.buyer
+                ),
+            )
+            .into());
+        }
+    }
+    let authorization = |signature: Option<&alloy::primitives::Bytes>| match signature {
+        Some(signature) => pactum_bindings::ReceiveAuthorization {
+            validAfter: alloy::primitives::U256::ZERO,
+            validBefore: alloy::primitives::U256::from(body.valid_before),
+            signature: signature.clone(),
+        },
+        None => pactum_bindings::ReceiveAuthorization {
+            validAfter: alloy::primitives::U256::ZERO,
+            validBefore: alloy::primitives::U256::ZERO,
+            signature: alloy::primitives::Bytes::new(),
+        },
+    };
+    let scope = principal.scope();
+    let requester = pactum_core::sponsor::Requester {
+        principal: &scope,
+        owner: Some(principal.owner_id()),
+    };
+    let package = pactum_relayer::Authorization::ActivateWithAuthorization {
+        deposit: authorization(Some(&deposit_signature)),
+        fee: authorization(fee_signature.as_ref()),
+    };
+    match relayer.accept(&terms, package, requester).await {
+        Ok(accepted) => Ok(accepted.job.id),
+        Err(pactum_relayer::AcceptError::Refused(refusal)) => Err(refusal.into()),
+        Err(pactum_relayer::AcceptError::Failed(err)) => {
+            Err(crate::routes::settlement::node_problem(err))
+        }
+    }
 }
 
 /// How often [`sweep_expired`] looks for expired terms.

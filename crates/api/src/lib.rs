@@ -136,6 +136,8 @@ impl Modify for SecuritySchemes {
         routes::agreements::list,
         routes::agreements::accept,
         routes::agreements::reject,
+        routes::agreements::activation_package,
+        routes::agreements::activate_escrow,
         routes::status::escrow_status,
         routes::settlement::settlement_action_options,
         routes::settlement::initiate_close_calldata,
@@ -160,6 +162,10 @@ impl Modify for SecuritySchemes {
         pactum_api_types::OnChainTermsView,
         pactum_api_types::PaymentMethod,
         pactum_api_types::UsageView,
+        pactum_api_types::ActivationPackage,
+        pactum_api_types::ActivateEscrow,
+        pactum_api_types::TypedMessage,
+        pactum_api_types::InfraFeeBlock,
         pactum_api_types::EscrowStatus,
         pactum_api_types::Transitions,
         pactum_api_types::TransitionView,
@@ -205,6 +211,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/usage-agreements/{agreement_id}/reject",
             put(routes::agreements::reject),
+        )
+        .route(
+            "/usage-agreements/{agreement_id}/activation-package",
+            get(routes::agreements::activation_package),
+        )
+        .route(
+            "/usage-agreements/{agreement_id}/activate-escrow",
+            post(routes::agreements::activate_escrow),
         )
         .route(
             "/usage-agreements/{agreement_id}/escrow-status",

@@ -117,6 +117,12 @@ impl Problem {
         )
     }
 
+    /// 500 `internal_error` for a state that cannot happen, with `why` in the log.
+    pub fn internal_because(why: &str) -> Self {
+        tracing::error!(why, "internal error");
+        Self::internal()
+    }
+
     /// 503 `unavailable`.
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(
@@ -194,7 +200,7 @@ pub const fn lifecycle_status(code: LifecycleCode) -> StatusCode {
     use LifecycleCode as C;
     match code {
         C::NotSeller | C::NotBuyer => StatusCode::FORBIDDEN,
-        C::InvalidTransition | C::ProposalExpired => StatusCode::CONFLICT,
+        C::InvalidTransition | C::ProposalExpired | C::ActivationInFlight => StatusCode::CONFLICT,
         C::UnknownSeller
         | C::SellerIsBuyer
         | C::InvalidQuantity
@@ -208,7 +214,11 @@ pub const fn lifecycle_status(code: LifecycleCode) -> StatusCode {
         | C::InvalidField
         | C::InvalidCloseWindow
         | C::InvalidExpiry
-        | C::InvalidMetadata => StatusCode::UNPROCESSABLE_ENTITY,
+        | C::InvalidMetadata
+        | C::ActivationExpired
+        | C::FeeAuthorizationRequired
+        | C::UnexpectedFeeAuthorization
+        | C::InvalidSignature => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 

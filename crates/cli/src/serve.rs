@@ -62,6 +62,9 @@ async fn agreement_settings(
         .chain
         .escrow
         .ok_or_else(|| eyre::eyre!("chain.escrow (PACTUM_CHAIN_ESCROW) is required"))?;
+    let fee_collector = config.chain.fee_collector.ok_or_else(|| {
+        eyre::eyre!("chain.fee_collector (PACTUM_CHAIN_FEE_COLLECTOR) is required")
+    })?;
     let provider = ProviderBuilder::new().connect_http(config.rpc_url()?);
     let decimals = pactum_bindings::LocalUSDC::new(token, &provider)
         .decimals()
@@ -71,6 +74,7 @@ async fn agreement_settings(
     tracing::info!(%token, decimals, fee_bps = fees.bps, "usage agreements enabled");
     Ok(Some(pactum_api::agreements::AgreementSettings {
         escrow,
+        fee_collector,
         token,
         decimals,
         fees,

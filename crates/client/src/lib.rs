@@ -24,10 +24,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod activate;
 mod authorize;
 
 use std::time::{Duration, Instant};
 
+pub use activate::{Expected, sign_activation};
 use alloy::{
     primitives::B256,
     transports::http::reqwest::{
@@ -38,10 +40,10 @@ use alloy::{
 pub use authorize::Authorizer;
 pub use pactum_api_types as types;
 use pactum_api_types::{
-    ActionOptions, AgreementPage, BuyerWithdrawBody, ClaimParams, DirectCall, EscrowStatus, Health,
-    InitiateCloseBody, ListAgreements, OptionsParams, Problem, ProposeAgreement, Ready,
-    RejectAgreement, RelayView, RevocationView, RevokeRequest, SellerClaimBody, SettlementAction,
-    UsageAgreementView,
+    ActionOptions, ActivateEscrow, ActivationPackage, AgreementPage, BuyerWithdrawBody,
+    ClaimParams, DirectCall, EscrowStatus, Health, InitiateCloseBody, ListAgreements,
+    OptionsParams, PackageParams, Problem, ProposeAgreement, Ready, RejectAgreement, RelayView,
+    RevocationView, RevokeRequest, SellerClaimBody, SettlementAction, UsageAgreementView,
 };
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -314,6 +316,45 @@ impl Client {
             reason: reason.to_owned(),
         };
         self.write(Method::PUT, &path, &body, idempotency_key).await
+    }
+
+    /// `GET /usage-agreements/{agreement_id}/activation-package` (the buyer).
+    pub async fn activation_package(
+        &self,
+        agreement_id: &str,
+        params: &PackageParams,
+    ) -> Result<ActivationPackage> {
+        let path = format!("usage-agreements/{agreement_id}/activation-package");
+        self.get(&path, params).await
+    }
+
+    /// `POST /usage-agreements/{agreement_id}/activate-escrow` under `idempotency_key`.
+    pub async fn activate_escrow(
+        &self,
+        agreement_id: &str,
+        body: &ActivateEscrow,
+        idempotency_key: &str,
+    ) -> Result<Written<UsageAgreementView>> {
+        let path = format!("usage-agreements/{agreement_id}/activate-escrow");
+        self.post(&path, body, idempotency_key).await
+    }
+
+    /// Polls `GET /usage-agreements/{agreement_id}` until `done` holds for it.
+    pub async fn wait_usage_agreement(
+        &self,
+        agreement_id: &str,
+        timeout: Duration,
+        done: impl Fn(&UsageAgreementView) -> bool,
+    ) -> Result<UsageAgreementView> {
+        let started = Instant::now();
+        loop {
+            let view = self.usage_agreement(agreement_id).await?;
+            if done(&view) {
+                return Ok(view);
+            }
+            let last = format!("{} (activation {:?})", view.status, view.activation_status);
+            pause(started, timeout, last).await?;
+        }
     }
 
     // ---- agreements ------------------------------------------------------------------------

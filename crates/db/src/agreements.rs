@@ -568,3 +568,76 @@ pub async fn expire_due(conn: &mut PgConnection, now: u64, limit: u32) -> Result
     .fetch_all(conn)
     .await?)
 }
+
+/// How long an activation claim holds before another submission may take it (a claim is
+/// released within a request; one left by a crash goes stale).
+pub const CLAIM_STALE_AFTER_SECS: i64 = 60;
+
+/// Claims agreement `id` (locked by the caller) for an activation submission; `false` if a
+/// fresh claim of another submission holds it.
+pub async fn claim_activation(conn: &mut PgConnection, id: &str, claim: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar!(
+        r#"UPDATE usage_agreements
+              SET activation_claim = $2, activation_claimed_at = now()
+            WHERE id = $1
+              AND (activation_claim IS NULL
+                   OR activation_claimed_at < now() - make_interval(secs => $3))
+        RETURNING id"#,
+        id,
+        claim,
+        CLAIM_STALE_AFTER_SECS as f64,
+    )
+    .fetch_optional(conn)
+    .await?
+    .is_some())
+}
+
+/// Completes the submission that holds `claim`: the agreement is `activating` with the relay
+/// job `relay_id`, and `activation_submitted` is recorded. `false` (nothing written) if the claim
+/// was taken over meanwhile.
+pub async fn link_activation(
+    conn: &mut PgConnection,
+    id: &str,
+    claim: &str,
+    relay_id: &str,
+    cause: Cause<'_>,
+) -> Result<bool> {
+    let linked = sqlx::query_scalar!(
+        r#"UPDATE usage_agreements
+              SET status = 'activating', activation_relay_id = $3, activation_claim = NULL,
+                  activation_claimed_at = NULL, updated_at = now()
+            WHERE id = $1 AND activation_claim = $2
+        RETURNING id"#,
+        id,
+        claim,
+        relay_id,
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .is_some();
+    if linked {
+        record(
+            conn,
+            id,
+            EventKind::ActivationSubmitted,
+            LifecycleStatus::Activating,
+            cause,
+            None,
+        )
+        .await?;
+    }
+    Ok(linked)
+}
+
+/// Releases `claim` on agreement `id` (the submission was refused: nothing changed).
+pub async fn release_claim(conn: &mut PgConnection, id: &str, claim: &str) -> Result<()> {
+    sqlx::query!(
+        "UPDATE usage_agreements SET activation_claim = NULL, activation_claimed_at = NULL
+          WHERE id = $1 AND activation_claim = $2",
+        id,
+        claim,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}

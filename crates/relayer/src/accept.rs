@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use alloy::{
-    primitives::Address,
+    primitives::{Address, B256, Bytes},
     providers::DynProvider,
     sol_types::{Eip712Domain, SolStruct},
 };
@@ -170,6 +170,26 @@ impl Relayer {
                  (the direct path stays open)",
             )
         }))
+    }
+
+    /// Whether `signature` over `digest` is `account`'s, as a token or the escrow verifies it:
+    /// an ECDSA signature recovering to `account`, or, when `account` has code, its ERC-1271
+    /// approval (asked with at most `max_gas_per_action` gas).
+    pub async fn signature_is_valid(
+        &self,
+        account: Address,
+        digest: B256,
+        signature: &Bytes,
+    ) -> Result<bool, Error> {
+        if recover(digest, signature) == Some(account) {
+            return Ok(true);
+        }
+        let provider = &self.inner.provider;
+        if !chain::has_code(provider, account).await? {
+            return Ok(false);
+        }
+        let cap = self.inner.settings.policy.max_gas_per_action;
+        chain::erc1271_approves(provider, account, digest, signature, cap).await
     }
 
     /// Checks `authorization` for the agreement with `terms` and queues it. Refusals spend no gas.

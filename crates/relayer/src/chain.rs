@@ -147,6 +147,36 @@ pub(crate) async fn signer_kind(
     }
 }
 
+/// Whether contract `account` approves `signature` over `digest` through ERC-1271, asked as a
+/// verifier asks it: a static call with at most `gas_cap` gas, approved only by the full 32-byte
+/// answer (the magic value, left-aligned, then zeros). A revert, a short or dirty answer, or
+/// running out of the capped gas is a refusal.
+pub(crate) async fn erc1271_approves(
+    provider: &DynProvider,
+    account: Address,
+    digest: B256,
+    signature: &Bytes,
+    gas_cap: u64,
+) -> Result<bool, Error> {
+    let call = isValidSignatureCall {
+        hash: digest,
+        signature: signature.clone(),
+    };
+    let request = TransactionRequest::default()
+        .to(account)
+        .gas_limit(gas_cap)
+        .input(call.abi_encode().into());
+    match provider.call(request).block(BlockId::latest()).await {
+        Ok(out) => {
+            let mut magic = [0u8; 32];
+            magic[..4].copy_from_slice(&isValidSignatureCall::SELECTOR);
+            Ok(out.as_ref() == magic.as_slice())
+        }
+        Err(err) if err.as_error_resp().is_some() => Ok(false),
+        Err(err) => Err(Error::node("asking a wallet for ERC-1271 approval", err)),
+    }
+}
+
 /// The revert data of a failed call or estimate, if the node says it reverted.
 pub(crate) fn revert_data(err: &RpcError<TransportErrorKind>) -> Option<Bytes> {
     let payload = err.as_error_resp()?;

@@ -149,6 +149,7 @@ impl Fixture {
         // Usage agreements in the deployment's USDC, with the local stack's 1 % fee.
         state.agreements = Some(AgreementSettings {
             escrow: d.escrow,
+            fee_collector: d.fee_collector,
             token: d.token,
             decimals: 6,
             fees: FeeSchedule::LOCAL,

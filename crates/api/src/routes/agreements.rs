@@ -8,7 +8,8 @@ use axum::{
     http::StatusCode,
 };
 use pactum_api_types::{
-    AgreementPage, ListAgreements, ProposeAgreement, RejectAgreement, UsageAgreementView,
+    ActivateEscrow, ActivationPackage, AgreementPage, ListAgreements, PackageParams,
+    ProposeAgreement, RejectAgreement, UsageAgreementView,
 };
 
 use crate::{
@@ -163,4 +164,74 @@ pub async fn reject(
     Ok(Json(
         agreements::answer(&state, &principal, &id, Answer::Reject(&body.reason)).await?,
     ))
+}
+
+/// The buyer's activation package: the EIP-3009 authorizations of the deposit and, when the
+/// platform fee is pending, of the fee, as `eth_signTypedData_v4` typed data with their digests.
+/// Only once the seller accepted, before `expires_at`.
+#[utoipa::path(
+    get,
+    path = "/usage-agreements/{agreement_id}/activation-package",
+    params(("agreement_id" = String, Path, description = "The agreement's id (`agr_...`)"), PackageParams),
+    responses(
+        (status = 200, body = ActivationPackage),
+        (status = 400, description = "Bad `valid_for_seconds` (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid credentials (`unauthenticated`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the buyer (`not_buyer`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown or not visible (`agreement_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not accepted (`invalid_transition`), or expired (`proposal_expired`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Validity out of bounds (`invalid_field`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []), ("owner_jwt" = [])),
+    tag = "usage-agreements"
+)]
+pub async fn activation_package(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    query: Result<Query<PackageParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ActivationPackage>, Problem> {
+    let Query(params) =
+        query.map_err(|e| crate::input::bad_request("invalid_query", e.body_text()))?;
+    Ok(Json(
+        agreements::activation_package(&state, &principal, &id, &params).await?,
+    ))
+}
+
+/// Submit the buyer's signed activation package. The signatures are checked against the package
+/// (ECDSA, or the buyer wallet's ERC-1271 approval) before anything is queued; the relayer then
+/// submits the activation and pays its gas. `202`: poll `GET /usage-agreements/{agreement_id}`
+/// until `status: active` and `activation_status: confirmed`. A failed activation may be
+/// submitted again with new signatures; a second one while one is in flight is `409`.
+#[utoipa::path(
+    post,
+    path = "/usage-agreements/{agreement_id}/activate-escrow",
+    request_body = ActivateEscrow,
+    params(
+        ("agreement_id" = String, Path, description = "The agreement's id (`agr_...`)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe"),
+    ),
+    responses(
+        (status = 202, description = "Handed to the relayer: `activating`, `activation_status: pending`", body = UsageAgreementView),
+        (status = 400, description = "Malformed body (`invalid_body`, `invalid_parameter`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid credentials (`unauthenticated`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the buyer (`not_buyer`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown or not visible (`agreement_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not accepted (`invalid_transition`), expired (`proposal_expired`), or an activation in flight (`activation_in_flight`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_signature`, `fee_authorization_required`, `unexpected_fee_authorization`, `activation_expired`, or a relayer refusal (`sanctioned`, `simulation_failed`, ...)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Sponsor quota or budget exhausted", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No relayer, or sponsoring paused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []), ("owner_jwt" = [])),
+    tag = "usage-agreements"
+)]
+pub async fn activate_escrow(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<UsageAgreementView>), Problem> {
+    let body: ActivateEscrow = parse_body(&body)?;
+    let view = agreements::activate_escrow(&state, &principal, &id, &body).await?;
+    Ok((StatusCode::ACCEPTED, Json(view)))
 }

@@ -64,7 +64,7 @@ fn relayer(state: &AppState) -> Result<&Relayer, Problem> {
     })
 }
 
-fn node_problem(err: pactum_relayer::Error) -> Problem {
+pub(crate) fn node_problem(err: pactum_relayer::Error) -> Problem {
     match err {
         pactum_relayer::Error::Db(db) => Problem::from(db),
         other => {

@@ -21,6 +21,7 @@
 //! A failed activation leaves the agreement `activating` with `activation_status: failed`; the
 //! buyer may submit a new one (never while one is in flight).
 
+pub mod activation;
 pub mod proposal;
 pub mod terms;
 
@@ -177,6 +178,17 @@ named_enum! {
         InvalidTransition = "invalid_transition",
         /// The terms expired.
         ProposalExpired = "proposal_expired",
+        // The activation.
+        /// An activation of the agreement is already being submitted or in flight.
+        ActivationInFlight = "activation_in_flight",
+        /// The package's validity has passed, or leaves the relayer too little time.
+        ActivationExpired = "activation_expired",
+        /// The fee is pending and the package lacks its authorization.
+        FeeAuthorizationRequired = "fee_authorization_required",
+        /// The fee is waived and the package carries a fee authorization.
+        UnexpectedFeeAuthorization = "unexpected_fee_authorization",
+        /// A signature of the package is not the buyer wallet's.
+        InvalidSignature = "invalid_signature",
     }
 }
 
@@ -202,6 +214,11 @@ impl LifecycleCode {
             Self::NotBuyer => "Not the buyer",
             Self::InvalidTransition => "Not allowed in this status",
             Self::ProposalExpired => "Proposal expired",
+            Self::ActivationInFlight => "Activation in flight",
+            Self::ActivationExpired => "Activation package expired",
+            Self::FeeAuthorizationRequired => "Fee authorization required",
+            Self::UnexpectedFeeAuthorization => "Unexpected fee authorization",
+            Self::InvalidSignature => "Invalid signature",
         }
     }
 }
@@ -298,7 +315,7 @@ pub fn transition(
     let resubmission = request == Request::SubmitActivation && from == S::Activating;
     if resubmission && activation_in_flight {
         return Err(LifecycleError::new(
-            C::InvalidTransition,
+            C::ActivationInFlight,
             "an activation of this agreement is already in flight; follow it with GET, and \
              submit again only if it fails",
         ));
@@ -429,7 +446,7 @@ mod tests {
                 true
             )
             .map_err(|e| e.code),
-            Err(LifecycleCode::InvalidTransition)
+            Err(LifecycleCode::ActivationInFlight)
         );
         for from in [S::Proposed, S::Rejected, S::Active, S::Closing] {
             assert_eq!(

@@ -7,7 +7,7 @@ use alloy::{
 };
 use pactum_bindings::{
     Agreement,
-    eip712::{BuyerWithdraw, InitiateClose, SellerClaim},
+    eip712::{BuyerWithdraw, InitiateClose, ReceiveWithAuthorization, SellerClaim},
 };
 use serde_json::{Value, json};
 
@@ -118,6 +118,26 @@ pub fn buyer_withdraw(
     (
         typed::<BuyerWithdraw>(domain, json),
         message.eip712_signing_hash(domain),
+    )
+}
+
+/// An EIP-3009 `ReceiveWithAuthorization` under the token's domain (the buyer's deposit or fee
+/// authorization).
+pub fn receive_with_authorization(
+    token_domain: &Eip712Domain,
+    message: &ReceiveWithAuthorization,
+) -> (Value, B256) {
+    let json = json!({
+        "from": message.from.to_string(),
+        "to": message.to.to_string(),
+        "value": message.value.to_string(),
+        "validAfter": message.validAfter.to_string(),
+        "validBefore": message.validBefore.to_string(),
+        "nonce": message.nonce.to_string(),
+    });
+    (
+        typed::<ReceiveWithAuthorization>(token_domain, json),
+        message.eip712_signing_hash(token_domain),
     )
 }
 

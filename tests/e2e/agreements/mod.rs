@@ -2,6 +2,8 @@
 //! their validation, the seller's answer (and its races), what acceptance fixes on chain, the
 //! merged view once the escrow is activated, visibility, the paged list and expiry.
 
+mod activation;
+
 use alloy::primitives::{Address, keccak256};
 use pactum_bindings::{Agreement, eip712};
 use pactum_client::{
@@ -16,7 +18,7 @@ use pactum_devnet::scenario;
 use crate::relayer::Fixture;
 
 /// The reference's example body, from the fixture's buyer to its seller.
-fn proposal(f: &Fixture) -> ProposeAgreement {
+pub(crate) fn proposal(f: &Fixture) -> ProposeAgreement {
     ProposeAgreement {
         seller_agent_id: "seller".into(),
         service_id: "svc_abc123".into(),
@@ -36,14 +38,14 @@ fn proposal(f: &Fixture) -> ProposeAgreement {
     }
 }
 
-async fn propose(f: &Fixture, key: &str) -> eyre::Result<UsageAgreementView> {
+pub(crate) async fn propose(f: &Fixture, key: &str) -> eyre::Result<UsageAgreementView> {
     let written = f.buyer_api.propose(&proposal(f), key).await?;
     eyre::ensure!(written.status == 201, "status {}", written.status);
     Ok(written.body)
 }
 
 /// The problem `result` failed with: its status and code.
-fn problem<T: std::fmt::Debug>(result: Result<T, Error>) -> eyre::Result<(u16, String)> {
+pub(crate) fn problem<T: std::fmt::Debug>(result: Result<T, Error>) -> eyre::Result<(u16, String)> {
     match result {
         Err(Error::Problem(p)) => Ok((p.status, p.code)),
         other => eyre::bail!("expected a problem, got {other:?}"),

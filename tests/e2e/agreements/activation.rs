@@ -1,0 +1,308 @@
+//! The buyer's activation through the API: the package it signs (checked by the client against
+//! what the buyer expects), `activate-escrow` handing it to the relayer, the view following it to
+//! `active` and `confirmed`; refusals that store and send nothing; two submissions at once; a
+//! buyer that is an ERC-1271 wallet.
+
+use std::time::Duration;
+
+use alloy::{primitives::U256, signers::Signer};
+use pactum_client::{
+    Client, Expected, sign_activation,
+    types::{ActivateEscrow, ActivationStatus, EventKind, LifecycleStatus, PackageParams},
+};
+
+use super::{problem, proposal, propose};
+use crate::{chain::USDC, relayer::Fixture, wallet::WalletSigner};
+
+/// What the fixture's buyer expects of the reference proposal's activation.
+fn expected(f: &Fixture) -> Expected {
+    let d = &f.chain.deployment;
+    Expected {
+        chain_id: d.chain_id,
+        escrow: d.escrow,
+        fee_collector: d.fee_collector,
+        token: d.token,
+        max_amount: U256::from(10 * USDC),
+        max_fee: U256::from(USDC / 10),
+    }
+}
+
+/// A proposal of `buyer` accepted by the seller; its id.
+async fn accepted(
+    f: &Fixture,
+    buyer: &Client,
+    body: &pactum_client::types::ProposeAgreement,
+) -> eyre::Result<String> {
+    let id = buyer
+        .propose(body, &format!("p-{}", pactum_db::random_id(6)))
+        .await?
+        .body
+        .agreement_id;
+    f.seller_api.accept(&id, &format!("a-{id}")).await?;
+    Ok(id)
+}
+
+/// The package of `id`, signed by `signer` for `buyer`'s wallet.
+async fn signed(
+    api: &Client,
+    id: &str,
+    signer: &(impl Signer + Sync),
+    expected: &Expected,
+) -> eyre::Result<ActivateEscrow> {
+    let package = api
+        .activation_package(id, &PackageParams::default())
+        .await?;
+    assert_eq!(package.infra_fee.status, "pending");
+    Ok(sign_activation(signer, signer.address(), &package, expected).await?)
+}
+
+async fn activated(
+    f: &Fixture,
+    api: &Client,
+    id: &str,
+) -> eyre::Result<pactum_client::types::UsageAgreementView> {
+    // The worker submits; the view shows the transaction once it is broadcast.
+    api.wait_usage_agreement(id, Duration::from_secs(30), |v| {
+        v.activation_tx_hash.is_some()
+    })
+    .await?;
+    f.index().await?;
+    let view = api.usage_agreement(id).await?;
+    assert_eq!(view.status, LifecycleStatus::Active, "{view:?}");
+    assert_eq!(view.activation_status, Some(ActivationStatus::Confirmed));
+    Ok(view)
+}
+
+#[tokio::test]
+async fn the_buyer_activates_through_the_api_and_pays_no_gas() -> eyre::Result<()> {
+    let mut f = Fixture::new(|_| {}).await?;
+    f.index().await?;
+    f.start_worker().await?;
+    let c = &f.chain;
+    let id = accepted(&f, &f.buyer_api, &proposal(&f)).await?;
+    let package = f
+        .buyer_api
+        .activation_package(&id, &PackageParams::default())
+        .await?;
+    assert_eq!(package.infra_fee.amount, "100000");
+    assert_eq!(package.escrow_address, c.deployment.escrow.to_string());
+    // A package that moves more than agreed is not signed.
+    let greedy = Expected {
+        max_amount: U256::from(9 * USDC),
+        ..expected(&f)
+    };
+    assert!(
+        sign_activation(&c.buyer, c.buyer.address(), &package, &greedy)
+            .await
+            .is_err()
+    );
+    let body = sign_activation(&c.buyer, c.buyer.address(), &package, &expected(&f)).await?;
+
+    let (eth_before, usdc_before) = (
+        f.plain.get_balance(c.buyer.address()).await?,
+        c.balance(c.buyer.address()).await?,
+    );
+    let written = f
+        .buyer_api
+        .activate_escrow(&id, &body, "activate-1")
+        .await?;
+    assert_eq!(written.status, 202);
+    assert_eq!(written.body.status, LifecycleStatus::Activating);
+    assert!(matches!(
+        written.body.activation_status,
+        Some(
+            ActivationStatus::Pending | ActivationStatus::Submitting | ActivationStatus::Submitted
+        )
+    ));
+    let replay = f
+        .buyer_api
+        .activate_escrow(&id, &body, "activate-1")
+        .await?;
+    assert!(replay.replayed);
+
+    let view = activated(&f, &f.buyer_api, &id).await?;
+    let kinds: Vec<EventKind> = view.history.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            EventKind::Proposed,
+            EventKind::Accepted,
+            EventKind::ActivationSubmitted
+        ]
+    );
+    assert_eq!(f.jobs().await?, 1, "one job for the package");
+    // The buyer paid the deposit and the 1 % fee, and no gas.
+    use alloy::providers::Provider;
+    assert_eq!(f.plain.get_balance(c.buyer.address()).await?, eth_before);
+    assert_eq!(
+        c.balance(c.buyer.address()).await?,
+        usdc_before - U256::from(10 * USDC) - U256::from(USDC / 10)
+    );
+    // Activated: a new package is refused.
+    assert_eq!(
+        problem(
+            f.buyer_api
+                .activate_escrow(&id, &body, "activate-again")
+                .await
+        )?
+        .0,
+        409
+    );
+    Ok(())
+}
+
+/// Every refusal leaves the agreement `accepted`, creates no job and releases its claim, so the
+/// right package is then accepted.
+#[tokio::test]
+async fn a_refused_package_changes_nothing() -> eyre::Result<()> {
+    let f = Fixture::new(|_| {}).await?;
+    f.index().await?;
+    // A first round reads the relayer key's balance (sponsoring is paused until then).
+    f.round().await?;
+    let c = &f.chain;
+    let proposed = propose(&f, "early").await?.agreement_id;
+    let early = f
+        .buyer_api
+        .activation_package(&proposed, &PackageParams::default())
+        .await;
+    assert_eq!(problem(early)?, (409, "invalid_transition".into()));
+
+    let id = accepted(&f, &f.buyer_api, &proposal(&f)).await?;
+    let good = signed(&f.buyer_api, &id, &c.buyer, &expected(&f)).await?;
+    let stranger = alloy::signers::local::PrivateKeySigner::random();
+    let package = f
+        .buyer_api
+        .activation_package(&id, &PackageParams::default())
+        .await?;
+    let forged = {
+        // The right messages, signed by another key.
+        let mut forged = good.clone();
+        let digest: alloy::primitives::B256 = package.deposit.digest.parse()?;
+        forged.deposit_signature = pactum_bindings::sign::sign_digest(&stranger, digest)
+            .await?
+            .to_string();
+        forged
+    };
+    let cases = [
+        (
+            ActivateEscrow {
+                fee_signature: None,
+                ..good.clone()
+            },
+            422,
+            "fee_authorization_required",
+        ),
+        (forged, 422, "invalid_signature"),
+        (
+            ActivateEscrow {
+                valid_before: 1_000,
+                ..good.clone()
+            },
+            422,
+            "activation_expired",
+        ),
+        (
+            ActivateEscrow {
+                deposit_signature: "0xzz".into(),
+                ..good.clone()
+            },
+            400,
+            "invalid_parameter",
+        ),
+    ];
+    for (n, (body, status, code)) in cases.into_iter().enumerate() {
+        let answer = f
+            .buyer_api
+            .activate_escrow(&id, &body, &format!("bad-{n}"))
+            .await;
+        assert_eq!(problem(answer)?, (status, code.to_owned()), "case {n}");
+    }
+    assert_eq!(
+        problem(f.seller_api.activate_escrow(&id, &good, "seller").await)?,
+        (403, "not_buyer".into())
+    );
+    assert_eq!(f.jobs().await?, 0, "no refusal created a job");
+    let view = f.buyer_api.usage_agreement(&id).await?;
+    assert_eq!(view.status, LifecycleStatus::Accepted);
+    assert_eq!(view.activation_status, None);
+    // Nothing was left claimed: the right package goes through.
+    let written = f.buyer_api.activate_escrow(&id, &good, "good").await?;
+    assert_eq!(written.status, 202);
+    Ok(())
+}
+
+/// Two submissions of the same agreement at once (different keys): one is accepted, the other
+/// is told an activation is in flight; one job exists.
+#[tokio::test]
+async fn two_activations_at_once_make_one_job() -> eyre::Result<()> {
+    let f = Fixture::new(|_| {}).await?;
+    f.index().await?;
+    // A first round reads the relayer key's balance (sponsoring is paused until then).
+    f.round().await?;
+    let c = &f.chain;
+    for n in 0..3 {
+        let id = accepted(&f, &f.buyer_api, &proposal(&f)).await?;
+        let body = signed(&f.buyer_api, &id, &c.buyer, &expected(&f)).await?;
+        let owner = f.owner_api("acme");
+        let (k1, k2) = (format!("one-{n}"), format!("two-{n}"));
+        let (one, two) = tokio::join!(
+            f.buyer_api.activate_escrow(&id, &body, &k1),
+            owner.activate_escrow(&id, &body, &k2),
+        );
+        match (one, two) {
+            (Ok(w), Err(e)) | (Err(e), Ok(w)) => {
+                assert_eq!(w.status, 202);
+                assert_eq!(problem::<()>(Err(e))?, (409, "activation_in_flight".into()));
+            }
+            other => eyre::bail!("not exactly one accepted: {other:?}"),
+        }
+    }
+    assert_eq!(f.jobs().await?, 3);
+    Ok(())
+}
+
+/// A buyer whose wallet is an ERC-1271 contract: its agent is registered with the wallet's
+/// address, the wallet's owner signs the package, the API asks the wallet, and the token accepts
+/// the wallet's approval on chain.
+#[tokio::test]
+async fn a_contract_wallet_buyer_activates() -> eyre::Result<()> {
+    let mut f = Fixture::new(|_| {}).await?;
+    f.index().await?;
+    f.start_worker().await?;
+    let wallet = WalletSigner::deploy_funded(&f.chain, 100 * USDC).await?;
+    let buyer = f
+        .other_owner("walletco", "wallet-buyer", wallet.wallet)
+        .await?;
+    let mut body = proposal(&f);
+    body.buyer_wallet_address = wallet.wallet.to_string();
+    let id = accepted(&f, &buyer, &body).await?;
+    let signed = signed(&buyer, &id, &wallet, &expected(&f)).await?;
+    // The wallet owner's plain key is not the wallet: signed for itself, it is refused.
+    let own = sign_activation(
+        &wallet.owner,
+        wallet.wallet,
+        &buyer
+            .activation_package(&id, &PackageParams::default())
+            .await?,
+        &expected(&f),
+    )
+    .await?;
+    assert_eq!(
+        own.deposit_signature, signed.deposit_signature,
+        "the wallet approves its owner's ECDSA signature"
+    );
+    crate::wallet::set_mode(&f.chain, wallet.wallet, crate::wallet::REFUSE).await?;
+    assert_eq!(
+        problem(buyer.activate_escrow(&id, &signed, "refused").await)?,
+        (422, "invalid_signature".into())
+    );
+    crate::wallet::set_mode(&f.chain, wallet.wallet, crate::wallet::APPROVE).await?;
+    let written = buyer.activate_escrow(&id, &signed, "approved").await?;
+    assert_eq!(written.status, 202);
+    activated(&f, &buyer, &id).await?;
+    assert_eq!(
+        f.chain.balance(wallet.wallet).await?,
+        U256::from(100 * USDC - 10 * USDC - USDC / 10)
+    );
+    Ok(())
+}
