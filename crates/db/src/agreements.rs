@@ -403,7 +403,7 @@ pub async fn transition(
 }
 
 /// An on-chain fact an event records.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OnChain {
     /// The transaction.
     pub tx_hash: B256,
@@ -640,4 +640,101 @@ pub async fn release_claim(conn: &mut PgConnection, id: &str, claim: &str) -> Re
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// An indexed on-chain fact about an escrow, for the history of the usage agreement it belongs
+/// to (if any).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainFact {
+    /// The escrow's agreement id.
+    pub onchain_id: B256,
+    /// What happened.
+    pub kind: EventKind,
+    /// The agreement's status once it happened.
+    pub status: LifecycleStatus,
+    /// Where.
+    pub at: OnChain,
+}
+
+/// Records `facts` (in chain order) in the histories of the usage agreements they belong to,
+/// and moves each agreement to the status of its last fact. Facts of escrows no usage agreement
+/// names are ignored. Called by the indexer in the transaction that stores the events.
+pub async fn follow_chain(
+    conn: &mut PgConnection,
+    chain_id: u64,
+    facts: &[ChainFact],
+) -> Result<u64> {
+    if facts.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Vec<u8>> = facts.iter().map(|f| f.onchain_id.to_vec()).collect();
+    let kinds: Vec<&str> = facts.iter().map(|f| f.kind.as_str()).collect();
+    let statuses: Vec<&str> = facts.iter().map(|f| f.status.as_str()).collect();
+    let txs: Vec<Vec<u8>> = facts.iter().map(|f| f.at.tx_hash.to_vec()).collect();
+    let blocks: Vec<i64> = facts.iter().map(|f| int(f.at.block_number)).collect();
+    Ok(sqlx::query_scalar!(
+        r#"WITH facts AS (
+             SELECT u.id, f.kind, f.status, f.tx, f.block, f.ord
+               FROM UNNEST($2::bytea[], $3::text[], $4::text[], $5::bytea[], $6::bigint[])
+                    WITH ORDINALITY AS f (onchain_id, kind, status, tx, block, ord)
+               JOIN usage_agreements u ON u.chain_id = $1 AND u.onchain_id = f.onchain_id
+           ), recorded AS (
+             INSERT INTO agreement_events (agreement_id, kind, status, actor, tx_hash, block_number)
+             SELECT id, kind, status, 'chain', tx, block FROM facts ORDER BY ord
+           ), last AS (
+             SELECT DISTINCT ON (id) id, status FROM facts ORDER BY id, ord DESC
+           ), moved AS (
+             UPDATE usage_agreements u SET status = last.status, updated_at = now()
+               FROM last WHERE u.id = last.id
+             RETURNING u.id
+           )
+           SELECT count(*) AS "n!" FROM moved"#,
+        int(chain_id),
+        &ids,
+        &kinds as &[&str],
+        &statuses as &[&str],
+        &txs,
+        &blocks,
+    )
+    .fetch_one(conn)
+    .await?
+    .try_into()
+    .unwrap_or(0))
+}
+
+/// After a reorg rolled the index back to `fork_block`: each usage agreement whose escrow had
+/// events above it gets a `reorged` event and the status its escrow has now (`activating` when
+/// the activation itself was removed, as given in `now_status`).
+pub async fn follow_reorg(
+    conn: &mut PgConnection,
+    chain_id: u64,
+    fork_block: u64,
+    now_status: &[(B256, LifecycleStatus)],
+) -> Result<u64> {
+    if now_status.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Vec<u8>> = now_status.iter().map(|(id, _)| id.to_vec()).collect();
+    let statuses: Vec<&str> = now_status.iter().map(|(_, s)| s.as_str()).collect();
+    Ok(sqlx::query_scalar!(
+        r#"WITH moved AS (
+             UPDATE usage_agreements u SET status = f.status, updated_at = now()
+               FROM UNNEST($2::bytea[], $3::text[]) AS f (onchain_id, status)
+              WHERE u.chain_id = $1 AND u.onchain_id = f.onchain_id
+             RETURNING u.id, u.status
+           ), recorded AS (
+             INSERT INTO agreement_events (agreement_id, kind, status, actor, detail)
+             SELECT id, 'reorged', status, 'chain', jsonb_build_object('fork_block', $4::bigint)
+               FROM moved
+           )
+           SELECT count(*) AS "n!" FROM moved"#,
+        int(chain_id),
+        &ids,
+        &statuses as &[&str],
+        int(fork_block),
+    )
+    .fetch_one(conn)
+    .await?
+    .try_into()
+    .unwrap_or(0))
 }

@@ -4,8 +4,13 @@ use alloy::{
     primitives::{Address, B256},
     providers::DynProvider,
 };
+use pactum_core::{
+    AgreementStatus,
+    agreement::{EventKind, LifecycleStatus},
+};
 use pactum_db::{
     Db,
+    agreements::{ChainFact, OnChain},
     index::{self, AgreementRecord, BlockRef, Cursor, EventRecord, Transition},
 };
 use sqlx::Acquire;
@@ -680,6 +685,14 @@ impl Indexer {
         index::delete_agreements(&mut tx, chain_id, &gone).await?;
         let rows: Vec<AgreementRecord> = derived.into_values().collect();
         index::upsert_agreements(&mut tx, chain_id, &rows).await?;
+        // The usage agreements of these escrows record the correction: the status their escrow
+        // has now, `activating` where the activation itself is gone.
+        let now_status: Vec<(B256, LifecycleStatus)> = rows
+            .iter()
+            .map(|a| (a.agreement_id, LifecycleStatus::on_chain(a.status)))
+            .chain(gone.iter().map(|id| (*id, LifecycleStatus::Activating)))
+            .collect();
+        pactum_db::agreements::follow_reorg(&mut tx, chain_id, fork.number, &now_status).await?;
         let to = i64::try_from(fork.number).unwrap_or(i64::MAX);
         index::move_cursor(
             &mut tx,
@@ -709,6 +722,30 @@ impl Indexer {
             events: deleted,
         })
     }
+}
+
+/// The history facts of one applied event: its own, and `settled` when it emptied the escrow.
+fn history_facts(
+    id: B256,
+    event: &PactumEvent,
+    before: Option<AgreementStatus>,
+    after: AgreementStatus,
+    at: Transition,
+) -> impl Iterator<Item = ChainFact> {
+    let on_chain = OnChain {
+        tx_hash: at.tx,
+        block_number: at.block,
+    };
+    let fact = |kind| ChainFact {
+        onchain_id: id,
+        kind,
+        status: LifecycleStatus::on_chain(after),
+        at: on_chain,
+    };
+    let own = EventKind::of_chain_event(event.kind()).map(fact);
+    let settled = (after == AgreementStatus::Settled && before != Some(AgreementStatus::Settled))
+        .then(|| fact(EventKind::Settled));
+    own.into_iter().chain(settled)
 }
 
 /// One batch of indexed blocks, ready to be written.
@@ -762,6 +799,7 @@ pub async fn write_batch(
             .into_iter()
             .map(|a| (a.agreement_id, a))
             .collect();
+    let mut facts = Vec::new();
     for (record, event) in batch.records.iter().zip(batch.decoded) {
         let Some(id) = event.agreement_id() else {
             continue;
@@ -770,7 +808,9 @@ pub async fn write_batch(
             block: record.block_number,
             tx: record.tx_hash,
         };
+        let before = states.get(&id).map(|a| a.status);
         if let Some(next) = derive::apply(states.remove(&id), event, at)? {
+            facts.extend(history_facts(id, event, before, next.status, at));
             states.insert(id, next);
         }
     }
@@ -778,6 +818,8 @@ pub async fn write_batch(
 
     index::insert_events(&mut tx, chain_id, batch.records).await?;
     index::upsert_agreements(&mut tx, chain_id, &changed).await?;
+    // The usage agreements these escrows belong to follow, in the same transaction.
+    pactum_db::agreements::follow_chain(&mut tx, chain_id, &facts).await?;
     index::insert_blocks(&mut tx, chain_id, batch.blocks).await?;
     let to = i64::try_from(batch.last.number).unwrap_or(i64::MAX);
     index::move_cursor(

@@ -127,9 +127,17 @@ async fn the_buyer_activates_through_the_api_and_pays_no_gas() -> eyre::Result<(
         vec![
             EventKind::Proposed,
             EventKind::Accepted,
-            EventKind::ActivationSubmitted
+            EventKind::ActivationSubmitted,
+            EventKind::Activated
         ]
     );
+    // The indexer wrote the activation into the history, with its transaction.
+    let last = &view.history[3];
+    assert_eq!(
+        (last.actor.as_str(), last.status),
+        ("chain", LifecycleStatus::Active)
+    );
+    assert_eq!(last.tx_hash, view.activation_tx_hash);
     assert_eq!(f.jobs().await?, 1, "one job for the package");
     // The buyer paid the deposit and the 1 % fee, and no gas.
     use alloy::providers::Provider;
@@ -304,5 +312,75 @@ async fn a_contract_wallet_buyer_activates() -> eyre::Result<()> {
         f.chain.balance(wallet.wallet).await?,
         U256::from(100 * USDC - 10 * USDC - USDC / 10)
     );
+    Ok(())
+}
+
+/// A reorg that removes the activation puts the agreement back to `activating`, with a
+/// `reorged` event after the `activated` one (the history is append-only).
+#[tokio::test]
+async fn a_reorg_removing_the_activation_puts_the_agreement_back_to_activating() -> eyre::Result<()>
+{
+    let f = Fixture::new(|_| {}).await?;
+    let c = &f.chain;
+    let id = accepted(&f, &f.buyer_api, &proposal(&f)).await?;
+    let view = f.buyer_api.usage_agreement(&id).await?;
+    let terms = super::terms_of(&view)?;
+    // An indexer that keeps the last blocks open to reorgs (the fixture's counts every block
+    // final).
+    let index = || async {
+        crate::indexing::indexer(c, f.db(), |config| config.confirmations = 12)
+            .await?
+            .catch_up()
+            .await?;
+        Ok::<_, eyre::Report>(())
+    };
+    index().await?;
+    let snapshot = c.snapshot().await?;
+    pactum_devnet::scenario::activate(
+        &c.provider,
+        &c.deployment,
+        &terms,
+        &c.buyer,
+        c.relayer.address(),
+    )
+    .await?;
+    c.mine(1).await?;
+    index().await?;
+    let active = f.buyer_api.usage_agreement(&id).await?;
+    assert_eq!(active.status, LifecycleStatus::Active);
+    assert_eq!(
+        active.history.last().map(|e| e.kind),
+        Some(EventKind::Activated)
+    );
+
+    // The activation's blocks are replaced by a longer branch without it.
+    c.revert(snapshot).await?;
+    c.mine(4).await?;
+    index().await?;
+    let reorged = f.buyer_api.usage_agreement(&id).await?;
+    assert_eq!(reorged.status, LifecycleStatus::Activating);
+    assert_eq!(reorged.escrow, None);
+    let kinds: Vec<EventKind> = reorged.history.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            EventKind::Proposed,
+            EventKind::Accepted,
+            EventKind::Activated,
+            EventKind::Reorged
+        ]
+    );
+    let last = reorged
+        .history
+        .last()
+        .ok_or_else(|| eyre::eyre!("no history"))?;
+    assert_eq!(
+        (last.actor.as_str(), last.status),
+        ("chain", LifecycleStatus::Activating)
+    );
+    let stored = pactum_db::agreements::load(&mut *f.db().pool().acquire().await?, &id)
+        .await?
+        .ok_or_else(|| eyre::eyre!("gone"))?;
+    assert_eq!(stored.status, LifecycleStatus::Activating);
     Ok(())
 }

@@ -61,7 +61,7 @@ async fn stored(f: &Fixture) -> eyre::Result<i64> {
 }
 
 /// The escrow's terms as the view states them.
-fn terms_of(v: &UsageAgreementView) -> eyre::Result<Agreement> {
+pub(crate) fn terms_of(v: &UsageAgreementView) -> eyre::Result<Agreement> {
     let t = &v.terms;
     Ok(Agreement {
         buyer: t.buyer.parse()?,

@@ -243,6 +243,22 @@ impl LifecycleError {
     }
 }
 
+impl EventKind {
+    /// The history event of an indexed contract event (by its name, as stored), if it is one an
+    /// agreement's history records.
+    pub fn of_chain_event(kind: &str) -> Option<Self> {
+        Some(match kind {
+            "AgreementActivated" => Self::Activated,
+            "CloseInitiated" => Self::CloseInitiated,
+            "SellerClaimed" => Self::SellerClaimed,
+            "SellerPayoutDeferred" => Self::PayoutDeferred,
+            "SellerPaid" => Self::SellerPaid,
+            "BuyerWithdrew" => Self::BuyerWithdrawn,
+            _ => return None,
+        })
+    }
+}
+
 /// A transition a party asks for (the chain's own transitions come from the indexer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
@@ -470,6 +486,25 @@ mod tests {
         assert_eq!(S::on_chain(AgreementStatus::None), S::Activating);
         assert!(S::Settled.is_final() && S::Settled.is_on_chain());
         assert!(!S::Activating.is_on_chain());
+    }
+
+    #[test]
+    fn the_escrows_events_become_history_events() {
+        assert_eq!(
+            EventKind::of_chain_event("AgreementActivated"),
+            Some(EventKind::Activated)
+        );
+        assert_eq!(
+            EventKind::of_chain_event("SellerPayoutDeferred"),
+            Some(EventKind::PayoutDeferred)
+        );
+        assert_eq!(
+            EventKind::of_chain_event("BuyerWithdrew"),
+            Some(EventKind::BuyerWithdrawn)
+        );
+        // The fee collector's events are the platform's, not the agreement's.
+        assert_eq!(EventKind::of_chain_event("InfraFeeCollected"), None);
+        assert_eq!(EventKind::of_chain_event("FeesSwept"), None);
     }
 
     #[test]
