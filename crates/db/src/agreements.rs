@@ -738,3 +738,25 @@ pub async fn follow_reorg(
     .try_into()
     .unwrap_or(0))
 }
+
+/// Which of the escrows `onchain_ids` a usage agreement names (the indexer records history only
+/// for those, and skips the rest without sending their facts).
+pub async fn linked(
+    conn: &mut PgConnection,
+    chain_id: u64,
+    onchain_ids: &[B256],
+) -> Result<std::collections::HashSet<B256>> {
+    if onchain_ids.is_empty() {
+        return Ok(std::collections::HashSet::new());
+    }
+    let ids: Vec<Vec<u8>> = onchain_ids.iter().map(|id| id.to_vec()).collect();
+    let rows = sqlx::query_scalar!(
+        r#"SELECT onchain_id AS "onchain_id!" FROM usage_agreements
+            WHERE chain_id = $1 AND onchain_id = ANY($2)"#,
+        int(chain_id),
+        &ids,
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(|id| b256(TABLE, id)).collect()
+}

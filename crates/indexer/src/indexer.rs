@@ -818,7 +818,10 @@ pub async fn write_batch(
 
     index::insert_events(&mut tx, chain_id, batch.records).await?;
     index::upsert_agreements(&mut tx, chain_id, &changed).await?;
-    // The usage agreements these escrows belong to follow, in the same transaction.
+    // The usage agreements these escrows belong to follow, in the same transaction (only their
+    // facts are sent: most escrows of a busy chain may have none).
+    let linked = pactum_db::agreements::linked(&mut tx, chain_id, &touched).await?;
+    facts.retain(|f| linked.contains(&f.onchain_id));
     pactum_db::agreements::follow_chain(&mut tx, chain_id, &facts).await?;
     index::insert_blocks(&mut tx, chain_id, batch.blocks).await?;
     let to = i64::try_from(batch.last.number).unwrap_or(i64::MAX);
