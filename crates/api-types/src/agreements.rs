@@ -259,3 +259,36 @@ pub struct ActivateEscrow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fee_signature: Option<String>,
 }
+
+/// `GET /usage-agreements/{agreement_id}/usage-voucher`: the cumulative quantity asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct VoucherParams {
+    /// Cumulative units consumed (at most the agreed quantity).
+    pub cumulative_quantity: u64,
+}
+
+/// The buyer's voucher for a cumulative quantity: the typed data it signs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UsageVoucher {
+    /// `agr_...`.
+    pub agreement_id: String,
+    /// The escrow's id (the voucher's `agreementId`).
+    pub onchain_agreement_id: String,
+    /// Cumulative units.
+    pub cumulative_quantity: u64,
+    /// What they come to, in token base units (the voucher's `cumulativeAmount`).
+    pub cumulative_amount: String,
+    /// The escrow's `Voucher`, to sign with `eth_signTypedData_v4`.
+    pub voucher: TypedMessage,
+}
+
+/// `POST /usage-agreements/{agreement_id}/record-usage`: cumulative usage with the buyer's
+/// voucher for the amount it comes to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RecordUsage {
+    /// Cumulative units consumed so far (never less than recorded, at most the agreed quantity).
+    pub cumulative_quantity: u64,
+    /// The buyer wallet's signature of the `Voucher` for `cumulative_quantity × price`.
+    pub voucher_signature: String,
+}

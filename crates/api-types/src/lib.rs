@@ -14,8 +14,8 @@ pub mod settlement;
 
 pub use agreements::{
     ActivateEscrow, ActivationPackage, AgreementEventView, AgreementPage, InfraFeeBlock,
-    ListAgreements, OnChainTermsView, PackageParams, PaymentMethod, ProposeAgreement,
-    RejectAgreement, TypedMessage, UsageAgreementView, UsageView,
+    ListAgreements, OnChainTermsView, PackageParams, PaymentMethod, ProposeAgreement, RecordUsage,
+    RejectAgreement, TypedMessage, UsageAgreementView, UsageView, UsageVoucher, VoucherParams,
 };
 pub use escrow::{EscrowStatus, IndexedHead, TransitionView, Transitions};
 pub use keys::{RevocationView, RevokeRequest};

@@ -10,15 +10,16 @@ use alloy::primitives::{Address, B256};
 use pactum_api_types::{
     ActivateEscrow, ActivationPackage, AgreementEventView, AgreementPage, EscrowPhase,
     InfraFeeBlock, ListAgreements, OnChainTermsView, PackageParams, PaymentMethod,
-    ProposeAgreement, TypedMessage, UsageAgreementView, UsageView,
+    ProposeAgreement, RecordUsage, TypedMessage, UsageAgreementView, UsageView, UsageVoucher,
+    VoucherParams,
 };
 use pactum_core::{
     AgreementStatus, Clock, SystemClock,
     agreement::{
         EventKind, LifecycleCode, LifecycleError, LifecycleStatus, Request, Role, activation,
         proposal::{self, Draft, Parties},
-        terms::{FeeSchedule, OnChainTerms},
-        transition,
+        terms::{self, FeeSchedule, OnChainTerms},
+        transition, usage,
     },
     escrow::typed_data,
 };
@@ -798,6 +799,163 @@ async fn submit_activation(
             Err(crate::routes::settlement::node_problem(err))
         }
     }
+}
+
+/// A visible, accepted agreement and the caller's roles in it.
+async fn visible_accepted(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<(UsageAgreement, B256), Problem> {
+    let mut conn = state.db.acquire().await?;
+    let a = agreements::load(&mut conn, id)
+        .await?
+        .filter(|a| !roles(principal, a).is_empty())
+        .ok_or_else(|| not_found(id))?;
+    let onchain = a.onchain_id.ok_or_else(|| {
+        LifecycleError::new(
+            LifecycleCode::InvalidTransition,
+            format!(
+                "the agreement is {}: usage is recorded once it is active",
+                a.status
+            ),
+        )
+    })?;
+    Ok((a, onchain))
+}
+
+/// `GET .../usage-voucher?cumulative_quantity=N`: the `Voucher` the buyer signs for `N` units.
+pub(crate) async fn usage_voucher(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    params: &VoucherParams,
+) -> Result<UsageVoucher, Problem> {
+    let settings = settings(state)?;
+    let (a, onchain) = visible_accepted(state, principal, id).await?;
+    let amount = terms::usage_amount(
+        params.cumulative_quantity,
+        a.quantity,
+        a.price_per_unit_cents,
+        settings.decimals,
+    )?;
+    let domain = pactum_bindings::eip712::escrow_domain(state.chain_id, settings.escrow);
+    let (typed_data, digest) = typed_data::voucher(&domain, onchain, amount);
+    Ok(UsageVoucher {
+        agreement_id: a.id,
+        onchain_agreement_id: onchain.to_string(),
+        cumulative_quantity: params.cumulative_quantity,
+        cumulative_amount: amount.to_string(),
+        voucher: TypedMessage {
+            typed_data,
+            digest: digest.to_string(),
+        },
+    })
+}
+
+/// `POST .../record-usage`: either party records cumulative usage with the buyer's voucher for
+/// the amount it comes to. Checked against the escrow as indexed (active, or closing with the
+/// window open) and the buyer's wallet (ECDSA, or its ERC-1271 approval), decided under the
+/// agreement's row lock (usage only grows; an equal record is answered as it is).
+pub(crate) async fn record_usage(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    body: &RecordUsage,
+) -> Result<UsageAgreementView, Problem> {
+    let settings = settings(state)?;
+    let (a, onchain) = visible_accepted(state, principal, id).await?;
+    let amount = terms::usage_amount(
+        body.cumulative_quantity,
+        a.quantity,
+        a.price_per_unit_cents,
+        settings.decimals,
+    )?;
+    // Cheap refusals first, before asking the node about the signature.
+    usage::step(a.usage_quantity, body.cumulative_quantity, a.quantity)?;
+    let indexed = {
+        let mut conn = state.db.acquire().await?;
+        pactum_db::index::load_agreements(&mut conn, state.chain_id, &[onchain])
+            .await?
+            .pop()
+    };
+    usage::claimable(
+        indexed.as_ref().map(|r| r.status),
+        indexed.as_ref().and_then(|r| r.close_deadline),
+        now(),
+    )?;
+    let signature = crate::input::parse_bytes("voucher_signature", &body.voucher_signature)?;
+    let domain = pactum_bindings::eip712::escrow_domain(state.chain_id, settings.escrow);
+    let (_, digest) = typed_data::voucher(&domain, onchain, amount);
+    let valid = match &state.relayer {
+        Some(relayer) => relayer
+            .signature_is_valid(a.buyer_wallet, digest, &signature)
+            .await
+            .map_err(crate::routes::settlement::node_problem)?,
+        // Without a node, only an ECDSA signature can be checked.
+        None => pactum_core::signature::recover(digest, &signature) == Some(a.buyer_wallet),
+    };
+    if !valid {
+        return Err(LifecycleError::new(
+            LifecycleCode::InvalidVoucher,
+            format!(
+                "the voucher is not the buyer wallet {}'s signature of {amount} (digest {digest})",
+                a.buyer_wallet
+            ),
+        )
+        .into());
+    }
+    let actor = principal.scope();
+    let detail = serde_json::json!({
+        "cumulative_quantity": body.cumulative_quantity,
+        "cumulative_amount": amount.to_string(),
+    })
+    .to_string();
+    let mut conn = state.db.acquire().await?;
+    let mut tx = conn.begin().await.map_err(pactum_db::Error::from)?;
+    let locked = agreements::lock(&mut tx, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    // Decided again under the lock: a concurrent record may have moved it.
+    if usage::step(
+        locked.usage_quantity,
+        body.cumulative_quantity,
+        locked.quantity,
+    )? == usage::Step::Grows
+    {
+        agreements::record_usage(
+            &mut tx,
+            id,
+            body.cumulative_quantity,
+            amount,
+            &signature,
+            locked.status,
+            Cause {
+                actor: &actor,
+                detail: &detail,
+            },
+        )
+        .await?;
+    }
+    tx.commit().await.map_err(pactum_db::Error::from)?;
+    drop(conn);
+    view(state, principal, id)
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
+/// The highest recorded voucher of the usage agreement whose escrow is `onchain_id`, if any:
+/// `(cumulative amount, signature)`.
+pub(crate) async fn recorded_voucher(
+    state: &AppState,
+    onchain_id: B256,
+) -> Result<Option<(alloy::primitives::U256, alloy::primitives::Bytes)>, Problem> {
+    let mut conn = state.db.acquire().await?;
+    Ok(
+        agreements::by_onchain_id(&mut conn, state.chain_id, onchain_id)
+            .await?
+            .and_then(|a| a.voucher_signature.map(|s| (a.voucher_amount, s))),
+    )
 }
 
 /// How often [`sweep_expired`] looks for expired terms.

@@ -138,6 +138,8 @@ impl Modify for SecuritySchemes {
         routes::agreements::reject,
         routes::agreements::activation_package,
         routes::agreements::activate_escrow,
+        routes::agreements::usage_voucher,
+        routes::agreements::record_usage,
         routes::status::escrow_status,
         routes::settlement::settlement_action_options,
         routes::settlement::initiate_close_calldata,
@@ -166,6 +168,8 @@ impl Modify for SecuritySchemes {
         pactum_api_types::ActivateEscrow,
         pactum_api_types::TypedMessage,
         pactum_api_types::InfraFeeBlock,
+        pactum_api_types::UsageVoucher,
+        pactum_api_types::RecordUsage,
         pactum_api_types::EscrowStatus,
         pactum_api_types::Transitions,
         pactum_api_types::TransitionView,
@@ -219,6 +223,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/usage-agreements/{agreement_id}/activate-escrow",
             post(routes::agreements::activate_escrow),
+        )
+        .route(
+            "/usage-agreements/{agreement_id}/usage-voucher",
+            get(routes::agreements::usage_voucher),
+        )
+        .route(
+            "/usage-agreements/{agreement_id}/record-usage",
+            post(routes::agreements::record_usage),
         )
         .route(
             "/usage-agreements/{agreement_id}/escrow-status",

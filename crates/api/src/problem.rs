@@ -200,7 +200,11 @@ pub const fn lifecycle_status(code: LifecycleCode) -> StatusCode {
     use LifecycleCode as C;
     match code {
         C::NotSeller | C::NotBuyer => StatusCode::FORBIDDEN,
-        C::InvalidTransition | C::ProposalExpired | C::ActivationInFlight => StatusCode::CONFLICT,
+        C::InvalidTransition
+        | C::ProposalExpired
+        | C::ActivationInFlight
+        | C::UsageNotIncreasing
+        | C::NotClaimable => StatusCode::CONFLICT,
         C::UnknownSeller
         | C::SellerIsBuyer
         | C::InvalidQuantity
@@ -218,7 +222,8 @@ pub const fn lifecycle_status(code: LifecycleCode) -> StatusCode {
         | C::ActivationExpired
         | C::FeeAuthorizationRequired
         | C::UnexpectedFeeAuthorization
-        | C::InvalidSignature => StatusCode::UNPROCESSABLE_ENTITY,
+        | C::InvalidSignature
+        | C::InvalidVoucher => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 

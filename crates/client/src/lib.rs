@@ -42,8 +42,9 @@ pub use pactum_api_types as types;
 use pactum_api_types::{
     ActionOptions, ActivateEscrow, ActivationPackage, AgreementPage, BuyerWithdrawBody,
     ClaimParams, DirectCall, EscrowStatus, Health, InitiateCloseBody, ListAgreements,
-    OptionsParams, PackageParams, Problem, ProposeAgreement, Ready, RejectAgreement, RelayView,
-    RevocationView, RevokeRequest, SellerClaimBody, SettlementAction, UsageAgreementView,
+    OptionsParams, PackageParams, Problem, ProposeAgreement, Ready, RecordUsage, RejectAgreement,
+    RelayView, RevocationView, RevokeRequest, SellerClaimBody, SettlementAction,
+    UsageAgreementView, UsageVoucher, VoucherParams,
 };
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -336,6 +337,33 @@ impl Client {
         idempotency_key: &str,
     ) -> Result<Written<UsageAgreementView>> {
         let path = format!("usage-agreements/{agreement_id}/activate-escrow");
+        self.post(&path, body, idempotency_key).await
+    }
+
+    /// `GET /usage-agreements/{agreement_id}/usage-voucher?cumulative_quantity=N`.
+    pub async fn usage_voucher(
+        &self,
+        agreement_id: &str,
+        cumulative_quantity: u64,
+    ) -> Result<UsageVoucher> {
+        let path = format!("usage-agreements/{agreement_id}/usage-voucher");
+        self.get(
+            &path,
+            &VoucherParams {
+                cumulative_quantity,
+            },
+        )
+        .await
+    }
+
+    /// `POST /usage-agreements/{agreement_id}/record-usage` under `idempotency_key`.
+    pub async fn record_usage(
+        &self,
+        agreement_id: &str,
+        body: &RecordUsage,
+        idempotency_key: &str,
+    ) -> Result<Written<UsageAgreementView>> {
+        let path = format!("usage-agreements/{agreement_id}/record-usage");
         self.post(&path, body, idempotency_key).await
     }
 

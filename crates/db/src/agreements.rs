@@ -760,3 +760,29 @@ pub async fn linked(
     .await?;
     rows.iter().map(|id| b256(TABLE, id)).collect()
 }
+
+/// Records cumulative usage `quantity` on agreement `id` (locked by the caller, which checked it
+/// grows), with the buyer's voucher for `amount`, and its `usage_recorded` event.
+pub async fn record_usage(
+    conn: &mut PgConnection,
+    id: &str,
+    quantity: u64,
+    amount: U256,
+    voucher: &Bytes,
+    status: LifecycleStatus,
+    cause: Cause<'_>,
+) -> Result<()> {
+    sqlx::query!(
+        "UPDATE usage_agreements
+            SET usage_quantity = $2, voucher_amount = $3::text::numeric, voucher_signature = $4,
+                updated_at = now()
+          WHERE id = $1",
+        id,
+        int(quantity),
+        amount.to_string(),
+        voucher.as_ref(),
+    )
+    .execute(&mut *conn)
+    .await?;
+    record(conn, id, EventKind::UsageRecorded, status, cause, None).await
+}

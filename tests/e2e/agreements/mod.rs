@@ -3,6 +3,7 @@
 //! merged view once the escrow is activated, visibility, the paged list and expiry.
 
 mod activation;
+mod usage;
 
 use alloy::primitives::{Address, keccak256};
 use pactum_bindings::{Agreement, eip712};

@@ -9,7 +9,8 @@ use axum::{
 };
 use pactum_api_types::{
     ActivateEscrow, ActivationPackage, AgreementPage, ListAgreements, PackageParams,
-    ProposeAgreement, RejectAgreement, UsageAgreementView,
+    ProposeAgreement, RecordUsage, RejectAgreement, UsageAgreementView, UsageVoucher,
+    VoucherParams,
 };
 
 use crate::{
@@ -234,4 +235,69 @@ pub async fn activate_escrow(
     let body: ActivateEscrow = parse_body(&body)?;
     let view = agreements::activate_escrow(&state, &principal, &id, &body).await?;
     Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+/// The `Voucher` the buyer signs for a cumulative quantity (either party may fetch it): the
+/// escrow pays the seller up to its `cumulativeAmount`, `quantity × price` in base units.
+#[utoipa::path(
+    get,
+    path = "/usage-agreements/{agreement_id}/usage-voucher",
+    params(("agreement_id" = String, Path, description = "The agreement's id (`agr_...`)"), VoucherParams),
+    responses(
+        (status = 200, body = UsageVoucher),
+        (status = 400, description = "Missing or bad `cumulative_quantity` (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid credentials (`unauthenticated`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown or not visible (`agreement_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not accepted yet (`invalid_transition`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Above the agreed quantity (`invalid_quantity`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []), ("owner_jwt" = [])),
+    tag = "usage-agreements"
+)]
+pub async fn usage_voucher(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    query: Result<Query<VoucherParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<UsageVoucher>, Problem> {
+    let Query(params) =
+        query.map_err(|e| crate::input::bad_request("invalid_query", e.body_text()))?;
+    Ok(Json(
+        agreements::usage_voucher(&state, &principal, &id, &params).await?,
+    ))
+}
+
+/// Record cumulative usage with the buyer's voucher (either party). Usage only grows (an equal
+/// record is answered as it is) and never passes the agreed quantity; it is recorded while the
+/// seller can still claim (escrow active, or closing with its window open). The highest voucher
+/// becomes the default of `claim-instructions` and of the seller's claim options.
+#[utoipa::path(
+    post,
+    path = "/usage-agreements/{agreement_id}/record-usage",
+    request_body = RecordUsage,
+    params(
+        ("agreement_id" = String, Path, description = "The agreement's id (`agr_...`)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe"),
+    ),
+    responses(
+        (status = 200, description = "Recorded (or the same usage, already recorded)", body = UsageAgreementView),
+        (status = 400, description = "Malformed body (`invalid_body`, `invalid_parameter`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid credentials (`unauthenticated`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown or not visible (`agreement_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Below the recorded usage (`usage_not_increasing`), or not claimable (`not_claimable`, `invalid_transition`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Above the agreed quantity (`invalid_quantity`), or not the buyer's voucher (`invalid_voucher`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []), ("owner_jwt" = [])),
+    tag = "usage-agreements"
+)]
+pub async fn record_usage(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<UsageAgreementView>, Problem> {
+    let body: RecordUsage = parse_body(&body)?;
+    Ok(Json(
+        agreements::record_usage(&state, &principal, &id, &body).await?,
+    ))
 }

@@ -125,11 +125,16 @@ pub async fn settlement_action_options(
             .as_deref()
             .map(|r| parse_address("recipient", r))
             .transpose()?,
-        amount: params
-            .amount
-            .as_deref()
-            .map(|a| parse_amount("amount", a))
-            .transpose()?,
+        amount: match params.amount.as_deref() {
+            Some(a) => Some(parse_amount("amount", a)?),
+            // A seller's claim defaults to the highest usage recorded through the API.
+            None if action == SettlementAction::SellerClaim => {
+                crate::agreements::recorded_voucher(&state, id)
+                    .await?
+                    .map(|(amount, _)| amount)
+            }
+            None => None,
+        },
         deadline: params.deadline,
     };
     let mut options = relayer
@@ -214,6 +219,21 @@ pub async fn claim_instructions(
     let call = match action {
         SettlementAction::SellerClaim => {
             let retry = !record.settled_amount.is_zero() && !record.seller_paid;
+            // Without an amount and voucher, the highest usage recorded through the API.
+            let recorded = match (&params.amount, &params.voucher_signature, retry) {
+                (None, None, false) => {
+                    crate::agreements::recorded_voucher(&state, record.agreement_id).await?
+                }
+                _ => None,
+            };
+            let (recorded_amount, recorded_voucher) = recorded.unzip();
+            let params = ClaimParams {
+                amount: params.amount.or(recorded_amount.map(|a| a.to_string())),
+                voucher_signature: params
+                    .voucher_signature
+                    .or(recorded_voucher.map(|v| v.to_string())),
+                ..params
+            };
             let amount = match params.amount.as_deref() {
                 Some(a) => parse_amount("amount", a)?,
                 None if retry => record.settled_amount,

@@ -24,6 +24,7 @@
 pub mod activation;
 pub mod proposal;
 pub mod terms;
+pub mod usage;
 
 use std::fmt;
 
@@ -189,6 +190,13 @@ named_enum! {
         UnexpectedFeeAuthorization = "unexpected_fee_authorization",
         /// A signature of the package is not the buyer wallet's.
         InvalidSignature = "invalid_signature",
+        // Usage.
+        /// The cumulative usage is below what was recorded.
+        UsageNotIncreasing = "usage_not_increasing",
+        /// The escrow cannot be claimed any more (or is not active yet).
+        NotClaimable = "not_claimable",
+        /// The voucher is not the buyer wallet's signature for the amount.
+        InvalidVoucher = "invalid_voucher",
     }
 }
 
@@ -219,6 +227,9 @@ impl LifecycleCode {
             Self::FeeAuthorizationRequired => "Fee authorization required",
             Self::UnexpectedFeeAuthorization => "Unexpected fee authorization",
             Self::InvalidSignature => "Invalid signature",
+            Self::UsageNotIncreasing => "Usage below what was recorded",
+            Self::NotClaimable => "Not claimable",
+            Self::InvalidVoucher => "Invalid voucher",
         }
     }
 }

@@ -7,7 +7,7 @@ use alloy::{
 };
 use pactum_bindings::{
     Agreement,
-    eip712::{BuyerWithdraw, InitiateClose, ReceiveWithAuthorization, SellerClaim},
+    eip712::{BuyerWithdraw, InitiateClose, ReceiveWithAuthorization, SellerClaim, Voucher},
 };
 use serde_json::{Value, json};
 
@@ -138,6 +138,19 @@ pub fn receive_with_authorization(
     (
         typed::<ReceiveWithAuthorization>(token_domain, json),
         message.eip712_signing_hash(token_domain),
+    )
+}
+
+/// The buyer's `Voucher` for a cumulative `amount` of agreement `id`.
+pub fn voucher(domain: &Eip712Domain, id: B256, amount: U256) -> (Value, B256) {
+    let message = Voucher {
+        agreementId: id,
+        cumulativeAmount: amount,
+    };
+    let json = json!({ "agreementId": id.to_string(), "cumulativeAmount": amount.to_string() });
+    (
+        typed::<Voucher>(domain, json),
+        message.eip712_signing_hash(domain),
     )
 }
 

@@ -1,0 +1,217 @@
+//! Usage through the API: the buyer's vouchers for cumulative usage, recorded by either party,
+//! only growing, never past the agreed quantity, only while the seller can still claim; the
+//! highest voucher then is the seller's default claim, and the lifecycle ends with every balance
+//! exactly as the vouchers say.
+
+use alloy::{
+    network::TransactionBuilder,
+    primitives::{Address, B256, U256},
+    providers::Provider,
+    rpc::types::TransactionRequest,
+    sol_types::SolStruct,
+};
+use pactum_bindings::eip712::Voucher;
+use pactum_client::{
+    Authorizer,
+    types::{EventKind, LifecycleStatus, RecordUsage},
+};
+
+use super::{problem, proposal, terms_of};
+use crate::{chain::USDC, relayer::Fixture};
+
+#[tokio::test]
+async fn usage_accrues_with_vouchers_and_the_seller_claims_the_highest() -> eyre::Result<()> {
+    let f = Fixture::new(|_| {}).await?;
+    let c = &f.chain;
+    let d = &c.deployment;
+    let id = f
+        .buyer_api
+        .propose(&proposal(&f), "p")
+        .await?
+        .body
+        .agreement_id;
+    // Not accepted yet: no voucher.
+    assert_eq!(
+        problem(f.buyer_api.usage_voucher(&id, 1).await)?,
+        (409, "invalid_transition".into())
+    );
+    let accepted = f.seller_api.accept(&id, "a").await?.body;
+    let terms = terms_of(&accepted)?;
+    let onchain: B256 = accepted
+        .onchain_agreement_id
+        .as_deref()
+        .ok_or_else(|| eyre::eyre!("no on-chain id"))?
+        .parse()?;
+    let buyer = Authorizer::new(&c.buyer, d.chain_id, d.escrow, onchain);
+    let record = |n: u64, signature: alloy::primitives::Bytes| RecordUsage {
+        cumulative_quantity: n,
+        voucher_signature: signature.to_string(),
+    };
+    // Accepted but not active: usage waits for the escrow.
+    let early = buyer.voucher(U256::from(10 * 100_000u64)).await?;
+    assert_eq!(
+        problem(
+            f.seller_api
+                .record_usage(&id, &record(10, early), "early")
+                .await
+        )?,
+        (409, "not_claimable".into())
+    );
+
+    pactum_devnet::scenario::activate(&c.provider, d, &terms, &c.buyer, c.relayer.address())
+        .await?;
+    f.index().await?;
+
+    // Three records, each with the buyer's voucher for quantity × 10 cents (100,000 base units).
+    for (n, key) in [(10u64, "u10"), (25, "u25"), (40, "u40")] {
+        let handed = f.seller_api.usage_voucher(&id, n).await?;
+        let amount = U256::from(n * 100_000);
+        assert_eq!(handed.cumulative_amount, amount.to_string());
+        // The buyer signs only the voucher it means: its own message hashes to the digest.
+        let ours = Voucher {
+            agreementId: onchain,
+            cumulativeAmount: amount,
+        }
+        .eip712_signing_hash(&f.domain());
+        assert_eq!(handed.voucher.digest, ours.to_string());
+        let signature = buyer.voucher(amount).await?;
+        let view = f
+            .seller_api
+            .record_usage(&id, &record(n, signature), key)
+            .await?
+            .body;
+        assert_eq!(view.usage.cumulative_quantity, n);
+        assert_eq!(view.usage.cumulative_amount, amount.to_string());
+    }
+    let forty = buyer.voucher(U256::from(4_000_000u64)).await?;
+    // The same usage again (from the buyer this time): answered as it is, nothing recorded.
+    let again = f
+        .buyer_api
+        .record_usage(&id, &record(40, forty.clone()), "again")
+        .await?
+        .body;
+    assert_eq!(again.usage.cumulative_quantity, 40);
+    let recorded = |v: &pactum_client::types::UsageAgreementView| {
+        v.history
+            .iter()
+            .filter(|e| e.kind == EventKind::UsageRecorded)
+            .count()
+    };
+    assert_eq!(recorded(&again), 3);
+    // Going back, past the agreed quantity, a voucher not the buyer's, someone else.
+    let thirty = buyer.voucher(U256::from(3_000_000u64)).await?;
+    assert_eq!(
+        problem(
+            f.seller_api
+                .record_usage(&id, &record(30, thirty), "back")
+                .await
+        )?,
+        (409, "usage_not_increasing".into())
+    );
+    let too_many = buyer.voucher(U256::from(10_100_000u64)).await?;
+    assert_eq!(
+        problem(
+            f.seller_api
+                .record_usage(&id, &record(101, too_many), "over")
+                .await
+        )?,
+        (422, "invalid_quantity".into())
+    );
+    let sellers = Authorizer::new(&c.seller, d.chain_id, d.escrow, onchain)
+        .voucher(U256::from(5_000_000u64))
+        .await?;
+    assert_eq!(
+        problem(
+            f.seller_api
+                .record_usage(&id, &record(50, sellers), "forged")
+                .await
+        )?,
+        (422, "invalid_voucher".into())
+    );
+    let stranger = f
+        .other_owner("globex", "globex-agent", Address::repeat_byte(0x42))
+        .await?;
+    assert_eq!(
+        problem(
+            stranger
+                .record_usage(&id, &record(40, forty), "stranger")
+                .await
+        )?,
+        (404, "agreement_not_found".into())
+    );
+
+    // The seller closes, then claims with the instructions' default: the highest voucher.
+    let before = (
+        c.balance(c.seller.address()).await?,
+        c.balance(c.buyer.address()).await?,
+    );
+    pactum_devnet::confirm(
+        c.escrow()
+            .initiateClose(terms.clone())
+            .from(c.seller.address()),
+    )
+    .await?;
+    f.index().await?;
+    let call = f
+        .seller_api
+        .send_raw(
+            alloy::transports::http::reqwest::Method::GET,
+            &format!("usage-agreements/{id}/claim-instructions"),
+            &[],
+            None,
+        )
+        .await?;
+    assert_eq!(call.status.as_u16(), 200, "{}", call.text());
+    let call: pactum_client::types::DirectCall = call.json()?;
+    let tx = TransactionRequest::default()
+        .from(c.seller.address())
+        .with_to(call.to.parse()?)
+        .with_input(call.data.parse::<alloy::primitives::Bytes>()?);
+    let receipt = c.provider.send_transaction(tx).await?.get_receipt().await?;
+    assert!(receipt.status(), "the claim reverted");
+    pactum_devnet::confirm(
+        c.escrow()
+            .buyerWithdraw(terms.clone(), c.buyer.address())
+            .from(c.buyer.address()),
+    )
+    .await?;
+    f.index().await?;
+
+    // Everything as the vouchers say: $4 to the seller, the remaining $6 back to the buyer.
+    assert_eq!(
+        c.balance(c.seller.address()).await? - before.0,
+        U256::from(4 * USDC)
+    );
+    assert_eq!(
+        c.balance(c.buyer.address()).await? - before.1,
+        U256::from(6 * USDC)
+    );
+    assert_eq!(c.balance(d.escrow).await?, U256::ZERO);
+    let done = f.buyer_api.usage_agreement(&id).await?;
+    assert_eq!(done.status, LifecycleStatus::Settled);
+    let kinds: Vec<EventKind> = done.history.iter().map(|e| e.kind).collect();
+    for kind in [
+        EventKind::Activated,
+        EventKind::CloseInitiated,
+        EventKind::SellerClaimed,
+        EventKind::BuyerWithdrawn,
+        EventKind::Settled,
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    assert_eq!(
+        done.history.last().map(|e| e.status),
+        Some(LifecycleStatus::Settled)
+    );
+    // Nothing can be claimed any more.
+    let late = buyer.voucher(U256::from(5_000_000u64)).await?;
+    assert_eq!(
+        problem(
+            f.seller_api
+                .record_usage(&id, &record(50, late), "late")
+                .await
+        )?,
+        (409, "not_claimable".into())
+    );
+    Ok(())
+}
