@@ -5,10 +5,12 @@
 #   3. deploys the contracts and writes .run/pactum.toml;
 #   4. starts the indexer, the relayer and the API in one process (`pactum serve`,
 #      http://127.0.0.1:8080);
-#   5. registers a demo owner, its buyer and seller agents and the buyer's API key;
-#   6. drives two agreements through their whole lifecycle (direct wallet calls; and, through the
-#      API's sponsored-action endpoints, signed authorizations the relayer submits and pays for),
-#      then reads the escrow status back through the API.
+#   5. registers a demo owner, its buyer and seller agents and their API keys;
+#   6. drives agreements through the API's lifecycle endpoints only: each is proposed by the
+#      buyer, accepted by the seller, activated with the buyer's signed package (the relayer
+#      submits it), used (three usage records with the buyer's vouchers) and settled, one by the
+#      parties' own wallet calls and one through the sponsored endpoints (the relayer submits and
+#      pays); a third is rejected by the seller. Each step prints its HTTP call and status.
 # Anvil, PostgreSQL and `pactum serve` keep running afterwards (logs and pids in .run/).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -59,7 +61,7 @@ for _ in $(seq 1 100); do
 done
 curl -fsS http://127.0.0.1:8080/health >/dev/null || { echo "pactum serve did not start; see .run/serve.log" >&2; exit 1; }
 
-log "registering the demo owner, its agents and the buyer's API key"
+log "registering the demo owner, its agents and their API keys"
 admin() { "$pactum" admin --config .run/pactum.toml "$@"; }
 admin create-owner --id demo-owner --name "Demo owner" --email demo@pactum.local
 admin create-agent --id demo-buyer --owner demo-owner --name "buyer agent" \
@@ -67,10 +69,12 @@ admin create-agent --id demo-buyer --owner demo-owner --name "buyer agent" \
 admin create-agent --id demo-seller --owner demo-owner --name "seller agent" \
   --wallet 0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC
 buyer_key="$(admin create-key --agent demo-buyer --label demo 2>/dev/null)"
+seller_key="$(admin create-key --agent demo-seller --label demo 2>/dev/null)"
 
 log "pactum demo"
 "$pactum" demo --rpc-url "$rpc_url" --config .run/pactum.toml \
-  --api-url http://127.0.0.1:8080 --api-key "$buyer_key"
+  --api-url http://127.0.0.1:8080 --api-key "$buyer_key" --seller-api-key "$seller_key" \
+  --buyer-agent demo-buyer --seller-agent demo-seller
 
 echo
 echo "Still running: Anvil at $rpc_url, the pactum API at http://127.0.0.1:8080 (try /openapi.json, /metrics)."

@@ -126,6 +126,9 @@ pub struct UsageAgreementView {
     pub activation_status: Option<ActivationStatus>,
     /// The activation's transaction, once broadcast.
     pub activation_tx_hash: Option<String>,
+    /// The relay job of the latest activation submitted through the API (follow it at
+    /// `GET .../sponsored-actions/{relay_id}`).
+    pub activation_relay_id: Option<String>,
     /// The caller's role(s) in it (an owner of both agents has both).
     pub your_roles: Vec<Role>,
     /// The buyer's agent.

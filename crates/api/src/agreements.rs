@@ -314,8 +314,9 @@ async fn view(
     if mine.is_empty() {
         return Ok(None);
     }
-    let history = agreements::events(&mut conn, id).await?;
     drop(conn);
+    // The escrow first, then the history: the indexer writes both in one transaction, so the
+    // history read after it shows at least what the escrow shows.
     let escrow = match a.onchain_id {
         Some(onchain) => {
             let parties = Viewer::parties(a.buyer_wallet, a.seller_wallet);
@@ -327,6 +328,9 @@ async fn view(
         }
         None => None,
     };
+    let mut conn = state.db.acquire().await?;
+    let history = agreements::events(&mut conn, id).await?;
+    drop(conn);
     let mut v = summary(&a, mine, now());
     if let Some(e) = &escrow {
         v.activation_status = Some(e.activation_status);
@@ -369,6 +373,7 @@ fn summary(a: &UsageAgreement, your_roles: Vec<Role>, now: u64) -> UsageAgreemen
         status: a.status_at(now),
         activation_status: None,
         activation_tx_hash: None,
+        activation_relay_id: a.activation_relay_id.clone(),
         your_roles,
         buyer_agent_id: a.buyer_agent_id.clone(),
         seller_agent_id: a.seller_agent_id.clone(),

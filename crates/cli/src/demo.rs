@@ -29,13 +29,23 @@ pub(crate) struct Args {
     /// The direct buyer's agent API key.
     #[arg(long, env = "PACTUM_API_KEY")]
     api_key: Option<String>,
+    /// The direct seller's agent API key (with it, `--api-url` and `--config`, the agreements
+    /// go through the API's lifecycle endpoints).
+    #[arg(long, env = "PACTUM_SELLER_API_KEY")]
+    seller_api_key: Option<String>,
+    /// The direct buyer's agent id.
+    #[arg(long, default_value = "demo-buyer")]
+    buyer_agent: String,
+    /// The direct seller's agent id.
+    #[arg(long, default_value = "demo-seller")]
+    seller_agent: String,
 }
 
 const USDC: u64 = 1_000_000;
 
 pub(crate) async fn run(args: Args) -> eyre::Result<()> {
     // Keep a spawned Anvil alive for the whole run.
-    let (_anvil, endpoint) = match args.rpc_url {
+    let (_anvil, endpoint) = match args.rpc_url.clone() {
         Some(url) => (None, url),
         None => {
             let anvil = pactum_devnet::spawn_anvil()?;
@@ -105,97 +115,65 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
         );
     }
 
-    let usage = [
-        U256::from(10 * USDC),
-        U256::from(25 * USDC),
-        U256::from(40 * USDC),
-    ];
-
-    println!(
-        "\n== agreement 1: direct wallet calls (each party sends and pays for its own transactions) =="
-    );
-    println!(
-        "  buyer {}  seller {}",
-        direct_buyer.address(),
-        direct_seller.address()
-    );
-    let agreement = demo_agreement(
-        &provider,
-        &deployment,
-        &direct_buyer,
-        &direct_seller,
-        "direct",
-    )
-    .await?;
-    let direct = scenario::run(
-        &provider,
-        &deployment,
-        &agreement,
-        &direct_buyer,
-        &direct_seller,
-        SettlementPath::Direct,
-        &usage,
-        print_step,
-    )
-    .await?;
-    println!("  agreement id {}", direct.agreement_id);
-    if let (Some(api), Some(key)) = (&args.api_url, &args.api_key) {
-        let settled_tx = direct.receipts.last().map(|r| r.transaction_hash);
-        crate::status::show(api, key, direct.agreement_id, settled_tx).await?;
-    }
-
-    match (&args.api_url, &args.api_key, &args.config) {
-        (Some(api), Some(_), Some(config)) => {
+    match (
+        &args.api_url,
+        &args.api_key,
+        &args.seller_api_key,
+        &args.config,
+    ) {
+        (Some(api), Some(buyer_key), Some(seller_key), Some(config)) => {
+            let api = pactum_client::Client::new(api)?;
+            let direct = [
+                crate::sponsored::Party {
+                    label: "buyer",
+                    signer: &direct_buyer,
+                    api_key: buyer_key.clone(),
+                },
+                crate::sponsored::Party {
+                    label: "seller",
+                    signer: &direct_seller,
+                    api_key: seller_key.clone(),
+                },
+            ];
             println!(
-                "\n== agreement 2: sponsored settlement through the pactum API (parties only sign; the relayer in `pactum serve` submits and pays gas) =="
+                "\n== agreement 1: proposed, accepted, activated and used through the API; settled by the parties' own wallet calls =="
             );
             println!(
-                "  buyer {}  seller {}  (neither holds any ETH)",
+                "  buyer agent {} ({})  seller agent {} ({})",
+                args.buyer_agent,
+                direct_buyer.address(),
+                args.seller_agent,
+                direct_seller.address()
+            );
+            let id = crate::lifecycle::drive(
+                &api,
+                &deployment,
+                &direct[0],
+                &direct[1],
+                &args.seller_agent,
+                "svc_inference",
+                crate::lifecycle::Settlement::Direct(&provider),
+            )
+            .await?;
+            println!("  on-chain agreement id {id}");
+
+            println!(
+                "\n== agreement 2: the same through the API, settled through the sponsored endpoints (parties only sign; the relayer in `pactum serve` submits and pays gas) =="
+            );
+            let [(buyer_agent, buyer_key), (seller_agent, seller_key)] =
+                crate::sponsored::register(
+                    config,
+                    "demo-owner",
+                    [
+                        ("buyer", relayed_buyer.address()),
+                        ("seller", relayed_seller.address()),
+                    ],
+                )
+                .await?;
+            println!(
+                "  buyer agent {buyer_agent} ({})  seller agent {seller_agent} ({})  (neither holds any ETH)",
                 relayed_buyer.address(),
                 relayed_seller.address()
-            );
-            let [buyer_key, seller_key] = crate::sponsored::register(
-                config,
-                "demo-owner",
-                [
-                    ("buyer", relayed_buyer.address()),
-                    ("seller", relayed_seller.address()),
-                ],
-            )
-            .await?;
-            let agreement = demo_agreement(
-                &provider,
-                &deployment,
-                &relayed_buyer,
-                &relayed_seller,
-                "sponsored",
-            )
-            .await?;
-            // Activation still goes on chain from a funded account here: the activate-escrow
-            // endpoint that hands the buyer's package to the relayer is not built yet.
-            let (id, receipt) = scenario::activate(
-                &provider,
-                &deployment,
-                &agreement,
-                &relayed_buyer,
-                relayer.address(),
-            )
-            .await?;
-            println!(
-                "  [activate     ] the buyer's signed activation package, submitted by {}\n                  tx {}  gas {}  block {}",
-                short(relayer.address()),
-                receipt.transaction_hash,
-                receipt.gas_used,
-                receipt.block_number.unwrap_or_default()
-            );
-            let highest = usage[usage.len() - 1];
-            println!(
-                "  [voucher      ] the buyer signs cumulative vouchers of {} (off-chain); the seller keeps the highest",
-                usage
-                    .iter()
-                    .map(|u| usdc(*u))
-                    .collect::<Vec<_>>()
-                    .join(", ")
             );
             let buyer = crate::sponsored::Party {
                 label: "buyer",
@@ -207,55 +185,32 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
                 signer: &relayed_seller,
                 api_key: seller_key,
             };
-            let settled = crate::sponsored::settle(
-                api,
-                chain_id,
-                deployment.escrow,
-                id,
+            let id = crate::lifecycle::drive(
+                &api,
+                &deployment,
                 &buyer,
                 &seller,
-                highest,
+                &seller_agent,
+                "svc_embeddings",
+                crate::lifecycle::Settlement::<alloy::providers::DynProvider>::Sponsored,
             )
             .await?;
-            println!("  agreement id {id}");
-            crate::status::show(api, &buyer.api_key, id, Some(settled)).await?;
+            println!("  on-chain agreement id {id}");
+
+            println!("\n== agreement 3: proposed, and rejected by the seller ==");
+            crate::lifecycle::propose_and_reject(&api, &direct[0], &direct[1], &args.seller_agent)
+                .await?;
         }
         _ => {
-            println!(
-                "\n== agreement 2: sponsored relay (parties only sign; relayer {} submits and pays gas) ==",
-                relayer.address()
-            );
-            println!(
-                "  buyer {}  seller {}  (neither holds any ETH)",
-                relayed_buyer.address(),
-                relayed_seller.address()
-            );
-            let relayer_eth_before = provider.get_balance(relayer.address()).await?;
-            let agreement = demo_agreement(
+            on_chain_only(
+                &args,
                 &provider,
                 &deployment,
-                &relayed_buyer,
-                &relayed_seller,
-                "relayed",
+                [&direct_buyer, &direct_seller],
+                [&relayed_buyer, &relayed_seller],
+                &relayer,
             )
-            .await?;
-            let relayed = scenario::run(
-                &provider,
-                &deployment,
-                &agreement,
-                &relayed_buyer,
-                &relayed_seller,
-                SettlementPath::Relayed {
-                    relayer: relayer.address(),
-                },
-                &usage,
-                print_step,
-            )
-            .await?;
-            println!("  agreement id {}", relayed.agreement_id);
-            let relayer_spent =
-                relayer_eth_before - provider.get_balance(relayer.address()).await?;
-            println!("  relayer paid {relayer_spent} wei of gas; buyer and seller paid none");
+            .await?
         }
     }
 
@@ -292,6 +247,84 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
         );
     }
     println!("\ndemo complete: both agreements settled; the escrow holds nothing.");
+    Ok(())
+}
+
+/// Without the API: both agreements straight on chain, one by direct wallet calls, one relayed
+/// (the parties sign; a funded account submits).
+async fn on_chain_only<P: Provider>(
+    args: &Args,
+    provider: &P,
+    deployment: &Deployment,
+    [direct_buyer, direct_seller]: [&PrivateKeySigner; 2],
+    [relayed_buyer, relayed_seller]: [&PrivateKeySigner; 2],
+    relayer: &PrivateKeySigner,
+) -> eyre::Result<()> {
+    let usage = [
+        U256::from(10 * USDC),
+        U256::from(25 * USDC),
+        U256::from(40 * USDC),
+    ];
+    println!(
+        "\n== agreement 1: direct wallet calls (each party sends and pays for its own transactions) =="
+    );
+    println!(
+        "  buyer {}  seller {}",
+        direct_buyer.address(),
+        direct_seller.address()
+    );
+    let agreement =
+        demo_agreement(provider, deployment, direct_buyer, direct_seller, "direct").await?;
+    let direct = scenario::run(
+        provider,
+        deployment,
+        &agreement,
+        direct_buyer,
+        direct_seller,
+        SettlementPath::Direct,
+        &usage,
+        print_step,
+    )
+    .await?;
+    println!("  agreement id {}", direct.agreement_id);
+    if let (Some(api), Some(key)) = (&args.api_url, &args.api_key) {
+        let settled_tx = direct.receipts.last().map(|r| r.transaction_hash);
+        crate::status::show(api, key, direct.agreement_id, settled_tx).await?;
+    }
+    println!(
+        "\n== agreement 2: sponsored relay (parties only sign; relayer {} submits and pays gas) ==",
+        relayer.address()
+    );
+    println!(
+        "  buyer {}  seller {}  (neither holds any ETH)",
+        relayed_buyer.address(),
+        relayed_seller.address()
+    );
+    let relayer_eth_before = provider.get_balance(relayer.address()).await?;
+    let agreement = demo_agreement(
+        provider,
+        deployment,
+        relayed_buyer,
+        relayed_seller,
+        "relayed",
+    )
+    .await?;
+    let relayed = scenario::run(
+        provider,
+        deployment,
+        &agreement,
+        relayed_buyer,
+        relayed_seller,
+        SettlementPath::Relayed {
+            relayer: relayer.address(),
+        },
+        &usage,
+        print_step,
+    )
+    .await?;
+    println!("  agreement id {}", relayed.agreement_id);
+    let relayer_spent = relayer_eth_before - provider.get_balance(relayer.address()).await?;
+    println!("  relayer paid {relayer_spent} wei of gas; buyer and seller paid none");
     Ok(())
 }
 

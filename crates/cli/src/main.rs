@@ -7,6 +7,7 @@ mod config;
 mod demo;
 mod deploy;
 mod indexer;
+mod lifecycle;
 mod serve;
 mod sponsored;
 mod status;

@@ -22,12 +22,12 @@ pub(crate) struct Party<'a> {
 }
 
 /// Registers an agent with an API key for each party's wallet (under `owner`, created if
-/// missing), straight in the database the API serves.
+/// missing), straight in the database the API serves; returns each `(agent id, API key)`.
 pub(crate) async fn register(
     config: &std::path::Path,
     owner: &str,
     wallets: [(&str, Address); 2],
-) -> eyre::Result<[String; 2]> {
+) -> eyre::Result<[(String, String); 2]> {
     let config = crate::config::Config::load(Some(config))?;
     let db = pactum_db::Db::connect(config.database_url()?, 2)
         .await
@@ -44,7 +44,7 @@ pub(crate) async fn register(
         pactum_db::identity::create_agent(&mut conn, &id, owner, name, wallet).await?;
         let (key_id, key, hash) = pactum_api::auth::generate_api_key();
         pactum_db::identity::create_api_key(&mut conn, &key_id, &id, &hash, "demo").await?;
-        keys.push(key);
+        keys.push((id, key));
     }
     let seller = keys.pop().ok_or_else(|| eyre!("no key"))?;
     let buyer = keys.pop().ok_or_else(|| eyre!("no key"))?;
