@@ -306,21 +306,22 @@ async fn view(
     principal: &Principal,
     id: &str,
 ) -> Result<Option<UsageAgreementView>, Problem> {
+    // One connection and one snapshot: the record, its escrow and its history agree (the
+    // indexer writes the escrow and the history in one transaction).
     let mut conn = state.db.acquire().await?;
-    let Some(a) = agreements::load(&mut conn, id).await? else {
+    let mut tx = conn.begin().await.map_err(pactum_db::Error::from)?;
+    pactum_db::index::read_only_snapshot(&mut tx).await?;
+    let Some(a) = agreements::load(&mut tx, id).await? else {
         return Ok(None);
     };
     let mine = roles(principal, &a);
     if mine.is_empty() {
         return Ok(None);
     }
-    drop(conn);
-    // The escrow first, then the history: the indexer writes both in one transaction, so the
-    // history read after it shows at least what the escrow shows.
     let escrow = match a.onchain_id {
         Some(onchain) => {
             let parties = Viewer::parties(a.buyer_wallet, a.seller_wallet);
-            match services::escrow_status(state, &parties, onchain).await {
+            match services::escrow_status_on(&mut tx, state, &parties, onchain).await {
                 // The indexer has not started: nothing on chain is known yet.
                 Err(p) if p.0.code == "unavailable" => None,
                 other => other?,
@@ -328,8 +329,8 @@ async fn view(
         }
         None => None,
     };
-    let mut conn = state.db.acquire().await?;
-    let history = agreements::events(&mut conn, id).await?;
+    let history = agreements::events(&mut tx, id).await?;
+    tx.commit().await.map_err(pactum_db::Error::from)?;
     drop(conn);
     let mut v = summary(&a, mine, now());
     if let Some(e) = &escrow {
@@ -859,9 +860,10 @@ pub(crate) async fn usage_voucher(
 }
 
 /// `POST .../record-usage`: either party records cumulative usage with the buyer's voucher for
-/// the amount it comes to. Checked against the escrow as indexed (active, or closing with the
-/// window open) and the buyer's wallet (ECDSA, or its ERC-1271 approval), decided under the
-/// agreement's row lock (usage only grows; an equal record is answered as it is).
+/// the amount it comes to. Decided in one transaction under the agreement's row lock (usage only
+/// grows; an equal record is answered as it is): the escrow as indexed must still be claimable
+/// (active, or closing with the window open), and the voucher the buyer wallet's (ECDSA,
+/// recovered locally; for a contract wallet its ERC-1271 approval, asked with the lock held).
 pub(crate) async fn record_usage(
     state: &AppState,
     principal: &Principal,
@@ -869,37 +871,48 @@ pub(crate) async fn record_usage(
     body: &RecordUsage,
 ) -> Result<UsageAgreementView, Problem> {
     let settings = settings(state)?;
-    let (a, onchain) = visible_accepted(state, principal, id).await?;
+    let signature = crate::input::parse_bytes("voucher_signature", &body.voucher_signature)?;
+    let mut conn = state.db.acquire().await?;
+    let mut tx = conn.begin().await.map_err(pactum_db::Error::from)?;
+    let a = agreements::lock(&mut tx, id)
+        .await?
+        .filter(|a| !roles(principal, a).is_empty())
+        .ok_or_else(|| not_found(id))?;
+    let onchain = a.onchain_id.ok_or_else(|| {
+        LifecycleError::new(
+            LifecycleCode::InvalidTransition,
+            format!(
+                "the agreement is {}: usage is recorded once it is active",
+                a.status
+            ),
+        )
+    })?;
     let amount = terms::usage_amount(
         body.cumulative_quantity,
         a.quantity,
         a.price_per_unit_cents,
         settings.decimals,
     )?;
-    // Cheap refusals first, before asking the node about the signature.
-    usage::step(a.usage_quantity, body.cumulative_quantity, a.quantity)?;
-    let indexed = {
-        let mut conn = state.db.acquire().await?;
-        pactum_db::index::load_agreements(&mut conn, state.chain_id, &[onchain])
-            .await?
-            .pop()
-    };
+    let step = usage::step(a.usage_quantity, body.cumulative_quantity, a.quantity)?;
+    let indexed = pactum_db::index::load_agreements(&mut tx, state.chain_id, &[onchain])
+        .await?
+        .pop();
     usage::claimable(
         indexed.as_ref().map(|r| r.status),
         indexed.as_ref().and_then(|r| r.close_deadline),
         now(),
     )?;
-    let signature = crate::input::parse_bytes("voucher_signature", &body.voucher_signature)?;
     let domain = pactum_bindings::eip712::escrow_domain(state.chain_id, settings.escrow);
     let (_, digest) = typed_data::voucher(&domain, onchain, amount);
-    let valid = match &state.relayer {
-        Some(relayer) => relayer
-            .signature_is_valid(a.buyer_wallet, digest, &signature)
-            .await
-            .map_err(crate::routes::settlement::node_problem)?,
-        // Without a node, only an ECDSA signature can be checked.
-        None => pactum_core::signature::recover(digest, &signature) == Some(a.buyer_wallet),
-    };
+    let valid = pactum_core::signature::recover(digest, &signature) == Some(a.buyer_wallet)
+        || match &state.relayer {
+            // Not the wallet's own ECDSA signature: a contract wallet may approve it.
+            Some(relayer) => relayer
+                .signature_is_valid(a.buyer_wallet, digest, &signature)
+                .await
+                .map_err(crate::routes::settlement::node_problem)?,
+            None => false,
+        };
     if !valid {
         return Err(LifecycleError::new(
             LifecycleCode::InvalidVoucher,
@@ -910,31 +923,20 @@ pub(crate) async fn record_usage(
         )
         .into());
     }
-    let actor = principal.scope();
-    let detail = serde_json::json!({
-        "cumulative_quantity": body.cumulative_quantity,
-        "cumulative_amount": amount.to_string(),
-    })
-    .to_string();
-    let mut conn = state.db.acquire().await?;
-    let mut tx = conn.begin().await.map_err(pactum_db::Error::from)?;
-    let locked = agreements::lock(&mut tx, id)
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    // Decided again under the lock: a concurrent record may have moved it.
-    if usage::step(
-        locked.usage_quantity,
-        body.cumulative_quantity,
-        locked.quantity,
-    )? == usage::Step::Grows
-    {
+    if step == usage::Step::Grows {
+        let actor = principal.scope();
+        let detail = serde_json::json!({
+            "cumulative_quantity": body.cumulative_quantity,
+            "cumulative_amount": amount.to_string(),
+        })
+        .to_string();
         agreements::record_usage(
             &mut tx,
             id,
             body.cumulative_quantity,
             amount,
             &signature,
-            locked.status,
+            a.status,
             Cause {
                 actor: &actor,
                 detail: &detail,

@@ -92,21 +92,32 @@ pub(crate) async fn escrow_status(
     // show a transition above the indexed block.
     let mut tx = conn.begin().await.map_err(pactum_db::Error::from)?;
     index::read_only_snapshot(&mut tx).await?;
-    let cursor = index::load_cursor(&mut tx, state.chain_id)
+    let status = escrow_status_on(&mut tx, state, viewer, id).await?;
+    tx.commit().await.map_err(pactum_db::Error::from)?;
+    Ok(status)
+}
+
+/// [`escrow_status`] on `conn`, inside the caller's (read-only, repeatable-read) snapshot.
+pub(crate) async fn escrow_status_on(
+    conn: &mut sqlx::PgConnection,
+    state: &AppState,
+    viewer: &Viewer,
+    id: B256,
+) -> Result<Option<EscrowStatus>, Problem> {
+    let cursor = index::load_cursor(&mut *conn, state.chain_id)
         .await?
         .ok_or_else(|| Problem::unavailable("the indexer has not started on this chain"))?;
-    let agreement = index::load_agreements(&mut tx, state.chain_id, &[id])
+    let agreement = index::load_agreements(&mut *conn, state.chain_id, &[id])
         .await?
         .pop();
     // An activation submitted through the relayer: its job, and what it last broadcast.
-    let job = relay::latest_job(&mut tx, state.chain_id, id, ActionKind::Activate)
+    let job = relay::latest_job(&mut *conn, state.chain_id, id, ActionKind::Activate)
         .await?
         .filter(|j| viewer.sees(j.buyer, j.seller));
     let broadcast = match &job {
-        Some(j) if agreement.is_none() => relay::latest_broadcast(&mut tx, &j.id).await?,
+        Some(j) if agreement.is_none() => relay::latest_broadcast(&mut *conn, &j.id).await?,
         _ => None,
     };
-    tx.commit().await.map_err(pactum_db::Error::from)?;
     match (agreement, job) {
         (Some(a), job) if viewer.sees(a.buyer, a.seller) => {
             // The relay id only when the relayer's job is the one that activated it.

@@ -1,6 +1,8 @@
 //! Shared pieces of the benchmark binaries: a local chain with pactum deployed and a load driver
 //! that produces genuine escrow events in bulk, percentiles, and peak memory.
 
+pub mod lifecycle;
+
 use std::path::Path;
 
 use alloy::{

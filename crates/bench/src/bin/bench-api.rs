@@ -4,7 +4,8 @@
 //! buyer, and serves the API. It then runs itself again as the load generator (`--load`):
 //! - open loop at a fixed rate (default 1,000 requests/s for 10 s), latency measured from each
 //!   request's scheduled start, so a stall counts against the server (no coordinated omission);
-//! - closed loop with 32 concurrent clients for 5 s, for the throughput ceiling.
+//! - closed loop with 32 concurrent clients for 5 s, for the throughput ceiling;
+//! - then the usage-agreement endpoints, open loop ([`pactum_bench::lifecycle`]).
 
 use std::{
     process::Command,
@@ -24,6 +25,9 @@ async fn main() -> eyre::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--load") {
         return load(&args[2..]).await;
+    }
+    if pactum_bench::serve_open_loop().await? {
+        return Ok(());
     }
 
     let mut chain = LoadChain::start(&[]).await?;
@@ -92,6 +96,8 @@ async fn main() -> eyre::Result<()> {
         closed["p50_ms"].as_f64().unwrap_or(f64::NAN),
         closed["p99_ms"].as_f64().unwrap_or(f64::NAN),
     );
+    let mut rows = pactum_bench::lifecycle::run(db.db(), &d).await?;
+    pactum_bench::lifecycle::print(&mut rows);
     db.drop_database().await?;
     Ok(())
 }

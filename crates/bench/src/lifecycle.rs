@@ -1,0 +1,348 @@
+//! The usage-agreement endpoints under open-loop load from a separate process (`bench-api`):
+//! proposals, usage records with ECDSA vouchers, one agreement's view, and a page of 50 from an
+//! agent with 100,000 agreements.
+//!
+//! The records need escrows the index shows active: their index rows are written directly (the
+//! benchmark measures the API's path, not the indexer's), with the usage agreements' buyer a
+//! local key so that each voucher is a real ECDSA signature the API recovers.
+
+use alloy::{
+    primitives::{Address, B256, U256},
+    signers::{SignerSync, local::PrivateKeySigner},
+    sol_types::SolStruct,
+};
+use pactum_api::{AppState, agreements::AgreementSettings};
+use pactum_api_types::{PaymentMethod, ProposeAgreement, RecordUsage};
+use pactum_bindings::eip712::{self, Voucher};
+use pactum_core::{
+    AgreementStatus,
+    agreement::terms::{FeeSchedule, OnChainTerms},
+    escrow::{AgreementRecord, Transition},
+};
+use pactum_db::{Db, identity};
+use tokio::{net::TcpListener, sync::watch};
+
+use crate::{Planned, latency_row, open_loop_process};
+
+/// One benchmark row: its label, its samples and the answers by status.
+pub type Row = (String, Vec<f64>, String);
+
+const SECONDS: u64 = 10;
+
+fn answers(statuses: &std::collections::BTreeMap<u16, u64>) -> String {
+    statuses
+        .iter()
+        .map(|(s, n)| format!("{s}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn key_for(db: &Db, agent: &str) -> eyre::Result<String> {
+    let (id, key, hash) = pactum_api::auth::generate_api_key();
+    let mut conn = db.pool().acquire().await?;
+    identity::create_api_key(&mut conn, &id, agent, &hash, "bench").await?;
+    Ok(key)
+}
+
+/// Runs the four rows against a fresh API over `db` (indexed, with its cursor) for
+/// `deployment`'s chain.
+pub async fn run(db: &Db, deployment: &pactum_devnet::Deployment) -> eyre::Result<Vec<Row>> {
+    let d = deployment;
+    let buyer = PrivateKeySigner::random();
+    let seller = Address::repeat_byte(0x5e);
+    let mut conn = db.pool().acquire().await?;
+    identity::create_owner(&mut conn, "bench-owner", "bench", "bench@pactum.local").await?;
+    identity::create_agent(
+        &mut conn,
+        "lc-buyer",
+        "bench-owner",
+        "buyer",
+        buyer.address(),
+    )
+    .await?;
+    identity::create_agent(&mut conn, "lc-seller", "bench-owner", "seller", seller).await?;
+    drop(conn);
+    let (buyer_key, seller_key) = (
+        key_for(db, "lc-buyer").await?,
+        key_for(db, "lc-seller").await?,
+    );
+
+    let mut state = AppState::new(db.clone(), d.chain_id, None);
+    state.agreements = Some(AgreementSettings {
+        escrow: d.escrow,
+        fee_collector: d.fee_collector,
+        token: d.token,
+        decimals: 6,
+        fees: FeeSchedule::LOCAL,
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (_stop, stopped) = watch::channel(false);
+    tokio::spawn(pactum_api::serve(listener, state, stopped));
+    let auth = |key: &str| ("authorization".to_owned(), format!("Bearer {key}"));
+    let mut rows = Vec::new();
+
+    // 1. Proposals at 500/s.
+    let propose = ProposeAgreement {
+        seller_agent_id: "lc-seller".into(),
+        service_id: "svc_bench".into(),
+        quantity: 1_000,
+        unit: "api_calls".into(),
+        price_per_unit_cents: 10,
+        payment_method: PaymentMethod {
+            rail: "stablecoin".into(),
+            provider: "x402".into(),
+        },
+        settlement_model: "bilateral_escrow".into(),
+        activation_version: "v2".into(),
+        buyer_wallet_address: buyer.address().to_string(),
+        close_window_seconds: None,
+        expires_in_seconds: None,
+        metadata: None,
+    };
+    let body = serde_json::to_string(&propose)?;
+    let plan: Vec<Planned> = (0..500 * SECONDS)
+        .map(|i| Planned {
+            method: "POST".into(),
+            url: format!("{base}/usage-agreements"),
+            headers: vec![
+                auth(&buyer_key),
+                ("idempotency-key".into(), format!("p-{i}")),
+            ],
+            body: Some(body.clone()),
+        })
+        .collect();
+    let pass = open_loop_process(&plan, 500, 1)
+        .await?
+        .pop()
+        .unwrap_or_default();
+    rows.push((
+        "`POST /usage-agreements` at 500/s (goal p99 ≤ 15 ms)".to_owned(),
+        pass.latencies_ms,
+        answers(&pass.statuses),
+    ));
+
+    // Escrows for the usage records: 1,000 accepted agreements whose escrow the index shows
+    // active, written directly.
+    let accepted = activate_directly(db, d, buyer.address(), seller, 1_000).await?;
+
+    // 2. Usage records with the buyer's ECDSA vouchers at 500/s: five rounds over the 1,000
+    // agreements, each raising its usage by one unit.
+    let domain = eip712::escrow_domain(d.chain_id, d.escrow);
+    let mut plan = Vec::new();
+    for units in 1..=5u64 {
+        for (n, (id, onchain)) in accepted.iter().enumerate() {
+            let amount = U256::from(units * 100_000);
+            let digest = Voucher {
+                agreementId: *onchain,
+                cumulativeAmount: amount,
+            }
+            .eip712_signing_hash(&domain);
+            let signature = buyer.sign_hash_sync(&digest)?;
+            let body = RecordUsage {
+                cumulative_quantity: units,
+                voucher_signature: alloy::primitives::Bytes::from(signature.as_bytes().to_vec())
+                    .to_string(),
+            };
+            plan.push(Planned {
+                method: "POST".into(),
+                url: format!("{base}/usage-agreements/{id}/record-usage"),
+                headers: vec![
+                    auth(&seller_key),
+                    ("idempotency-key".into(), format!("u-{units}-{n}")),
+                ],
+                body: Some(serde_json::to_string(&body)?),
+            });
+        }
+    }
+    let pass = open_loop_process(&plan, 500, 1)
+        .await?
+        .pop()
+        .unwrap_or_default();
+    rows.push((
+        "`POST .../record-usage`, ECDSA vouchers, at 500/s (goal p99 ≤ 15 ms)".to_owned(),
+        pass.latencies_ms,
+        answers(&pass.statuses),
+    ));
+
+    // 3. One agreement (with its escrow and history) at 1,000/s.
+    let plan: Vec<Planned> = (0..1_000 * SECONDS as usize)
+        .map(|i| Planned {
+            method: "GET".into(),
+            url: format!("{base}/usage-agreements/{}", accepted[i % accepted.len()].0),
+            headers: vec![auth(&buyer_key)],
+            body: None,
+        })
+        .collect();
+    let pass = open_loop_process(&plan, 1_000, 1)
+        .await?
+        .pop()
+        .unwrap_or_default();
+    rows.push((
+        "`GET /usage-agreements/{id}` (escrow and history merged) at 1,000/s (goal p99 ≤ 10 ms)"
+            .to_owned(),
+        pass.latencies_ms,
+        answers(&pass.statuses),
+    ));
+
+    // 4. Pages of 50 from an agent with 100,000 agreements, from cursors all over its history.
+    let seqs = bulk_proposals(db, d.chain_id, buyer.address(), seller, 100_000).await?;
+    let plan: Vec<Planned> = (0..200 * SECONDS as usize)
+        .map(|i| {
+            // A spread of positions: the first page, then cursors deep into the history.
+            let cursor = if i % 10 == 0 {
+                String::new()
+            } else {
+                format!("&cursor=c{:x}", seqs[(i * 7_919) % seqs.len()])
+            };
+            Planned {
+                method: "GET".into(),
+                url: format!("{base}/usage-agreements/agents/lc-buyer/agreements?limit=50{cursor}"),
+                headers: vec![auth(&buyer_key)],
+                body: None,
+            }
+        })
+        .collect();
+    let pass = open_loop_process(&plan, 200, 1)
+        .await?
+        .pop()
+        .unwrap_or_default();
+    rows.push((
+        "a page of 50 from an agent with 100,000 agreements, at 200/s (goal p99 ≤ 20 ms)"
+            .to_owned(),
+        pass.latencies_ms,
+        answers(&pass.statuses),
+    ));
+    Ok(rows)
+}
+
+/// `count` accepted usage agreements whose escrows the index shows active; their API and
+/// on-chain ids.
+async fn activate_directly(
+    db: &Db,
+    d: &pactum_devnet::Deployment,
+    buyer: Address,
+    seller: Address,
+    count: usize,
+) -> eyre::Result<Vec<(String, B256)>> {
+    let domain = eip712::escrow_domain(d.chain_id, d.escrow);
+    let mut conn = db.pool().acquire().await?;
+    let mut out = Vec::with_capacity(count);
+    let mut records = Vec::with_capacity(count);
+    for _ in 0..count {
+        let id = format!("agr_{}", pactum_db::random_id(20));
+        let terms = OnChainTerms {
+            buyer,
+            seller,
+            token: d.token,
+            max_amount: U256::from(100_000_000u64),
+            infra_fee: U256::from(1_000_000u64),
+            expiry: u64::MAX / 4,
+            close_window: 3_600,
+        };
+        let agreement = terms.agreement(&id);
+        let onchain = eip712::agreement_id(&agreement, &domain);
+        sqlx::query(
+            "INSERT INTO usage_agreements
+               (id, chain_id, buyer_agent_id, seller_agent_id, buyer_wallet, seller_wallet,
+                service_id, quantity, unit, price_per_unit_cents, rail, provider, settlement_model,
+                activation_version, token, max_amount, infra_fee, expiry, close_window, status,
+                onchain_id)
+             VALUES ($1, $2, 'lc-buyer', 'lc-seller', $3, $4, 'svc_bench', 1000, 'api_calls', 10,
+                     'stablecoin', 'x402', 'bilateral_escrow', 'v2', $5, 100000000, 1000000, $6,
+                     3600, 'active', $7)",
+        )
+        .bind(&id)
+        .bind(i64::try_from(d.chain_id)?)
+        .bind(buyer.as_slice())
+        .bind(seller.as_slice())
+        .bind(d.token.as_slice())
+        .bind(i64::try_from(agreement.expiry)?)
+        .bind(onchain.as_slice())
+        .execute(&mut *conn)
+        .await?;
+        let at = Transition {
+            block: 1,
+            tx: B256::repeat_byte(1),
+        };
+        records.push(AgreementRecord {
+            agreement_id: onchain,
+            buyer,
+            seller,
+            token: d.token,
+            max_amount: agreement.maxAmount,
+            infra_fee: agreement.infraFee,
+            expiry: agreement.expiry,
+            close_window: 3_600,
+            salt: agreement.salt,
+            status: AgreementStatus::Active,
+            deposited: agreement.maxAmount,
+            fee_collected: agreement.infraFee,
+            settled_amount: U256::ZERO,
+            seller_paid_amount: U256::ZERO,
+            buyer_paid_amount: U256::ZERO,
+            seller_paid: false,
+            buyer_withdrawn: false,
+            close_deadline: None,
+            close_initiator: None,
+            deferral_reason: None,
+            activated: at,
+            closed: None,
+            claimed: None,
+            seller_paid_at: None,
+            withdrawn: None,
+            settled: None,
+            last_block: 1,
+        });
+        out.push((id, onchain));
+    }
+    pactum_db::index::upsert_agreements(&mut conn, d.chain_id, &records).await?;
+    Ok(out)
+}
+
+/// `count` proposals of `buyer`'s agent, inserted in one statement; their creation sequence
+/// numbers (the list's cursors).
+async fn bulk_proposals(
+    db: &Db,
+    chain_id: u64,
+    buyer: Address,
+    seller: Address,
+    count: i64,
+) -> eyre::Result<Vec<i64>> {
+    // Ids in the API's alphabet: the counter in hex, with 0, 1, 8, 9 mapped to letters.
+    sqlx::query(
+        "INSERT INTO usage_agreements
+           (id, chain_id, buyer_agent_id, seller_agent_id, buyer_wallet, seller_wallet,
+            service_id, quantity, unit, price_per_unit_cents, rail, provider, settlement_model,
+            activation_version, token, max_amount, infra_fee, expiry, close_window, status)
+         SELECT 'agr_' || lpad(translate(to_hex(i), '0189', 'wxyz'), 20, 'q'), $1,
+                'lc-buyer', 'lc-seller', $2, $3, 'svc_bulk', 1000, 'api_calls', 10, 'stablecoin',
+                'x402', 'bilateral_escrow', 'v2', $2, 10000000, 100000, 4102444800, 3600,
+                'proposed'
+           FROM generate_series(1, $4) AS i",
+    )
+    .bind(i64::try_from(chain_id)?)
+    .bind(buyer.as_slice())
+    .bind(seller.as_slice())
+    .bind(count)
+    .execute(db.pool())
+    .await?;
+    sqlx::query("ANALYZE usage_agreements")
+        .execute(db.pool())
+        .await?;
+    Ok(
+        sqlx::query_scalar("SELECT seq FROM usage_agreements WHERE buyer_agent_id = 'lc-buyer'")
+            .fetch_all(db.pool())
+            .await?,
+    )
+}
+
+/// Prints the rows as a table.
+pub fn print(rows: &mut [Row]) {
+    println!(
+        "\n| usage-agreement endpoints (open loop, separate load process) | p50 | p99 | max | answers |\n|---|---|---|---|---|"
+    );
+    for (label, samples, answers) in rows.iter_mut() {
+        println!("{}", latency_row(label, samples, answers));
+    }
+}
