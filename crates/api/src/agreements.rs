@@ -168,11 +168,14 @@ pub(crate) async fn propose(
         },
     )
     .await?;
+    // Answered from the write transaction itself (a proposal has no escrow yet).
+    let written = agreements::load(&mut tx, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    let view = view_on(&mut tx, state, &written, vec![Role::Buyer]).await?;
     tx.commit().await.map_err(pactum_db::Error::from)?;
     tracing::info!(agreement = %id, buyer = %buyer_id, seller = %body.seller_agent_id, "usage agreement proposed");
-    view(state, principal, &id)
-        .await?
-        .ok_or_else(|| not_found(&id))
+    Ok(view)
 }
 
 /// The seller's answer.
@@ -318,10 +321,22 @@ async fn view(
     if mine.is_empty() {
         return Ok(None);
     }
+    let view = view_on(&mut tx, state, &a, mine).await?;
+    tx.commit().await.map_err(pactum_db::Error::from)?;
+    Ok(Some(view))
+}
+
+/// The view of `a` (for a caller with roles `mine`), its escrow and history read on `conn`.
+async fn view_on(
+    conn: &mut sqlx::PgConnection,
+    state: &AppState,
+    a: &UsageAgreement,
+    mine: Vec<Role>,
+) -> Result<UsageAgreementView, Problem> {
     let escrow = match a.onchain_id {
         Some(onchain) => {
             let parties = Viewer::parties(a.buyer_wallet, a.seller_wallet);
-            match services::escrow_status_on(&mut tx, state, &parties, onchain).await {
+            match services::escrow_status_on(&mut *conn, state, &parties, onchain).await {
                 // The indexer has not started: nothing on chain is known yet.
                 Err(p) if p.0.code == "unavailable" => None,
                 other => other?,
@@ -329,10 +344,8 @@ async fn view(
         }
         None => None,
     };
-    let history = agreements::events(&mut tx, id).await?;
-    tx.commit().await.map_err(pactum_db::Error::from)?;
-    drop(conn);
-    let mut v = summary(&a, mine, now());
+    let history = agreements::events(&mut *conn, &a.id).await?;
+    let mut v = summary(a, mine, now());
     if let Some(e) = &escrow {
         v.activation_status = Some(e.activation_status);
         v.activation_tx_hash = e.activation_tx_hash.clone();
@@ -354,7 +367,7 @@ async fn view(
             detail: serde_json::from_str(&e.detail).unwrap_or_default(),
         })
         .collect();
-    Ok(Some(v))
+    Ok(v)
 }
 
 const fn on_chain_status(phase: EscrowPhase) -> AgreementStatus {
@@ -944,11 +957,14 @@ pub(crate) async fn record_usage(
         )
         .await?;
     }
-    tx.commit().await.map_err(pactum_db::Error::from)?;
-    drop(conn);
-    view(state, principal, id)
+    // Answered from the write transaction itself: what it wrote, with the escrow and history.
+    let written = agreements::load(&mut tx, id)
         .await?
-        .ok_or_else(|| not_found(id))
+        .ok_or_else(|| not_found(id))?;
+    let mine = roles(principal, &written);
+    let view = view_on(&mut tx, state, &written, mine).await?;
+    tx.commit().await.map_err(pactum_db::Error::from)?;
+    Ok(view)
 }
 
 /// The highest recorded voucher of the usage agreement whose escrow is `onchain_id`, if any:
