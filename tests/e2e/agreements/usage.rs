@@ -13,7 +13,7 @@ use alloy::{
 use pactum_bindings::eip712::Voucher;
 use pactum_client::{
     Authorizer,
-    types::{EventKind, LifecycleStatus, RecordUsage},
+    types::{EventKind, LifecycleStatus, OptionsParams, RecordUsage, SettlementAction},
 };
 
 use super::{problem, proposal, terms_of};
@@ -152,6 +152,19 @@ async fn usage_accrues_with_vouchers_and_the_seller_claims_the_highest() -> eyre
     )
     .await?;
     f.index().await?;
+    // The seller's sponsored claim defaults to the highest recorded voucher too.
+    let options = f
+        .seller_api
+        .settlement_action_options(onchain, &OptionsParams::of(SettlementAction::SellerClaim))
+        .await?;
+    assert_eq!(
+        options
+            .typed_data
+            .as_ref()
+            .map(|t| t["message"]["amount"].clone()),
+        Some(serde_json::json!("4000000")),
+        "{options:?}"
+    );
     let call = f
         .seller_api
         .send_raw(
