@@ -238,6 +238,8 @@ pub struct ActivationPackage {
     pub deposit: TypedMessage,
     /// The platform fee.
     pub infra_fee: InfraFeeBlock,
+    /// The permit variant (absent when the server has no node to read the token's nonce from).
+    pub permit: Option<PermitPackage>,
 }
 
 /// Validity of the package asked for.
@@ -249,18 +251,57 @@ pub struct PackageParams {
     pub valid_for_seconds: Option<u64>,
 }
 
-/// `POST /usage-agreements/{agreement_id}/activate-escrow`: the buyer's signed package.
+/// `POST /usage-agreements/{agreement_id}/activate-escrow`: the buyer's signed package, either
+/// the EIP-3009 authorizations (`valid_before`, `deposit_signature`, `fee_signature`) or the
+/// permit variant (`permit`), not both.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ActivateEscrow {
-    /// The package's `valid_before`, as given.
-    pub valid_before: u64,
-    /// The buyer wallet's signature of the deposit authorization (65-byte ECDSA, or what its
-    /// ERC-1271 wallet accepts).
-    pub deposit_signature: String,
-    /// Its signature of the fee authorization: required when `infra_fee.status` is `pending`,
-    /// refused when `waived`.
+    /// EIP-3009: the package's `valid_before`, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_before: Option<u64>,
+    /// EIP-3009: the buyer wallet's signature of the deposit authorization (65-byte ECDSA, or
+    /// what its ERC-1271 wallet accepts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deposit_signature: Option<String>,
+    /// EIP-3009: its signature of the fee authorization: required when `infra_fee.status` is
+    /// `pending`, refused when `waived`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fee_signature: Option<String>,
+    /// The permit variant's signatures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permit: Option<PermitSignatures>,
+}
+
+/// The permit variant of an activation: the buyer's `Activation` consent and its permits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PermitSignatures {
+    /// The package's `permit.deadline`, as given.
+    pub deadline: u64,
+    /// The package's `permit.nonce` (the deposit permit's token nonce; the fee's is the next).
+    pub nonce: String,
+    /// The buyer wallet's signature of the `Activation`.
+    pub activation_signature: String,
+    /// Its signature of the deposit permit.
+    pub deposit_signature: String,
+    /// Its signature of the fee permit (required when the fee is pending, refused when waived).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee_signature: Option<String>,
+}
+
+/// The permit variant of the package, for tokens or wallets that need it: the escrow's
+/// `Activation` of the terms and EIP-2612 permits of the deposit and the fee.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PermitPackage {
+    /// Unix seconds: the activation and both permits are valid until then.
+    pub deadline: u64,
+    /// The deposit permit's token nonce (the buyer's next); the fee permit's is the one after.
+    pub nonce: String,
+    /// The escrow's `Activation(Agreement agreement, uint256 deadline)`.
+    pub activation: TypedMessage,
+    /// The permit of `maxAmount` to the escrow.
+    pub deposit: TypedMessage,
+    /// The permit of `infraFee` to the fee collector (absent when waived).
+    pub fee: Option<TypedMessage>,
 }
 
 /// `GET /usage-agreements/{agreement_id}/usage-voucher`: the cumulative quantity asked for.

@@ -14,8 +14,9 @@ pub mod settlement;
 
 pub use agreements::{
     ActivateEscrow, ActivationPackage, AgreementEventView, AgreementPage, InfraFeeBlock,
-    ListAgreements, OnChainTermsView, PackageParams, PaymentMethod, ProposeAgreement, RecordUsage,
-    RejectAgreement, TypedMessage, UsageAgreementView, UsageView, UsageVoucher, VoucherParams,
+    ListAgreements, OnChainTermsView, PackageParams, PaymentMethod, PermitPackage,
+    PermitSignatures, ProposeAgreement, RecordUsage, RejectAgreement, TypedMessage,
+    UsageAgreementView, UsageView, UsageVoucher, VoucherParams,
 };
 pub use escrow::{EscrowStatus, IndexedHead, TransitionView, Transitions};
 pub use keys::{RevocationView, RevokeRequest};

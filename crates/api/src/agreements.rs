@@ -9,7 +9,7 @@
 use alloy::primitives::{Address, B256};
 use pactum_api_types::{
     ActivateEscrow, ActivationPackage, AgreementEventView, AgreementPage, EscrowPhase,
-    InfraFeeBlock, ListAgreements, OnChainTermsView, PackageParams, PaymentMethod,
+    InfraFeeBlock, ListAgreements, OnChainTermsView, PackageParams, PaymentMethod, PermitPackage,
     ProposeAgreement, RecordUsage, TypedMessage, UsageAgreementView, UsageView, UsageVoucher,
     VoucherParams,
 };
@@ -622,7 +622,47 @@ pub(crate) async fn activation_package(
         valid_before,
     );
     let view = summary(&a, Vec::new(), now());
+    let permit = match &state.relayer {
+        Some(relayer) => {
+            let nonce = pactum_bindings::LocalUSDC::new(terms.token, relayer.provider())
+                .nonces(terms.buyer)
+                .call()
+                .await
+                .map_err(|e| {
+                    tracing::warn!(%e, "reading the buyer's permit nonce");
+                    Problem::unavailable("the node does not answer; retry shortly")
+                })?;
+            let p = activation::permit_messages(
+                &terms,
+                contracts(state, settings),
+                valid_before,
+                nonce,
+            );
+            let escrow_domain =
+                pactum_bindings::eip712::escrow_domain(state.chain_id, settings.escrow);
+            let (typed_data, digest) = typed_data::activation(&escrow_domain, &terms, valid_before);
+            let permit_message = |message: &pactum_bindings::eip712::Permit| {
+                let (typed_data, digest) = typed_data::permit(&p.token_domain, message);
+                TypedMessage {
+                    typed_data,
+                    digest: digest.to_string(),
+                }
+            };
+            Some(PermitPackage {
+                deadline: valid_before,
+                nonce: nonce.to_string(),
+                activation: TypedMessage {
+                    typed_data,
+                    digest: digest.to_string(),
+                },
+                deposit: permit_message(&p.deposit),
+                fee: p.fee.as_ref().map(permit_message),
+            })
+        }
+        None => None,
+    };
     Ok(ActivationPackage {
+        permit,
         agreement_id: a.id.clone(),
         onchain_agreement_id: onchain_id.to_string(),
         terms: view.terms,
@@ -718,6 +758,32 @@ pub(crate) async fn activate_escrow(
         .ok_or_else(|| not_found(id))
 }
 
+/// The fee's signature as the fee requires: present when pending, absent when waived.
+fn fee_signature(
+    pending: bool,
+    raw: Option<&str>,
+    name: &str,
+) -> Result<Option<alloy::primitives::Bytes>, Problem> {
+    use LifecycleCode as C;
+    match (pending, raw) {
+        (true, None) => Err(LifecycleError::new(
+            C::FeeAuthorizationRequired,
+            format!("the platform fee is pending: sign its authorization and send it as {name}"),
+        )
+        .into()),
+        (false, Some(_)) => Err(LifecycleError::new(
+            C::UnexpectedFeeAuthorization,
+            format!("the platform fee is waived: send no {name}"),
+        )
+        .into()),
+        (true, Some(raw)) => Ok(Some(crate::input::parse_bytes(name, raw)?)),
+        (false, None) => Ok(None),
+    }
+}
+
+/// A signature the buyer's wallet must have made, over `digest`.
+type Check = (&'static str, B256, alloy::primitives::Bytes);
+
 /// Checks the signed package against the messages it must sign and hands it to the relayer;
 /// returns the relay job's id.
 async fn submit_activation(
@@ -729,54 +795,120 @@ async fn submit_activation(
     body: &ActivateEscrow,
 ) -> Result<String, Problem> {
     use LifecycleCode as C;
+    use alloy::{primitives::U256, sol_types::SolStruct};
     let onchain_id = a
         .onchain_id
         .ok_or_else(|| Problem::internal_because("an accepted agreement has no on-chain id"))?;
-    activation::check_valid_before(now(), body.valid_before)?;
     let terms = escrow_terms(a);
-    let m = activation::authorization_messages(
-        &terms,
-        onchain_id,
-        contracts(state, settings),
+    let contracts = contracts(state, settings);
+    let (package, checks): (pactum_relayer::Authorization, Vec<Check>) = match (
+        body.permit.as_ref(),
         body.valid_before,
-    );
-    let deposit_signature =
-        crate::input::parse_bytes("deposit_signature", &body.deposit_signature)?;
-    let fee_signature = match (&m.fee, &body.fee_signature) {
-        (Some(_), None) => {
-            return Err(LifecycleError::new(
-                C::FeeAuthorizationRequired,
-                format!(
-                    "the platform fee of {} is pending: sign infra_fee.authorization and send it \
-                     as fee_signature",
-                    terms.infraFee
+        body.deposit_signature.as_deref(),
+    ) {
+        (None, Some(valid_before), Some(deposit)) => {
+            activation::check_valid_before(now(), valid_before)?;
+            let m = activation::authorization_messages(&terms, onchain_id, contracts, valid_before);
+            let deposit = crate::input::parse_bytes("deposit_signature", deposit)?;
+            let fee = fee_signature(
+                m.fee.is_some(),
+                body.fee_signature.as_deref(),
+                "fee_signature",
+            )?;
+            let mut checks = vec![(
+                "deposit",
+                m.deposit.eip712_signing_hash(&m.token_domain),
+                deposit.clone(),
+            )];
+            if let (Some(message), Some(signature)) = (&m.fee, &fee) {
+                checks.push((
+                    "fee",
+                    message.eip712_signing_hash(&m.token_domain),
+                    signature.clone(),
+                ));
+            }
+            let authorization = |signature: Option<alloy::primitives::Bytes>| {
+                pactum_bindings::ReceiveAuthorization {
+                    validAfter: U256::ZERO,
+                    validBefore: if signature.is_some() {
+                        U256::from(valid_before)
+                    } else {
+                        U256::ZERO
+                    },
+                    signature: signature.unwrap_or_default(),
+                }
+            };
+            let package = pactum_relayer::Authorization::ActivateWithAuthorization {
+                deposit: authorization(Some(deposit)),
+                fee: authorization(fee),
+            };
+            (package, checks)
+        }
+        (Some(p), None, None) if body.fee_signature.is_none() => {
+            activation::check_valid_before(now(), p.deadline)?;
+            let nonce: U256 = p.nonce.parse().map_err(|_| {
+                crate::input::bad_request(
+                    "invalid_parameter",
+                    format!("permit.nonce {:?} is not a number", p.nonce),
+                )
+            })?;
+            let m = activation::permit_messages(&terms, contracts, p.deadline, nonce);
+            let consent =
+                crate::input::parse_bytes("permit.activation_signature", &p.activation_signature)?;
+            let deposit =
+                crate::input::parse_bytes("permit.deposit_signature", &p.deposit_signature)?;
+            let fee = fee_signature(
+                m.fee.is_some(),
+                p.fee_signature.as_deref(),
+                "permit.fee_signature",
+            )?;
+            let escrow_domain =
+                pactum_bindings::eip712::escrow_domain(state.chain_id, settings.escrow);
+            let (_, consent_digest) = typed_data::activation(&escrow_domain, &terms, p.deadline);
+            let mut checks = vec![
+                ("activation", consent_digest, consent.clone()),
+                (
+                    "deposit permit",
+                    m.deposit.eip712_signing_hash(&m.token_domain),
+                    deposit.clone(),
                 ),
-            )
-            .into());
+            ];
+            if let (Some(message), Some(signature)) = (&m.fee, &fee) {
+                checks.push((
+                    "fee permit",
+                    message.eip712_signing_hash(&m.token_domain),
+                    signature.clone(),
+                ));
+            }
+            let permit =
+                |signature: Option<alloy::primitives::Bytes>| pactum_bindings::PermitSignature {
+                    deadline: if signature.is_some() {
+                        U256::from(p.deadline)
+                    } else {
+                        U256::ZERO
+                    },
+                    signature: signature.unwrap_or_default(),
+                };
+            let package = pactum_relayer::Authorization::ActivateWithPermit {
+                deadline: p.deadline,
+                signature: consent,
+                deposit: permit(Some(deposit)),
+                fee: permit(fee),
+            };
+            (package, checks)
         }
-        (None, Some(_)) => {
+        _ => {
             return Err(LifecycleError::new(
-                C::UnexpectedFeeAuthorization,
-                "the platform fee is waived: send no fee_signature",
+                C::InvalidField,
+                "send either valid_before, deposit_signature (and fee_signature) for the \
+                     EIP-3009 package, or permit for the permit variant",
             )
             .into());
         }
-        (Some(_), Some(raw)) => Some(crate::input::parse_bytes("fee_signature", raw)?),
-        (None, None) => None,
     };
-    let signed = |message: &pactum_bindings::eip712::ReceiveWithAuthorization| {
-        alloy::sol_types::SolStruct::eip712_signing_hash(message, &m.token_domain)
-    };
-    let checks = [
-        Some(("deposit", signed(&m.deposit), &deposit_signature)),
-        m.fee
-            .as_ref()
-            .zip(fee_signature.as_ref())
-            .map(|(fee, sig)| ("fee", signed(fee), sig)),
-    ];
-    for (what, digest, signature) in checks.into_iter().flatten() {
+    for (what, digest, signature) in &checks {
         let valid = relayer
-            .signature_is_valid(terms.buyer, digest, signature)
+            .signature_is_valid(terms.buyer, *digest, signature)
             .await
             .map_err(crate::routes::settlement::node_problem)?;
         if !valid {
@@ -790,26 +922,10 @@ async fn submit_activation(
             .into());
         }
     }
-    let authorization = |signature: Option<&alloy::primitives::Bytes>| match signature {
-        Some(signature) => pactum_bindings::ReceiveAuthorization {
-            validAfter: alloy::primitives::U256::ZERO,
-            validBefore: alloy::primitives::U256::from(body.valid_before),
-            signature: signature.clone(),
-        },
-        None => pactum_bindings::ReceiveAuthorization {
-            validAfter: alloy::primitives::U256::ZERO,
-            validBefore: alloy::primitives::U256::ZERO,
-            signature: alloy::primitives::Bytes::new(),
-        },
-    };
     let scope = principal.scope();
     let requester = pactum_core::sponsor::Requester {
         principal: &scope,
         owner: Some(principal.owner_id()),
-    };
-    let package = pactum_relayer::Authorization::ActivateWithAuthorization {
-        deposit: authorization(Some(&deposit_signature)),
-        fee: authorization(fee_signature.as_ref()),
     };
     match relayer.accept(&terms, package, requester).await {
         Ok(accepted) => Ok(accepted.job.id),

@@ -168,6 +168,8 @@ impl Modify for SecuritySchemes {
         pactum_api_types::ActivateEscrow,
         pactum_api_types::TypedMessage,
         pactum_api_types::InfraFeeBlock,
+        pactum_api_types::PermitPackage,
+        pactum_api_types::PermitSignatures,
         pactum_api_types::UsageVoucher,
         pactum_api_types::RecordUsage,
         pactum_api_types::EscrowStatus,

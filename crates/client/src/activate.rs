@@ -131,8 +131,9 @@ pub async fn sign_activation<S: Signer + Sync + ?Sized>(
         _ => return Err(mismatch("fee authorization")),
     };
     Ok(ActivateEscrow {
-        valid_before: package.valid_before,
-        deposit_signature: sign::sign_digest(signer, deposit_digest).await?.to_string(),
+        valid_before: Some(package.valid_before),
+        deposit_signature: Some(sign::sign_digest(signer, deposit_digest).await?.to_string()),
         fee_signature,
+        permit: None,
     })
 }

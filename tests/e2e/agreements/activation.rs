@@ -186,9 +186,11 @@ async fn a_refused_package_changes_nothing() -> eyre::Result<()> {
         // The right messages, signed by another key.
         let mut forged = good.clone();
         let digest: alloy::primitives::B256 = package.deposit.digest.parse()?;
-        forged.deposit_signature = pactum_bindings::sign::sign_digest(&stranger, digest)
-            .await?
-            .to_string();
+        forged.deposit_signature = Some(
+            pactum_bindings::sign::sign_digest(&stranger, digest)
+                .await?
+                .to_string(),
+        );
         forged
     };
     let cases = [
@@ -203,7 +205,7 @@ async fn a_refused_package_changes_nothing() -> eyre::Result<()> {
         (forged, 422, "invalid_signature"),
         (
             ActivateEscrow {
-                valid_before: 1_000,
+                valid_before: Some(1_000),
                 ..good.clone()
             },
             422,
@@ -211,7 +213,7 @@ async fn a_refused_package_changes_nothing() -> eyre::Result<()> {
         ),
         (
             ActivateEscrow {
-                deposit_signature: "0xzz".into(),
+                deposit_signature: Some("0xzz".into()),
                 ..good.clone()
             },
             400,
@@ -382,5 +384,83 @@ async fn a_reorg_removing_the_activation_puts_the_agreement_back_to_activating()
         .await?
         .ok_or_else(|| eyre::eyre!("gone"))?;
     assert_eq!(stored.status, LifecycleStatus::Activating);
+    Ok(())
+}
+
+/// The permit variant: the buyer signs the escrow's `Activation` of the terms and EIP-2612
+/// permits of the deposit and the fee (with the token nonces the package names); the API checks
+/// all three and the relayer submits `activateWithPermit`.
+#[tokio::test]
+async fn the_permit_variant_activates_too() -> eyre::Result<()> {
+    let mut f = Fixture::new(|_| {}).await?;
+    f.index().await?;
+    f.start_worker().await?;
+    let c = &f.chain;
+    let d = &c.deployment;
+    let id = accepted(&f, &f.buyer_api, &proposal(&f)).await?;
+    let package = f
+        .buyer_api
+        .activation_package(&id, &PackageParams::default())
+        .await?;
+    let permit = package
+        .permit
+        .as_ref()
+        .ok_or_else(|| eyre::eyre!("no permit variant"))?;
+    let view = f.buyer_api.usage_agreement(&id).await?;
+    let terms = super::terms_of(&view)?;
+    let nonce: U256 = permit.nonce.parse()?;
+    assert_eq!(nonce, c.token().nonces(c.buyer.address()).call().await?);
+    // The buyer rebuilds each message and checks it against the digest it is handed.
+    let consent = pactum_bindings::eip712::Activation {
+        agreement: terms.clone(),
+        deadline: U256::from(permit.deadline),
+    };
+    let token = pactum_bindings::eip712::usdc_domain(d.chain_id, d.token);
+    let permit_of = |spender, value, nonce| pactum_bindings::eip712::Permit {
+        owner: c.buyer.address(),
+        spender,
+        value,
+        nonce,
+        deadline: U256::from(permit.deadline),
+    };
+    let deposit = permit_of(d.escrow, terms.maxAmount, nonce);
+    let fee = permit_of(d.fee_collector, terms.infraFee, nonce + U256::from(1));
+    use alloy::sol_types::SolStruct;
+    assert_eq!(
+        permit.activation.digest,
+        consent.eip712_signing_hash(&f.domain()).to_string()
+    );
+    assert_eq!(
+        permit.deposit.digest,
+        deposit.eip712_signing_hash(&token).to_string()
+    );
+    use pactum_bindings::sign::sign_typed as sign;
+    let signatures = pactum_client::types::PermitSignatures {
+        deadline: permit.deadline,
+        nonce: permit.nonce.clone(),
+        activation_signature: sign(&c.buyer, &consent, &f.domain()).await?.to_string(),
+        deposit_signature: sign(&c.buyer, &deposit, &token).await?.to_string(),
+        fee_signature: Some(sign(&c.buyer, &fee, &token).await?.to_string()),
+    };
+    // Both variants at once: refused.
+    let both = ActivateEscrow {
+        valid_before: Some(package.valid_before),
+        deposit_signature: Some(signatures.deposit_signature.clone()),
+        fee_signature: None,
+        permit: Some(signatures.clone()),
+    };
+    assert_eq!(
+        problem(f.buyer_api.activate_escrow(&id, &both, "both").await)?,
+        (422, "invalid_field".into())
+    );
+    let body = ActivateEscrow {
+        valid_before: None,
+        deposit_signature: None,
+        fee_signature: None,
+        permit: Some(signatures),
+    };
+    let written = f.buyer_api.activate_escrow(&id, &body, "permit").await?;
+    assert_eq!(written.status, 202);
+    activated(&f, &f.buyer_api, &id).await?;
     Ok(())
 }

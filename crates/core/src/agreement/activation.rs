@@ -2,7 +2,8 @@
 //! will verify them when the escrow activates. The deposit moves `maxAmount` to the escrow with
 //! the on-chain agreement id as its nonce (so it can be used once, for this agreement only); the
 //! fee, when there is one, moves `infraFee` to the fee collector with the nonce the collector
-//! derives from the agreement id and the amount.
+//! derives from the agreement id and the amount. The permit variant has the buyer sign the
+//! escrow's `Activation` of the terms and EIP-2612 permits of both amounts instead.
 
 use alloy::{
     primitives::{Address, B256, U256},
@@ -10,7 +11,7 @@ use alloy::{
 };
 use pactum_bindings::{
     Agreement,
-    eip712::{self, ReceiveWithAuthorization},
+    eip712::{self, Permit, ReceiveWithAuthorization},
 };
 
 use super::{LifecycleCode, LifecycleError};
@@ -69,6 +70,47 @@ pub fn authorization_messages(
         token_domain: eip712::usdc_domain(contracts.chain_id, terms.token),
         deposit: message(contracts.escrow, terms.maxAmount, onchain_id),
         fee,
+    }
+}
+
+/// The messages of the permit variant: the buyer's `Activation` consent under the escrow's
+/// domain, and EIP-2612 permits under the token's, for the deposit (to the escrow) and the fee
+/// (to the fee collector), with consecutive token nonces from `nonce`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermitMessages {
+    /// The token's EIP-712 domain.
+    pub token_domain: Eip712Domain,
+    /// `maxAmount` for the escrow, nonce `nonce`.
+    pub deposit: Permit,
+    /// `infraFee` for the fee collector, nonce `nonce + 1` (none when the fee is waived).
+    pub fee: Option<Permit>,
+}
+
+/// The permits the buyer signs to activate `terms` with permits, valid until `deadline`, from
+/// the token nonce `nonce` (the buyer's next one, read from the token).
+pub fn permit_messages(
+    terms: &Agreement,
+    contracts: Contracts,
+    deadline: u64,
+    nonce: U256,
+) -> PermitMessages {
+    let permit = |spender: Address, value: U256, nonce: U256| Permit {
+        owner: terms.buyer,
+        spender,
+        value,
+        nonce,
+        deadline: U256::from(deadline),
+    };
+    PermitMessages {
+        token_domain: eip712::usdc_domain(contracts.chain_id, terms.token),
+        deposit: permit(contracts.escrow, terms.maxAmount, nonce),
+        fee: (!terms.infraFee.is_zero()).then(|| {
+            permit(
+                contracts.fee_collector,
+                terms.infraFee,
+                nonce + U256::from(1),
+            )
+        }),
     }
 }
 
@@ -160,6 +202,29 @@ mod tests {
         assert_ne!(
             m.deposit.eip712_signing_hash(&m.token_domain),
             fee.eip712_signing_hash(&m.token_domain)
+        );
+    }
+
+    #[test]
+    fn the_permits_take_consecutive_nonces_and_the_fee_none_when_waived() {
+        let m = permit_messages(&terms(100_000), CONTRACTS, 5_000, U256::from(7u64));
+        assert_eq!(
+            (m.deposit.spender, m.deposit.nonce),
+            (CONTRACTS.escrow, U256::from(7u64))
+        );
+        let fee = m.fee.unwrap();
+        assert_eq!(
+            (fee.spender, fee.nonce, fee.value),
+            (
+                CONTRACTS.fee_collector,
+                U256::from(8u64),
+                U256::from(100_000u64)
+            )
+        );
+        assert!(
+            permit_messages(&terms(0), CONTRACTS, 5_000, U256::ZERO)
+                .fee
+                .is_none()
         );
     }
 

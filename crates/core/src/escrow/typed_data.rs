@@ -7,7 +7,10 @@ use alloy::{
 };
 use pactum_bindings::{
     Agreement,
-    eip712::{BuyerWithdraw, InitiateClose, ReceiveWithAuthorization, SellerClaim, Voucher},
+    eip712::{
+        Activation, BuyerWithdraw, InitiateClose, Permit, ReceiveWithAuthorization, SellerClaim,
+        Voucher,
+    },
 };
 use serde_json::{Value, json};
 
@@ -20,33 +23,41 @@ fn domain_json(domain: &Eip712Domain) -> Value {
     })
 }
 
-fn fields<S: SolStruct>() -> Value {
-    // `eip712_encode_type` is "Name(type name,type name,...)" for these flat structs.
+/// Every struct type of `S` (itself, then the structs it contains), as `eth_signTypedData_v4`
+/// lists them: `eip712_encode_type` is `Name(type name,...)` followed by each referenced struct's
+/// own `Name(...)`.
+fn struct_types<S: SolStruct>() -> serde_json::Map<String, Value> {
     let encoded = S::eip712_encode_type();
-    let inner = encoded
-        .split_once('(')
-        .and_then(|(_, rest)| rest.split_once(')'))
-        .map_or("", |(inner, _)| inner);
-    Value::Array(
-        inner
+    let mut types = serde_json::Map::new();
+    let mut rest = encoded.as_ref();
+    while let Some((name, after)) = rest.split_once('(') {
+        let Some((inner, next)) = after.split_once(')') else {
+            break;
+        };
+        let fields = inner
             .split(',')
             .filter_map(|f| f.split_once(' '))
-            .map(|(ty, name)| json!({ "name": name, "type": ty }))
-            .collect(),
-    )
+            .map(|(ty, field)| json!({ "name": field, "type": ty }))
+            .collect();
+        types.insert(name.to_owned(), Value::Array(fields));
+        rest = next;
+    }
+    types
 }
 
 fn typed<S: SolStruct>(domain: &Eip712Domain, message: Value) -> Value {
+    let mut types = struct_types::<S>();
+    types.insert(
+        "EIP712Domain".to_owned(),
+        json!([
+            { "name": "name", "type": "string" },
+            { "name": "version", "type": "string" },
+            { "name": "chainId", "type": "uint256" },
+            { "name": "verifyingContract", "type": "address" },
+        ]),
+    );
     json!({
-        "types": {
-            "EIP712Domain": [
-                { "name": "name", "type": "string" },
-                { "name": "version", "type": "string" },
-                { "name": "chainId", "type": "uint256" },
-                { "name": "verifyingContract", "type": "address" },
-            ],
-            S::NAME: fields::<S>(),
-        },
+        "types": types,
         "primaryType": S::NAME,
         "domain": domain_json(domain),
         "message": message,
@@ -154,6 +165,35 @@ pub fn voucher(domain: &Eip712Domain, id: B256, amount: U256) -> (Value, B256) {
     )
 }
 
+/// The buyer's `Activation` of `terms` until `deadline` (the permit path's consent, verified by
+/// the escrow).
+pub fn activation(domain: &Eip712Domain, terms: &Agreement, deadline: u64) -> (Value, B256) {
+    let message = Activation {
+        agreement: terms.clone(),
+        deadline: U256::from(deadline),
+    };
+    let json = json!({ "agreement": terms_json(terms), "deadline": deadline.to_string() });
+    (
+        typed::<Activation>(domain, json),
+        message.eip712_signing_hash(domain),
+    )
+}
+
+/// An EIP-2612 `Permit` under the token's domain.
+pub fn permit(token_domain: &Eip712Domain, message: &Permit) -> (Value, B256) {
+    let json = json!({
+        "owner": message.owner.to_string(),
+        "spender": message.spender.to_string(),
+        "value": message.value.to_string(),
+        "nonce": message.nonce.to_string(),
+        "deadline": message.deadline.to_string(),
+    });
+    (
+        typed::<Permit>(token_domain, json),
+        message.eip712_signing_hash(token_domain),
+    )
+}
+
 /// The terms as JSON (amounts as decimal strings).
 pub fn terms_json(terms: &Agreement) -> Value {
     json!({
@@ -174,6 +214,37 @@ mod tests {
 
     use super::*;
     use crate::escrow::rules::tests::{BUYER, ESCROW, SELLER, terms};
+
+    #[test]
+    fn a_nested_struct_lists_both_types() {
+        let domain = eip712::escrow_domain(31_337, ESCROW);
+        let terms = Agreement {
+            buyer: SELLER,
+            seller: ESCROW,
+            token: SELLER,
+            maxAmount: U256::from(10),
+            infraFee: U256::from(1),
+            expiry: 99,
+            closeWindow: 60,
+            salt: B256::repeat_byte(3),
+        };
+        let (typed, digest) = activation(&domain, &terms, 1_000);
+        assert_eq!(typed["primaryType"], "Activation");
+        assert_eq!(typed["types"]["Activation"][0]["type"], "Agreement");
+        assert_eq!(
+            typed["types"]["Agreement"].as_array().map(Vec::len),
+            Some(8)
+        );
+        assert_eq!(typed["message"]["agreement"]["maxAmount"], "10");
+        assert_eq!(
+            digest,
+            Activation {
+                agreement: terms,
+                deadline: U256::from(1_000)
+            }
+            .eip712_signing_hash(&domain)
+        );
+    }
 
     #[test]
     fn the_json_names_every_field_of_the_struct_in_order() {
