@@ -309,10 +309,45 @@ async fn a_contract_wallet_buyer_activates() -> eyre::Result<()> {
     crate::wallet::set_mode(&f.chain, wallet.wallet, crate::wallet::APPROVE).await?;
     let written = buyer.activate_escrow(&id, &signed, "approved").await?;
     assert_eq!(written.status, 202);
-    activated(&f, &buyer, &id).await?;
+    let view = activated(&f, &buyer, &id).await?;
     assert_eq!(
         f.chain.balance(wallet.wallet).await?,
         U256::from(100 * USDC - 10 * USDC - USDC / 10)
+    );
+
+    // Usage with the wallet's vouchers: approved through ERC-1271, refused while it refuses.
+    let d = &f.chain.deployment;
+    let onchain: alloy::primitives::B256 = view
+        .onchain_agreement_id
+        .as_deref()
+        .ok_or_else(|| eyre::eyre!("no on-chain id"))?
+        .parse()?;
+    let vouchers = pactum_client::Authorizer::new(&wallet, d.chain_id, d.escrow, onchain);
+    let record = |n: u64, signature: alloy::primitives::Bytes| pactum_client::types::RecordUsage {
+        cumulative_quantity: n,
+        voucher_signature: signature.to_string(),
+    };
+    let ten = vouchers.voucher(U256::from(1_000_000u64)).await?;
+    let recorded = f
+        .seller_api
+        .record_usage(&id, &record(10, ten.clone()), "u10")
+        .await?;
+    assert_eq!(recorded.body.usage.cumulative_quantity, 10);
+    // The same write under the same key: the stored answer, replayed.
+    let replay = f
+        .seller_api
+        .record_usage(&id, &record(10, ten), "u10")
+        .await?;
+    assert!(replay.replayed);
+    crate::wallet::set_mode(&f.chain, wallet.wallet, crate::wallet::REFUSE).await?;
+    let twenty = vouchers.voucher(U256::from(2_000_000u64)).await?;
+    assert_eq!(
+        problem(
+            f.seller_api
+                .record_usage(&id, &record(20, twenty), "u20")
+                .await
+        )?,
+        (422, "invalid_voucher".into())
     );
     Ok(())
 }

@@ -190,6 +190,13 @@ async fn a_rejection_carries_its_reason_and_ends_the_proposal() -> eyre::Result<
         .reject(&id, "capacity is booked this week", "r")
         .await?
         .body;
+    // Retried under the same key: the stored answer, not a second rejection.
+    let replay = f
+        .seller_api
+        .reject(&id, "capacity is booked this week", "r")
+        .await?;
+    assert!(replay.replayed);
+    assert_eq!(replay.body.history.len(), 2);
     assert_eq!(rejected.status, LifecycleStatus::Rejected);
     assert_eq!(
         rejected.rejection_reason.as_deref(),
