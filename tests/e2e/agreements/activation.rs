@@ -499,3 +499,74 @@ async fn the_permit_variant_activates_too() -> eyre::Result<()> {
     activated(&f, &f.buyer_api, &id).await?;
     Ok(())
 }
+
+/// An activation that fails (the token blocklisted the buyer before the relayer's turn) shows
+/// `failed` with its reason and the agreement stays `activating`; a new package is then
+/// accepted (no activation in flight any more) and goes through.
+#[tokio::test]
+async fn a_failed_activation_is_shown_and_may_be_submitted_again() -> eyre::Result<()> {
+    let f = Fixture::new(|_| {}).await?;
+    f.index().await?;
+    f.round().await?;
+    let c = &f.chain;
+    let id = accepted(&f, &f.buyer_api, &proposal(&f)).await?;
+    let first = signed(&f.buyer_api, &id, &c.buyer, &expected(&f)).await?;
+    f.buyer_api.activate_escrow(&id, &first, "first").await?;
+    // Submitted again while the first is in flight: refused.
+    assert_eq!(
+        problem(f.buyer_api.activate_escrow(&id, &first, "again").await)?,
+        (409, "activation_in_flight".into())
+    );
+    let token = c.token();
+    pactum_devnet::confirm(
+        token
+            .blocklist(c.buyer.address())
+            .from(c.deployer.address()),
+    )
+    .await?;
+    f.round().await?;
+    let failed = f.buyer_api.usage_agreement(&id).await?;
+    assert_eq!(failed.status, LifecycleStatus::Activating);
+    assert_eq!(failed.activation_status, Some(ActivationStatus::Failed));
+    let reason = failed
+        .escrow
+        .as_ref()
+        .and_then(|e| e.activation_error.as_ref())
+        .map(|e| e.code);
+    assert!(
+        reason.is_some(),
+        "the failure carries its reason: {failed:?}"
+    );
+
+    pactum_devnet::confirm(
+        token
+            .unBlocklist(c.buyer.address())
+            .from(c.deployer.address()),
+    )
+    .await?;
+    // A new package (new validity, so new signatures).
+    let package = f
+        .buyer_api
+        .activation_package(
+            &id,
+            &PackageParams {
+                valid_for_seconds: Some(1_800),
+            },
+        )
+        .await?;
+    let second = sign_activation(&c.buyer, c.buyer.address(), &package, &expected(&f)).await?;
+    let written = f.buyer_api.activate_escrow(&id, &second, "second").await?;
+    assert_eq!(written.status, 202);
+    f.round().await?;
+    f.round().await?;
+    f.index().await?;
+    let active = f.buyer_api.usage_agreement(&id).await?;
+    assert_eq!(active.status, LifecycleStatus::Active);
+    let submitted = active
+        .history
+        .iter()
+        .filter(|e| e.kind == EventKind::ActivationSubmitted)
+        .count();
+    assert_eq!(submitted, 2);
+    Ok(())
+}
