@@ -231,8 +231,9 @@ pub(crate) async fn answer(
     };
     match answer {
         Answer::Accept => {
-            // The seller's wallet as registered now: the escrow pays it.
-            let seller = identity::agent(state.db.pool(), &a.seller_agent_id)
+            // The seller's wallet as registered now: the escrow pays it. Read on the locked
+            // transaction's own connection (never hold one connection while taking another).
+            let seller = identity::agent(&mut *tx, &a.seller_agent_id)
                 .await?
                 .ok_or_else(|| not_found(id))?;
             let terms = OnChainTerms {
@@ -334,14 +335,14 @@ async fn view_on(
     mine: Vec<Role>,
 ) -> Result<UsageAgreementView, Problem> {
     let escrow = match a.onchain_id {
-        Some(onchain) => {
-            let parties = Viewer::parties(a.buyer_wallet, a.seller_wallet);
-            match services::escrow_status_on(&mut *conn, state, &parties, onchain).await {
-                // The indexer has not started: nothing on chain is known yet.
-                Err(p) if p.0.code == "unavailable" => None,
-                other => other?,
+        // Before the indexer has started, nothing on chain is known yet.
+        Some(onchain) => match pactum_db::index::load_cursor(&mut *conn, state.chain_id).await? {
+            Some(cursor) => {
+                let parties = Viewer::parties(a.buyer_wallet, a.seller_wallet);
+                services::escrow_status_on(&mut *conn, state, &cursor, &parties, onchain).await?
             }
-        }
+            None => None,
+        },
         None => None,
     };
     let history = agreements::events(&mut *conn, &a.id).await?;
@@ -690,14 +691,7 @@ pub(crate) async fn activate_escrow(
     body: &ActivateEscrow,
 ) -> Result<UsageAgreementView, Problem> {
     let settings = settings(state)?;
-    let relayer = state.relayer.as_ref().ok_or_else(|| {
-        Problem::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "relayer_unavailable",
-            "Relayer unavailable",
-            "this API runs without a relayer; activate the escrow with a direct call",
-        )
-    })?;
+    let relayer = crate::routes::settlement::relayer(state)?;
     let claim = pactum_db::random_id(16);
     let a = {
         let mut conn = state.db.acquire().await?;

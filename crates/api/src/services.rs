@@ -92,21 +92,23 @@ pub(crate) async fn escrow_status(
     // show a transition above the indexed block.
     let mut tx = conn.begin().await.map_err(pactum_db::Error::from)?;
     index::read_only_snapshot(&mut tx).await?;
-    let status = escrow_status_on(&mut tx, state, viewer, id).await?;
+    let cursor = index::load_cursor(&mut tx, state.chain_id)
+        .await?
+        .ok_or_else(|| Problem::unavailable("the indexer has not started on this chain"))?;
+    let status = escrow_status_on(&mut tx, state, &cursor, viewer, id).await?;
     tx.commit().await.map_err(pactum_db::Error::from)?;
     Ok(status)
 }
 
-/// [`escrow_status`] on `conn`, inside the caller's (read-only, repeatable-read) snapshot.
+/// [`escrow_status`] on `conn`, inside the caller's (read-only, repeatable-read) snapshot, with
+/// the indexer's `cursor` read in it.
 pub(crate) async fn escrow_status_on(
     conn: &mut sqlx::PgConnection,
     state: &AppState,
+    cursor: &index::Cursor,
     viewer: &Viewer,
     id: B256,
 ) -> Result<Option<EscrowStatus>, Problem> {
-    let cursor = index::load_cursor(&mut *conn, state.chain_id)
-        .await?
-        .ok_or_else(|| Problem::unavailable("the indexer has not started on this chain"))?;
     let agreement = index::load_agreements(&mut *conn, state.chain_id, &[id])
         .await?
         .pop();
@@ -126,7 +128,7 @@ pub(crate) async fn escrow_status_on(
                 .map(|j| j.id);
             Ok(Some(views::escrow_status(
                 &a,
-                &cursor,
+                cursor,
                 state.chain_id,
                 relay_id,
                 &state.trusted_tokens,
@@ -135,7 +137,7 @@ pub(crate) async fn escrow_status_on(
         (None, Some(job)) => Ok(views::pending_activation(
             &job,
             broadcast,
-            &cursor,
+            cursor,
             state.chain_id,
             &state.trusted_tokens,
         )),

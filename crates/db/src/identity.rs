@@ -103,12 +103,12 @@ pub async fn create_agent(
 }
 
 /// An agent by id.
-pub async fn agent(pool: &PgPool, id: &str) -> Result<Option<Agent>> {
+pub async fn agent<'e>(db: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<Agent>> {
     let row = sqlx::query!(
         "SELECT id, owner_id, name, wallet_address FROM agents WHERE id = $1",
         id
     )
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?;
     row.map(|r| {
         Ok(Agent {

@@ -53,13 +53,15 @@ async fn visible(
     Ok((id, record, viewer))
 }
 
-fn relayer(state: &AppState) -> Result<&Relayer, Problem> {
+/// The relayer, or `503 relayer_unavailable` when this API runs without one.
+pub(crate) fn relayer(state: &AppState) -> Result<&Relayer, Problem> {
     state.relayer.as_ref().ok_or_else(|| {
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "relayer_unavailable",
             "Relayer unavailable",
-            "this API runs without a relayer (no node configured); use the direct path",
+            "this API runs without a relayer (no node configured); use the direct path (for an \
+             activation, the escrow's activate call from the buyer's own wallet)",
         )
     })
 }
