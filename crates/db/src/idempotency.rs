@@ -65,11 +65,11 @@ pub struct Request<'a> {
 /// Claims `(principal, key)` for a request, or returns the record that holds it. The claim is a
 /// lease (renewed while the request runs): if the process dies, the key frees itself. A record
 /// past its expiry counts as absent and is taken over.
+///
+/// A new key (nearly every write) costs one statement: the claim is tried first, and the record
+/// is read only when the key is taken. (The conflicting row is locked by the attempt for the
+/// statement's duration, as `ON CONFLICT DO UPDATE` does even when its `WHERE` fails.)
 pub async fn claim(pool: &PgPool, r: Request<'_>, lease: Duration) -> Result<Claim> {
-    // A key seen before (a retry, the common reason to send one twice) costs one read.
-    if let Some(record) = load(pool, r.principal, r.key).await? {
-        return Ok(Claim::Existing(record));
-    }
     loop {
         let claimed = sqlx::query!(
             r#"INSERT INTO idempotency_keys

@@ -54,6 +54,9 @@ pub fn random_id(len: usize) -> String {
 /// The migrations embedded in the binary, applied by [`Db::connect`].
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// How long a pooled connection may sit idle before it is pinged when taken again.
+const IDLE_PING_AFTER: Duration = Duration::from_secs(1);
+
 /// A connection pool to pactum's database, migrated.
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -67,6 +70,18 @@ impl Db {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx pings every connection when it is released; pinging it again when it is taken
+            // costs a round trip per acquire (several per request). Only a connection idle for a
+            // while (the server may have restarted or dropped it meanwhile) is pinged first.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_PING_AFTER {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await
             .map_err(Error::Connect)?;
