@@ -26,6 +26,7 @@ use pactum_core::{
 use pactum_db::{
     agreements::{self, Cause, Fixes, ListQuery, NewAgreement, UsageAgreement},
     identity,
+    index::AgreementRecord,
 };
 use sqlx::Acquire;
 
@@ -334,12 +335,35 @@ async fn view_on(
     a: &UsageAgreement,
     mine: Vec<Role>,
 ) -> Result<UsageAgreementView, Problem> {
+    view_with(conn, state, a, mine, None).await
+}
+
+/// [`view_on`], with the escrow's index row when the caller already read it on `conn` in the
+/// same snapshot (`Some(row)`; `None` reads it here).
+async fn view_with(
+    conn: &mut sqlx::PgConnection,
+    state: &AppState,
+    a: &UsageAgreement,
+    mine: Vec<Role>,
+    indexed: Option<Option<AgreementRecord>>,
+) -> Result<UsageAgreementView, Problem> {
     let escrow = match a.onchain_id {
         // Before the indexer has started, nothing on chain is known yet.
         Some(onchain) => match pactum_db::index::load_cursor(&mut *conn, state.chain_id).await? {
             Some(cursor) => {
                 let parties = Viewer::parties(a.buyer_wallet, a.seller_wallet);
-                services::escrow_status_on(&mut *conn, state, &cursor, &parties, onchain).await?
+                match indexed {
+                    Some(row) => {
+                        services::escrow_status_with(
+                            &mut *conn, state, &cursor, &parties, onchain, row,
+                        )
+                        .await?
+                    }
+                    None => {
+                        services::escrow_status_on(&mut *conn, state, &cursor, &parties, onchain)
+                            .await?
+                    }
+                }
             }
             None => None,
         },
@@ -983,10 +1007,11 @@ pub(crate) async fn usage_voucher(
 }
 
 /// `POST .../record-usage`: either party records cumulative usage with the buyer's voucher for
-/// the amount it comes to. Decided in one transaction under the agreement's row lock (usage only
-/// grows; an equal record is answered as it is): the escrow as indexed must still be claimable
-/// (active, or closing with the window open), and the voucher the buyer wallet's (ECDSA,
-/// recovered locally; for a contract wallet its ERC-1271 approval, asked with the lock held).
+/// the amount it comes to. The escrow as indexed must still be claimable (active, or closing with
+/// the window open) and the voucher the buyer wallet's (ECDSA, recovered locally; for a contract
+/// wallet its ERC-1271 approval). Usage only grows: the write is conditional on the recorded
+/// usage being below the new one when it runs, so of concurrent records the lower loses (as if
+/// it came second), and an equal record is answered as it is. No row lock is held meanwhile.
 pub(crate) async fn record_usage(
     state: &AppState,
     principal: &Principal,
@@ -996,8 +1021,7 @@ pub(crate) async fn record_usage(
     let settings = settings(state)?;
     let signature = crate::input::parse_bytes("voucher_signature", &body.voucher_signature)?;
     let mut conn = state.db.acquire().await?;
-    let mut tx = conn.begin().await.map_err(pactum_db::Error::from)?;
-    let a = agreements::lock(&mut tx, id)
+    let a = agreements::load(&mut conn, id)
         .await?
         .filter(|a| !roles(principal, a).is_empty())
         .ok_or_else(|| not_found(id))?;
@@ -1017,7 +1041,7 @@ pub(crate) async fn record_usage(
         settings.decimals,
     )?;
     let step = usage::step(a.usage_quantity, body.cumulative_quantity, a.quantity)?;
-    let indexed = pactum_db::index::load_agreements(&mut tx, state.chain_id, &[onchain])
+    let indexed = pactum_db::index::load_agreements(&mut conn, state.chain_id, &[onchain])
         .await?
         .pop();
     usage::claimable(
@@ -1046,6 +1070,9 @@ pub(crate) async fn record_usage(
         )
         .into());
     }
+    // Answered with the record as written (patched here rather than read again), the escrow
+    // row read above, and the history.
+    let mut written = a;
     if step == usage::Step::Grows {
         let actor = principal.scope();
         let detail = serde_json::json!({
@@ -1053,28 +1080,43 @@ pub(crate) async fn record_usage(
             "cumulative_amount": amount.to_string(),
         })
         .to_string();
-        agreements::record_usage(
-            &mut tx,
+        let cause = Cause {
+            actor: &actor,
+            detail: &detail,
+        };
+        match agreements::record_usage(
+            &mut conn,
             id,
             body.cumulative_quantity,
             amount,
             &signature,
-            a.status,
-            Cause {
-                actor: &actor,
-                detail: &detail,
-            },
+            cause,
         )
-        .await?;
-    }
-    // Answered from the write transaction itself: what it wrote, with the escrow and history.
-    let written = agreements::load(&mut tx, id)
         .await?
-        .ok_or_else(|| not_found(id))?;
+        {
+            Some((status, updated_at)) => {
+                written.status = status;
+                written.updated_at = updated_at;
+                written.usage_quantity = body.cumulative_quantity;
+                written.voucher_amount = amount;
+                written.voucher_signature = Some(signature);
+            }
+            // A concurrent record reached this usage first: judged against it, as if this one
+            // had come second (an equal one is answered as it is, a lower one refused).
+            None => {
+                written = agreements::load(&mut conn, id)
+                    .await?
+                    .ok_or_else(|| not_found(id))?;
+                usage::step(
+                    written.usage_quantity,
+                    body.cumulative_quantity,
+                    written.quantity,
+                )?;
+            }
+        }
+    }
     let mine = roles(principal, &written);
-    let view = view_on(&mut tx, state, &written, mine).await?;
-    tx.commit().await.map_err(pactum_db::Error::from)?;
-    Ok(view)
+    view_with(&mut conn, state, &written, mine, Some(indexed)).await
 }
 
 /// The highest recorded voucher of the usage agreement whose escrow is `onchain_id`, if any:

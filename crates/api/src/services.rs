@@ -112,6 +112,19 @@ pub(crate) async fn escrow_status_on(
     let agreement = index::load_agreements(&mut *conn, state.chain_id, &[id])
         .await?
         .pop();
+    escrow_status_with(conn, state, cursor, viewer, id, agreement).await
+}
+
+/// [`escrow_status_on`] with the escrow's index row (`agreement`) already read in the same
+/// snapshot by the caller.
+pub(crate) async fn escrow_status_with(
+    conn: &mut sqlx::PgConnection,
+    state: &AppState,
+    cursor: &index::Cursor,
+    viewer: &Viewer,
+    id: B256,
+    agreement: Option<AgreementRecord>,
+) -> Result<Option<EscrowStatus>, Problem> {
     // An activation submitted through the relayer: its job, and what it last broadcast.
     let job = relay::latest_job(&mut *conn, state.chain_id, id, ActionKind::Activate)
         .await?

@@ -761,28 +761,49 @@ pub async fn linked(
     rows.iter().map(|id| b256(TABLE, id)).collect()
 }
 
-/// Records cumulative usage `quantity` on agreement `id` (locked by the caller, which checked it
-/// grows), with the buyer's voucher for `amount`, and its `usage_recorded` event.
+/// Records cumulative usage `quantity` on agreement `id`, with the buyer's voucher for `amount`,
+/// and its `usage_recorded` event, in one statement, if `quantity` is above the usage recorded
+/// when the statement runs (so that of concurrent records only growing ones are written, each
+/// against the latest). Returns the record's status and new `updated_at` (RFC 3339), or `None`
+/// when the recorded usage had already reached `quantity`.
 pub async fn record_usage(
     conn: &mut PgConnection,
     id: &str,
     quantity: u64,
     amount: U256,
     voucher: &Bytes,
-    status: LifecycleStatus,
     cause: Cause<'_>,
-) -> Result<()> {
-    sqlx::query!(
-        "UPDATE usage_agreements
-            SET usage_quantity = $2, voucher_amount = $3::text::numeric, voucher_signature = $4,
-                updated_at = now()
-          WHERE id = $1",
+) -> Result<Option<(LifecycleStatus, String)>> {
+    let row = sqlx::query!(
+        r#"WITH written AS (
+             UPDATE usage_agreements
+                SET usage_quantity = $2, voucher_amount = $3::text::numeric,
+                    voucher_signature = $4, updated_at = now()
+              WHERE id = $1 AND usage_quantity < $2
+             RETURNING id, status, updated_at
+           ), recorded AS (
+             INSERT INTO agreement_events (agreement_id, kind, status, actor, detail)
+             SELECT id, $5, status, $6, $7::text::jsonb FROM written
+           )
+           SELECT status,
+                  to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "updated_at!"
+             FROM written"#,
         id,
         int(quantity),
         amount.to_string(),
         voucher.as_ref(),
+        EventKind::UsageRecorded.as_str(),
+        cause.actor,
+        cause.detail,
     )
-    .execute(&mut *conn)
+    .fetch_optional(conn)
     .await?;
-    record(conn, id, EventKind::UsageRecorded, status, cause, None).await
+    row.map(|r| {
+        let status = r
+            .status
+            .parse()
+            .map_err(|e| corrupt(TABLE, format!("{e}")))?;
+        Ok((status, r.updated_at))
+    })
+    .transpose()
 }

@@ -19,29 +19,50 @@ use pactum_client::{
 use super::{problem, proposal, terms_of};
 use crate::{chain::USDC, relayer::Fixture};
 
-#[tokio::test]
-async fn usage_accrues_with_vouchers_and_the_seller_claims_the_highest() -> eyre::Result<()> {
-    let f = Fixture::new(|_| {}).await?;
-    let c = &f.chain;
-    let d = &c.deployment;
-    let id = f
-        .buyer_api
-        .propose(&proposal(&f), "p")
+/// A proposal of the fixture's buyer: its API id.
+async fn proposed(f: &Fixture) -> eyre::Result<String> {
+    Ok(f.buyer_api
+        .propose(&proposal(f), "p")
         .await?
         .body
-        .agreement_id;
-    // Not accepted yet: no voucher.
-    assert_eq!(
-        problem(f.buyer_api.usage_voucher(&id, 1).await)?,
-        (409, "invalid_transition".into())
-    );
-    let accepted = f.seller_api.accept(&id, "a").await?.body;
-    let terms = terms_of(&accepted)?;
+        .agreement_id)
+}
+
+/// Agreement `id` accepted by the fixture's seller: its on-chain terms and on-chain id.
+async fn accept(f: &Fixture, id: &str) -> eyre::Result<(pactum_bindings::Agreement, B256)> {
+    let accepted = f.seller_api.accept(id, "a").await?.body;
     let onchain: B256 = accepted
         .onchain_agreement_id
         .as_deref()
         .ok_or_else(|| eyre::eyre!("no on-chain id"))?
         .parse()?;
+    Ok((terms_of(&accepted)?, onchain))
+}
+
+/// The amount the seller's sponsored claim of escrow `onchain` is offered by default.
+async fn default_claim(f: &Fixture, onchain: B256) -> eyre::Result<Option<String>> {
+    let options = f
+        .seller_api
+        .settlement_action_options(onchain, &OptionsParams::of(SettlementAction::SellerClaim))
+        .await?;
+    Ok(options
+        .typed_data
+        .as_ref()
+        .and_then(|t| t["message"]["amount"].as_str().map(str::to_owned)))
+}
+
+#[tokio::test]
+async fn usage_accrues_with_vouchers_and_the_seller_claims_the_highest() -> eyre::Result<()> {
+    let f = Fixture::new(|_| {}).await?;
+    let c = &f.chain;
+    let d = &c.deployment;
+    let id = proposed(&f).await?;
+    // Not accepted yet: no voucher.
+    assert_eq!(
+        problem(f.buyer_api.usage_voucher(&id, 1).await)?,
+        (409, "invalid_transition".into())
+    );
+    let (terms, onchain) = accept(&f, &id).await?;
     let buyer = Authorizer::new(&c.buyer, d.chain_id, d.escrow, onchain);
     let record = |n: u64, signature: alloy::primitives::Bytes| RecordUsage {
         cumulative_quantity: n,
@@ -153,17 +174,9 @@ async fn usage_accrues_with_vouchers_and_the_seller_claims_the_highest() -> eyre
     .await?;
     f.index().await?;
     // The seller's sponsored claim defaults to the highest recorded voucher too.
-    let options = f
-        .seller_api
-        .settlement_action_options(onchain, &OptionsParams::of(SettlementAction::SellerClaim))
-        .await?;
     assert_eq!(
-        options
-            .typed_data
-            .as_ref()
-            .map(|t| t["message"]["amount"].clone()),
-        Some(serde_json::json!("4000000")),
-        "{options:?}"
+        default_claim(&f, onchain).await?.as_deref(),
+        Some("4000000")
     );
     let call = f
         .seller_api
@@ -225,6 +238,76 @@ async fn usage_accrues_with_vouchers_and_the_seller_claims_the_highest() -> eyre
                 .await
         )?,
         (409, "not_claimable".into())
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn concurrent_records_keep_usage_growing_and_record_each_step_once() -> eyre::Result<()> {
+    let f = Fixture::new(|_| {}).await?;
+    let c = &f.chain;
+    let d = &c.deployment;
+    let id = proposed(&f).await?;
+    let (terms, onchain) = accept(&f, &id).await?;
+    pactum_devnet::scenario::activate(&c.provider, d, &terms, &c.buyer, c.relayer.address())
+        .await?;
+    f.index().await?;
+
+    // Sixteen records at once from both parties, several of them equal, in no particular order.
+    let buyer = Authorizer::new(&c.buyer, d.chain_id, d.escrow, onchain);
+    let quantities = [
+        30u64, 5, 20, 30, 10, 25, 5, 15, 20, 35, 10, 35, 25, 15, 30, 20,
+    ];
+    let mut records = tokio::task::JoinSet::new();
+    for (n, quantity) in quantities.into_iter().enumerate() {
+        let signature = buyer.voucher(U256::from(quantity * 100_000)).await?;
+        let api = if n % 2 == 0 {
+            f.seller_api.clone()
+        } else {
+            f.buyer_api.clone()
+        };
+        let (id, key) = (id.clone(), format!("race-{n}"));
+        records.spawn(async move {
+            let body = RecordUsage {
+                cumulative_quantity: quantity,
+                voucher_signature: signature.to_string(),
+            };
+            (quantity, api.record_usage(&id, &body, &key).await)
+        });
+    }
+    while let Some(answer) = records.join_next().await {
+        let (quantity, answer) = answer?;
+        match answer {
+            // Recorded, or repeated: what it shows is at least this record.
+            Ok(written) => assert!(written.body.usage.cumulative_quantity >= quantity),
+            // Refused only because a higher usage was already recorded.
+            Err(err) => assert_eq!(
+                problem::<()>(Err(err))?,
+                (409, "usage_not_increasing".into()),
+                "record of {quantity}"
+            ),
+        }
+    }
+
+    // The highest usage won, with its voucher, and the history climbs strictly, each step once.
+    let view = f.seller_api.usage_agreement(&id).await?;
+    assert_eq!(view.usage.cumulative_quantity, 35);
+    assert_eq!(view.usage.cumulative_amount, "3500000");
+    let steps: Vec<u64> = view
+        .history
+        .iter()
+        .filter(|e| e.kind == EventKind::UsageRecorded)
+        .map(|e| e.detail["cumulative_quantity"].as_u64().unwrap_or_default())
+        .collect();
+    assert!(!steps.is_empty());
+    assert!(
+        steps.windows(2).all(|w| w[0] < w[1]),
+        "usage went back or repeated: {steps:?}"
+    );
+    assert_eq!(steps.last(), Some(&35));
+    assert_eq!(
+        default_claim(&f, onchain).await?.as_deref(),
+        Some("3500000")
     );
     Ok(())
 }
