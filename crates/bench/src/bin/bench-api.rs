@@ -72,30 +72,33 @@ async fn main() -> eyre::Result<()> {
             Ok(serde_json::from_slice(&output.stdout)?)
         })
     };
-    let open = run("open").await??;
-    let closed = run("closed").await??;
+    // PACTUM_BENCH_ROWS=propose,usage,get,page runs only those lifecycle rows.
+    if !pactum_bench::lifecycle::narrowed() {
+        let open = run("open").await??;
+        let closed = run("closed").await??;
 
-    println!(
-        "\n| status API benchmark (GET escrow-status, loopback, separate load process) | measured | goal |\n|---|---|---|"
-    );
-    println!(
-        "| open loop at {} requests/s for {} s ({} requests, {} errors) | p50 {:.2} ms / p99 {:.2} ms / max {:.1} ms | p99 ≤ 10 ms at 1,000/s |",
-        thousands(open["rate"].as_f64().unwrap_or_default()),
-        open["seconds"],
-        thousands(open["sent"].as_f64().unwrap_or_default()),
-        open["errors"],
-        open["p50_ms"].as_f64().unwrap_or(f64::NAN),
-        open["p99_ms"].as_f64().unwrap_or(f64::NAN),
-        open["max_ms"].as_f64().unwrap_or(f64::NAN),
-    );
-    println!(
-        "| closed loop, 32 clients, {} s ({} errors) | {} requests/s, p50 {:.2} ms / p99 {:.2} ms | — |",
-        closed["seconds"],
-        closed["errors"],
-        thousands(closed["throughput"].as_f64().unwrap_or_default()),
-        closed["p50_ms"].as_f64().unwrap_or(f64::NAN),
-        closed["p99_ms"].as_f64().unwrap_or(f64::NAN),
-    );
+        println!(
+            "\n| status API benchmark (GET escrow-status, loopback, separate load process) | measured | goal |\n|---|---|---|"
+        );
+        println!(
+            "| open loop at {} requests/s for {} s ({} requests, {} errors) | p50 {:.2} ms / p99 {:.2} ms / max {:.1} ms | p99 ≤ 10 ms at 1,000/s |",
+            thousands(open["rate"].as_f64().unwrap_or_default()),
+            open["seconds"],
+            thousands(open["sent"].as_f64().unwrap_or_default()),
+            open["errors"],
+            open["p50_ms"].as_f64().unwrap_or(f64::NAN),
+            open["p99_ms"].as_f64().unwrap_or(f64::NAN),
+            open["max_ms"].as_f64().unwrap_or(f64::NAN),
+        );
+        println!(
+            "| closed loop, 32 clients, {} s ({} errors) | {} requests/s, p50 {:.2} ms / p99 {:.2} ms | — |",
+            closed["seconds"],
+            closed["errors"],
+            thousands(closed["throughput"].as_f64().unwrap_or_default()),
+            closed["p50_ms"].as_f64().unwrap_or(f64::NAN),
+            closed["p99_ms"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
     let mut rows = pactum_bench::lifecycle::run(db.db(), &d).await?;
     pactum_bench::lifecycle::print(&mut rows);
     db.drop_database().await?;
