@@ -7,6 +7,7 @@
 
 pub mod agreements;
 pub mod escrow;
+pub mod identity;
 pub mod keys;
 pub mod operations;
 pub mod problem;
@@ -19,6 +20,7 @@ pub use agreements::{
     UsageAgreementView, UsageView, UsageVoucher, VoucherParams,
 };
 pub use escrow::{EscrowStatus, IndexedHead, TransitionView, Transitions};
+pub use identity::OwnerView;
 pub use keys::{RevocationView, RevokeRequest};
 pub use operations::{Health, Ready};
 pub use pactum_core::agreement::{EventKind, LifecycleStatus, Role};

@@ -51,8 +51,8 @@ pub struct AppState {
     pub db: Db,
     /// The chain whose index is served.
     pub chain_id: u64,
-    /// Owner JWT verification (owner endpoints refuse JWTs when absent).
-    pub jwt: Option<auth::JwtConfig>,
+    /// Owner JWT verification (owner JWTs are refused when absent).
+    pub owner_tokens: Option<auth::OwnerTokens>,
     /// The in-process indexer's counters, when the API and the indexer share a process.
     pub indexer_metrics: Option<pactum_indexer::Metrics>,
     /// `/ready` fails when the index trails the node by more blocks than this.
@@ -75,12 +75,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for `chain_id` over `db`.
+    /// State for `chain_id` over `db`, with local-stack owner JWTs (HS256) if `jwt` is given
+    /// (set [`AppState::owner_tokens`] for an identity provider).
     pub fn new(db: Db, chain_id: u64, jwt: Option<auth::JwtConfig>) -> Self {
         Self {
             db,
             chain_id,
-            jwt,
+            owner_tokens: jwt.map(auth::OwnerTokens::Local),
             indexer_metrics: None,
             max_lag_blocks: 64,
             http_metrics: metrics::HttpMetrics::default(),
@@ -115,7 +116,9 @@ impl Modify for SecuritySchemes {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
-                    .description(Some("Owner JWT (HS256)"))
+                    .description(Some(
+                        "Owner JWT from the identity provider (RS256 or ES256; HS256 on the local stack)",
+                    ))
                     .build(),
             ),
         );
@@ -149,6 +152,7 @@ impl Modify for SecuritySchemes {
         routes::settlement::sponsor_buyer_withdraw,
         routes::settlement::sponsored_action_status,
         routes::keys::revoke,
+        routes::owners::me,
         routes::health::health,
         routes::health::ready,
         routes::health::metrics,
@@ -156,6 +160,7 @@ impl Modify for SecuritySchemes {
     ),
     components(schemas(
         pactum_api_types::Problem,
+        pactum_api_types::OwnerView,
         pactum_api_types::ProposeAgreement,
         pactum_api_types::RejectAgreement,
         pactum_api_types::UsageAgreementView,
@@ -201,6 +206,7 @@ pub struct ApiDoc;
 /// and a made-up key sent to them costs no database lookup.
 pub fn router(state: AppState) -> Router {
     let authenticated = Router::new()
+        .route("/owners/me", get(routes::owners::me))
         .route("/usage-agreements", post(routes::agreements::propose))
         .route(
             "/usage-agreements/{agreement_id}",

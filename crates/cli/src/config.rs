@@ -21,9 +21,15 @@
 //! | poll interval | `indexer.poll_interval_ms` | `PACTUM_INDEXER_POLL_INTERVAL_MS` | 250 |
 //! | API address | `api.listen` | `PACTUM_API_LISTEN` | `127.0.0.1:8080` |
 //! | `/metrics` on its own address (then not on `api.listen`) | `api.metrics_listen` | `PACTUM_API_METRICS_LISTEN` | none: on `api.listen` |
-//! | owner JWT key (HS256, ≥ 32 bytes) | `api.jwt_secret` | `PACTUM_API_JWT_SECRET` | none: owner JWTs refused |
-//! | required JWT `iss` | `api.jwt_issuer` | `PACTUM_API_JWT_ISSUER` | not checked |
-//! | required JWT `aud` | `api.jwt_audience` | `PACTUM_API_JWT_AUDIENCE` | not checked |
+//! | owners' identity provider: its JWKS URL (RS256/ES256 tokens) | `api.jwks_url` | `PACTUM_API_JWKS_URL` | none |
+//! | … or a file holding its JWKS (read again at each refresh) | `api.jwks_file` | `PACTUM_API_JWKS_FILE` | none |
+//! | local stack only: owner JWT key (HS256, ≥ 32 bytes; not with a provider) | `api.jwt_secret` | `PACTUM_API_JWT_SECRET` | none: owner JWTs refused |
+//! | required JWT `iss` | `api.jwt_issuer` | `PACTUM_API_JWT_ISSUER` | required with a provider; else not checked |
+//! | required JWT `aud` | `api.jwt_audience` | `PACTUM_API_JWT_AUDIENCE` | required with a provider; else not checked |
+//! | longest provider token lifetime (`exp - iat`, s) | `api.jwt_max_lifetime_secs` | `PACTUM_API_JWT_MAX_LIFETIME_SECS` | 86400 |
+//! | refuse provider tokens without `email_verified: true` | `api.jwt_require_verified_email` | `PACTUM_API_JWT_REQUIRE_VERIFIED_EMAIL` | true |
+//! | JWKS refresh interval (s) | `api.jwks_refresh_secs` | `PACTUM_API_JWKS_REFRESH_SECS` | 600 |
+//! | least interval between refetches for an unknown `kid` (s) | `api.jwks_unknown_kid_refetch_secs` | `PACTUM_API_JWKS_UNKNOWN_KID_REFETCH_SECS` | 30 |
 //! | `/ready` lag limit (blocks) | `api.max_lag_blocks` | `PACTUM_API_MAX_LAG_BLOCKS` | 64 |
 //! | relayer signer keys (hex, comma-separated in the environment) | `relayer.keys` | `PACTUM_RELAYER_KEYS` | none: no relayer |
 //! | confirmations before `confirmed` | `relayer.confirmations` | `PACTUM_RELAYER_CONFIRMATIONS` | 1 |
@@ -197,6 +203,12 @@ pub(crate) struct Api {
     pub(crate) jwt_secret: Option<String>,
     pub(crate) jwt_issuer: Option<String>,
     pub(crate) jwt_audience: Option<String>,
+    pub(crate) jwks_url: Option<String>,
+    pub(crate) jwks_file: Option<String>,
+    pub(crate) jwt_max_lifetime_secs: u64,
+    pub(crate) jwt_require_verified_email: bool,
+    pub(crate) jwks_refresh_secs: u64,
+    pub(crate) jwks_unknown_kid_refetch_secs: u64,
     pub(crate) max_lag_blocks: u64,
 }
 
@@ -208,6 +220,12 @@ impl Default for Api {
             jwt_secret: None,
             jwt_issuer: None,
             jwt_audience: None,
+            jwks_url: None,
+            jwks_file: None,
+            jwt_max_lifetime_secs: 86_400,
+            jwt_require_verified_email: true,
+            jwks_refresh_secs: 600,
+            jwks_unknown_kid_refetch_secs: 30,
             max_lag_blocks: 64,
         }
     }
@@ -337,6 +355,18 @@ impl std::fmt::Debug for Api {
             )
             .field("jwt_issuer", &self.jwt_issuer)
             .field("jwt_audience", &self.jwt_audience)
+            .field("jwks_url", &self.jwks_url)
+            .field("jwks_file", &self.jwks_file)
+            .field("jwt_max_lifetime_secs", &self.jwt_max_lifetime_secs)
+            .field(
+                "jwt_require_verified_email",
+                &self.jwt_require_verified_email,
+            )
+            .field("jwks_refresh_secs", &self.jwks_refresh_secs)
+            .field(
+                "jwks_unknown_kid_refetch_secs",
+                &self.jwks_unknown_kid_refetch_secs,
+            )
             .field("max_lag_blocks", &self.max_lag_blocks)
             .finish()
     }
@@ -417,6 +447,20 @@ where
         *slot = Some(value);
     }
     Ok(())
+}
+
+/// A JWKS URL: `https://`, or `http://` on a loopback address (tests, a local provider).
+fn jwks_url(url: &str) -> eyre::Result<String> {
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
+    let ok = url.starts_with("https://")
+        || loopback.iter().any(|p| {
+            url.strip_prefix(p)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+        });
+    if !ok {
+        bail!("api.jwks_url must be https:// (http:// only on a loopback address): {url}");
+    }
+    Ok(url.to_owned())
 }
 
 /// A comma-separated list of addresses from environment variable `name`.
@@ -547,6 +591,24 @@ impl Config {
         set_opt(&mut self.api.jwt_secret, "PACTUM_API_JWT_SECRET")?;
         set_opt(&mut self.api.jwt_issuer, "PACTUM_API_JWT_ISSUER")?;
         set_opt(&mut self.api.jwt_audience, "PACTUM_API_JWT_AUDIENCE")?;
+        set_opt(&mut self.api.jwks_url, "PACTUM_API_JWKS_URL")?;
+        set_opt(&mut self.api.jwks_file, "PACTUM_API_JWKS_FILE")?;
+        set(
+            &mut self.api.jwt_max_lifetime_secs,
+            "PACTUM_API_JWT_MAX_LIFETIME_SECS",
+        )?;
+        set(
+            &mut self.api.jwt_require_verified_email,
+            "PACTUM_API_JWT_REQUIRE_VERIFIED_EMAIL",
+        )?;
+        set(
+            &mut self.api.jwks_refresh_secs,
+            "PACTUM_API_JWKS_REFRESH_SECS",
+        )?;
+        set(
+            &mut self.api.jwks_unknown_kid_refetch_secs,
+            "PACTUM_API_JWKS_UNKNOWN_KID_REFETCH_SECS",
+        )?;
         set(&mut self.api.max_lag_blocks, "PACTUM_API_MAX_LAG_BLOCKS")?;
         if let Some(keys) = env::<String>("PACTUM_RELAYER_KEYS")? {
             self.relayer.keys = keys
@@ -699,7 +761,8 @@ impl Config {
         Ok(Some(addr))
     }
 
-    /// Owner JWT verification, if a key is configured.
+    /// The local stack's HS256 owner-token settings, if a secret is configured (what
+    /// `pactum admin token` signs with).
     pub(crate) fn jwt(&self) -> eyre::Result<Option<pactum_api::auth::JwtConfig>> {
         let Some(secret) = &self.api.jwt_secret else {
             return Ok(None);
@@ -712,6 +775,64 @@ impl Config {
             issuer: self.api.jwt_issuer.clone(),
             audience: self.api.jwt_audience.clone(),
         }))
+    }
+
+    /// How owner tokens are verified: the identity provider's JWKS, or the local HS256 secret;
+    /// `None` refuses owner tokens.
+    pub(crate) fn owner_tokens(&self) -> eyre::Result<Option<pactum_api::auth::OwnerTokens>> {
+        use pactum_api::auth::{
+            OwnerTokens,
+            jwks::{IdentityProvider, JwksSource, ProviderSettings},
+            tokens::ProviderPolicy,
+        };
+        let a = &self.api;
+        let source = match (&a.jwks_url, &a.jwks_file) {
+            (Some(_), Some(_)) => {
+                bail!("api.jwks_url and api.jwks_file are exclusive: set one")
+            }
+            (Some(url), None) => JwksSource::Url(jwks_url(url)?),
+            (None, Some(file)) => JwksSource::File(file.into()),
+            (None, None) => return Ok(self.jwt()?.map(OwnerTokens::Local)),
+        };
+        if a.jwt_secret.is_some() {
+            bail!(
+                "api.jwt_secret (HS256, the local stack's) cannot be used with an identity provider (api.jwks_url or api.jwks_file): unset one"
+            );
+        }
+        let required = |value: &Option<String>, key: &str, var: &str| {
+            value
+                .clone()
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| eyre!("api.{key} ({var}) is required with an identity provider"))
+        };
+        let issuer = required(&a.jwt_issuer, "jwt_issuer", "PACTUM_API_JWT_ISSUER")?;
+        let audience = required(&a.jwt_audience, "jwt_audience", "PACTUM_API_JWT_AUDIENCE")?;
+        if !(60..=7 * 86_400).contains(&a.jwt_max_lifetime_secs) {
+            bail!(
+                "api.jwt_max_lifetime_secs (PACTUM_API_JWT_MAX_LIFETIME_SECS) must be between 60 and 604800"
+            );
+        }
+        if !(10..=86_400).contains(&a.jwks_refresh_secs) {
+            bail!(
+                "api.jwks_refresh_secs (PACTUM_API_JWKS_REFRESH_SECS) must be between 10 and 86400"
+            );
+        }
+        if a.jwks_unknown_kid_refetch_secs > a.jwks_refresh_secs {
+            bail!("api.jwks_unknown_kid_refetch_secs must not be above api.jwks_refresh_secs");
+        }
+        let provider = IdentityProvider::new(ProviderSettings {
+            policy: ProviderPolicy {
+                issuer,
+                audience,
+                max_lifetime_secs: a.jwt_max_lifetime_secs,
+                require_verified_email: a.jwt_require_verified_email,
+            },
+            jwks: source,
+            refresh_every: Duration::from_secs(a.jwks_refresh_secs),
+            unknown_kid_refetch: Duration::from_secs(a.jwks_unknown_kid_refetch_secs),
+        })
+        .map_err(|e| eyre!(e))?;
+        Ok(Some(OwnerTokens::Provider(std::sync::Arc::new(provider))))
     }
 
     /// The relayer's signer keys and settings, validated; `None` when no key is configured.
@@ -887,6 +1008,44 @@ mod tests {
         assert!(config.pool_size(Pool::Api).is_err());
         config.database.relayer_connections = 5_000;
         assert!(config.pool_size(Pool::Relayer).is_err());
+    }
+
+    #[test]
+    fn an_identity_provider_needs_issuer_audience_and_no_local_secret() {
+        let err = |c: &Config| c.owner_tokens().unwrap_err().to_string();
+        let mut config = Config::default();
+        assert!(config.owner_tokens().unwrap().is_none());
+        config.api.jwks_url = Some("https://idp.example/.well-known/jwks.json".into());
+        assert!(err(&config).contains("api.jwt_issuer"), "{}", err(&config));
+        config.api.jwt_issuer = Some("https://idp.example/".into());
+        assert!(
+            err(&config).contains("api.jwt_audience"),
+            "{}",
+            err(&config)
+        );
+        config.api.jwt_audience = Some("pactum".into());
+        assert!(matches!(
+            config.owner_tokens().unwrap(),
+            Some(pactum_api::auth::OwnerTokens::Provider(_))
+        ));
+        config.api.jwt_secret = Some("a-shared-secret-of-at-least-32-bytes!".into());
+        assert!(err(&config).contains("cannot be used with an identity provider"));
+        config.api.jwt_secret = None;
+        config.api.jwks_file = Some("/etc/pactum/jwks.json".into());
+        assert!(err(&config).contains("exclusive"));
+        config.api.jwks_file = None;
+        for plain in [
+            "http://idp.example/jwks.json",
+            "http://127.0.0.1.evil.example/jwks.json",
+            "ftp://idp.example/jwks.json",
+        ] {
+            config.api.jwks_url = Some(plain.into());
+            assert!(err(&config).contains("must be https://"), "{plain}");
+        }
+        config.api.jwks_url = Some("http://127.0.0.1:9000/jwks.json".into());
+        assert!(config.owner_tokens().is_ok());
+        config.api.jwt_max_lifetime_secs = 30 * 86_400;
+        assert!(err(&config).contains("jwt_max_lifetime_secs"));
     }
 
     #[test]

@@ -25,8 +25,9 @@ async fn api_state(
     db: Db,
     metrics: Option<Metrics>,
 ) -> eyre::Result<(AppState, TcpListener, Option<TcpListener>)> {
-    let (chain_id, jwt, addr) = (config.chain_id()?, config.jwt()?, config.listen()?);
-    let mut state = AppState::new(db, chain_id, jwt);
+    let (chain_id, addr) = (config.chain_id()?, config.listen()?);
+    let mut state = AppState::new(db, chain_id, None);
+    state.owner_tokens = config.owner_tokens()?;
     state.max_lag_blocks = config.api.max_lag_blocks;
     state.indexer_metrics = metrics;
     state.trusted_tokens = config.trusted_tokens();
@@ -153,7 +154,7 @@ async fn start_relayer(
 fn validate(config: &Config) -> eyre::Result<()> {
     config.database_url()?;
     config.chain_id()?;
-    config.jwt()?;
+    config.owner_tokens()?;
     config.listen()?;
     config.metrics_listen()?;
     if config.relayer()?.is_some() {

@@ -82,6 +82,67 @@ pub async fn owner_exists(pool: &PgPool, id: &str) -> Result<bool> {
     .await?)
 }
 
+/// An owner an identity provider vouches for, as first seen.
+#[derive(Debug, Clone, Copy)]
+pub struct ProvisionedOwner<'a> {
+    /// `own_` + a hash of issuer and subject.
+    pub id: &'a str,
+    /// Display name (the token's `name`, else its verified email, else the subject).
+    pub name: &'a str,
+    /// Verified email, or empty.
+    pub email: &'a str,
+    /// The provider (`iss`).
+    pub issuer: &'a str,
+    /// The provider's id for them (`sub`).
+    pub subject: &'a str,
+}
+
+/// Records an owner on first sight of its verified subject (nothing if it exists already).
+/// Name and email are cut to 256 characters.
+pub async fn provision_owner(pool: &PgPool, owner: &ProvisionedOwner<'_>) -> Result<()> {
+    let cut = |s: &str| s.chars().take(256).collect::<String>();
+    sqlx::query!(
+        "INSERT INTO owners (id, name, email, issuer, subject) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT DO NOTHING",
+        owner.id,
+        cut(owner.name),
+        cut(owner.email),
+        owner.issuer,
+        owner.subject,
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// An owner's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Email (verified by the identity provider, or set by `pactum admin`), possibly empty.
+    pub email: String,
+    /// The identity provider, for owners signed in through one.
+    pub issuer: Option<String>,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+}
+
+/// Owner `id`.
+pub async fn owner(pool: &PgPool, id: &str) -> Result<Option<Owner>> {
+    Ok(sqlx::query_as!(
+        Owner,
+        r#"SELECT id, name, email, issuer,
+                  to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS "created_at!"
+             FROM owners WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(pool)
+    .await?)
+}
+
 /// Registers an agent of `owner_id` acting from `wallet`.
 pub async fn create_agent(
     conn: &mut PgConnection,

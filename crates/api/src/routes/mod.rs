@@ -3,5 +3,6 @@
 pub mod agreements;
 pub mod health;
 pub mod keys;
+pub mod owners;
 pub mod settlement;
 pub mod status;
