@@ -7,6 +7,7 @@ mod artifacts;
 mod chain;
 mod indexing;
 mod lifecycle;
+mod owner_tokens;
 mod relayer;
 mod signatures;
 mod wallet;
