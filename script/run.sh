@@ -64,10 +64,11 @@ curl -fsS http://127.0.0.1:8080/health >/dev/null || { echo "pactum serve did no
 log "registering the demo owner, its agents and their API keys"
 admin() { "$pactum" admin --config .run/pactum.toml "$@"; }
 admin create-owner --id demo-owner --name "Demo owner" --email demo@pactum.local
-admin create-agent --id demo-buyer --owner demo-owner --name "buyer agent" \
-  --wallet 0x70997970C51812dc3A010C7d01b50e0d17dc79C8
-admin create-agent --id demo-seller --owner demo-owner --name "seller agent" \
-  --wallet 0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC
+# Each agent's wallet (Anvil's well-known development accounts 1 and 2) signs its registration.
+PACTUM_ADMIN_WALLET_KEY=0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d \
+  admin create-agent --id demo-buyer --owner demo-owner --name "buyer agent"
+PACTUM_ADMIN_WALLET_KEY=0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a \
+  admin create-agent --id demo-seller --owner demo-owner --name "seller agent"
 buyer_key="$(admin create-key --agent demo-buyer --label demo 2>/dev/null)"
 seller_key="$(admin create-key --agent demo-seller --label demo 2>/dev/null)"
 

@@ -20,7 +20,10 @@ pub use agreements::{
     UsageAgreementView, UsageView, UsageVoucher, VoucherParams,
 };
 pub use escrow::{EscrowStatus, IndexedHead, TransitionView, Transitions};
-pub use identity::OwnerView;
+pub use identity::{
+    AgentPage, AgentView, ApiKeyList, ApiKeyView, CreateApiKey, ListAgents, NewApiKey, OwnerView,
+    RegisterAgent, RegistrationMessage, RegistrationParams,
+};
 pub use keys::{RevocationView, RevokeRequest};
 pub use operations::{Health, Ready};
 pub use pactum_core::agreement::{EventKind, LifecycleStatus, Role};

@@ -69,6 +69,18 @@ fn now() -> u64 {
     SystemClock.now_secs()
 }
 
+/// A page size asked for: 1 to [`MAX_PAGE`], [`DEFAULT_PAGE`] when not given.
+pub(crate) fn page_limit(asked: Option<u32>) -> Result<u32, Problem> {
+    let limit = asked.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(crate::input::bad_request(
+            "invalid_parameter",
+            format!("limit must be between 1 and {MAX_PAGE}, not {limit}"),
+        ));
+    }
+    Ok(limit)
+}
+
 /// The caller's roles in `a`: its agent's, or as the owner of either agent.
 fn roles(principal: &Principal, a: &UsageAgreement) -> Vec<Role> {
     let (buyer, seller) = match principal {
@@ -492,13 +504,7 @@ pub(crate) async fn list(
             format!("no agent {agent_id:?} is visible to these credentials"),
         ));
     }
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(crate::input::bad_request(
-            "invalid_parameter",
-            format!("limit must be between 1 and {MAX_PAGE}, not {limit}"),
-        ));
-    }
+    let limit = page_limit(q.limit)?;
     let before = q.cursor.as_deref().map(parse_cursor).transpose()?;
     let now = now();
     let mut conn = state.db.acquire().await?;

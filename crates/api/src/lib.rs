@@ -11,6 +11,7 @@
 pub mod agreements;
 pub mod auth;
 pub mod idempotency;
+pub mod identity;
 mod input;
 pub mod metrics;
 pub mod operational;
@@ -153,6 +154,12 @@ impl Modify for SecuritySchemes {
         routes::settlement::sponsored_action_status,
         routes::keys::revoke,
         routes::owners::me,
+        routes::agents::registration_message,
+        routes::agents::register,
+        routes::agents::list,
+        routes::agents::get,
+        routes::agents::create_key,
+        routes::agents::keys,
         routes::health::health,
         routes::health::ready,
         routes::health::metrics,
@@ -161,6 +168,14 @@ impl Modify for SecuritySchemes {
     components(schemas(
         pactum_api_types::Problem,
         pactum_api_types::OwnerView,
+        pactum_api_types::RegistrationMessage,
+        pactum_api_types::RegisterAgent,
+        pactum_api_types::AgentView,
+        pactum_api_types::AgentPage,
+        pactum_api_types::CreateApiKey,
+        pactum_api_types::NewApiKey,
+        pactum_api_types::ApiKeyView,
+        pactum_api_types::ApiKeyList,
         pactum_api_types::ProposeAgreement,
         pactum_api_types::RejectAgreement,
         pactum_api_types::UsageAgreementView,
@@ -207,6 +222,19 @@ pub struct ApiDoc;
 pub fn router(state: AppState) -> Router {
     let authenticated = Router::new()
         .route("/owners/me", get(routes::owners::me))
+        .route(
+            "/agents",
+            get(routes::agents::list).post(routes::agents::register),
+        )
+        .route(
+            "/agents/registration-message",
+            get(routes::agents::registration_message),
+        )
+        .route("/agents/{agent_id}", get(routes::agents::get))
+        .route(
+            "/agents/{agent_id}/api-keys",
+            get(routes::agents::keys).post(routes::agents::create_key),
+        )
         .route("/usage-agreements", post(routes::agreements::propose))
         .route(
             "/usage-agreements/{agreement_id}",

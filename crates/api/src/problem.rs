@@ -8,6 +8,7 @@ use axum::{
 use pactum_core::{
     Refusal, RefusalCode,
     agreement::{LifecycleCode, LifecycleError},
+    identity::{IdentityCode, IdentityError},
 };
 use utoipa::ToSchema;
 
@@ -224,6 +225,33 @@ pub const fn lifecycle_status(code: LifecycleCode) -> StatusCode {
         | C::UnexpectedFeeAuthorization
         | C::InvalidSignature
         | C::InvalidVoucher => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+/// The HTTP status of an identity refusal: the only place an [`IdentityCode`] meets HTTP.
+pub const fn identity_status(code: IdentityCode) -> StatusCode {
+    use IdentityCode as C;
+    match code {
+        C::OwnerOnly => StatusCode::FORBIDDEN,
+        C::AgentNotFound => StatusCode::NOT_FOUND,
+        C::AgentIdTaken | C::WalletAlreadyRegistered => StatusCode::CONFLICT,
+        C::InvalidAgentId
+        | C::InvalidName
+        | C::InvalidLabel
+        | C::WalletProofExpired
+        | C::WalletProofDeadlineTooFar
+        | C::InvalidWalletProof => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+impl From<IdentityError> for Problem {
+    fn from(e: IdentityError) -> Self {
+        Self::new(
+            identity_status(e.code),
+            e.code.as_str(),
+            e.code.title(),
+            e.detail,
+        )
     }
 }
 

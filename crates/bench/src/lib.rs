@@ -73,10 +73,35 @@ impl LoadChain {
         db: &pactum_db::Db,
         agent_id: &str,
     ) -> eyre::Result<String> {
+        use pactum_api::identity::{self as agents, ContractWallets, Deployment, NewAgent};
         use pactum_db::identity;
         let mut conn = db.pool().acquire().await?;
         identity::create_owner(&mut conn, "bench", "bench", "bench@pactum.local").await?;
-        identity::create_agent(&mut conn, agent_id, "bench", "driver", self.driver).await?;
+        // The driver is a contract wallet that approves any signature (ERC-1271): registered
+        // through the service, which asks it.
+        let deployment = Deployment {
+            chain_id: self.deployment.chain_id,
+            escrow: self.deployment.escrow,
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        agents::register_agent(
+            db,
+            deployment,
+            ContractWallets::Node(&self.provider),
+            &NewAgent {
+                owner_id: "bench",
+                agent_id,
+                name: "driver",
+                wallet: self.driver,
+                signature: &[0u8; 65],
+                deadline: now + 600,
+            },
+            now,
+        )
+        .await
+        .map_err(|p| eyre::eyre!("registering the driver: {p:?}"))?;
         let (key_id, key, hash) = pactum_api::auth::generate_api_key();
         identity::create_api_key(&mut conn, &key_id, agent_id, &hash, "bench").await?;
         Ok(key)

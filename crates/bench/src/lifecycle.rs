@@ -74,19 +74,21 @@ pub fn narrowed() -> bool {
 pub async fn run(db: &Db, deployment: &pactum_devnet::Deployment) -> eyre::Result<Vec<Row>> {
     let d = deployment;
     let buyer = PrivateKeySigner::random();
-    let seller = Address::repeat_byte(0x5e);
+    let seller_key_pair = PrivateKeySigner::random();
+    let seller = seller_key_pair.address();
     let mut conn = db.pool().acquire().await?;
     identity::create_owner(&mut conn, "bench-owner", "bench", "bench@pactum.local").await?;
-    identity::create_agent(
-        &mut conn,
-        "lc-buyer",
-        "bench-owner",
-        "buyer",
-        buyer.address(),
-    )
-    .await?;
-    identity::create_agent(&mut conn, "lc-seller", "bench-owner", "seller", seller).await?;
     drop(conn);
+    let deployment = pactum_api::identity::Deployment {
+        chain_id: d.chain_id,
+        escrow: d.escrow,
+    };
+    for (agent, key) in [("lc-buyer", &buyer), ("lc-seller", &seller_key_pair)] {
+        pactum_api::identity::register_with_key(db, deployment, "bench-owner", agent, agent, key)
+            .await
+            .map_err(|p| eyre::eyre!("registering {agent}: {p:?}"))?;
+    }
+
     let (buyer_key, seller_key) = (
         key_for(db, "lc-buyer").await?,
         key_for(db, "lc-seller").await?,

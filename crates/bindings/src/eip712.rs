@@ -12,6 +12,7 @@
 //! | [`InitiateClose`] | buyer or seller | escrow | starting the close window |
 //! | [`SellerClaim`] | seller | escrow | being paid `amount` at `recipient` |
 //! | [`BuyerWithdraw`] | buyer | escrow | being paid the remainder at `recipient` |
+//! | [`AgentRegistration`] | the agent's wallet | agents (checked by the API, not a contract) | `owner` registering agent `agent` with this wallet, until `deadline` |
 
 use alloy::{
     primitives::{Address, B256, U256},
@@ -25,7 +26,10 @@ use crate::Agreement;
 pub const ESCROW_DOMAIN_NAME: &str = "Pactum Agreement Escrow";
 /// The fee collector's EIP-712 domain name.
 pub const FEE_COLLECTOR_DOMAIN_NAME: &str = "Pactum Infra Fee";
-/// The version of both pactum domains.
+/// The domain name of agent registrations (verified off chain by the API; the escrow's address
+/// binds them to one deployment).
+pub const AGENTS_DOMAIN_NAME: &str = "Pactum Agents";
+/// The version of the pactum domains.
 pub const DOMAIN_VERSION: &str = "1";
 /// USDC's (and the local stand-in's) EIP-712 domain name.
 pub const USDC_DOMAIN_NAME: &str = "USD Coin";
@@ -33,6 +37,16 @@ pub const USDC_DOMAIN_NAME: &str = "USD Coin";
 pub const USDC_DOMAIN_VERSION: &str = "2";
 
 sol! {
+    /// A wallet's proof that it acts for agent `agent` of owner `owner`: signed when the owner
+    /// registers the agent, usable until `deadline`.
+    #[derive(Debug, PartialEq, Eq)]
+    struct AgentRegistration {
+        string owner;
+        string agent;
+        address wallet;
+        uint256 deadline;
+    }
+
     /// Buyer's consent to activation when the deposit is pulled with a permit. The terms are
     /// nested (not their id), so that a wallet displays them.
     #[derive(Debug, PartialEq, Eq)]
@@ -107,6 +121,16 @@ sol! {
 pub fn escrow_domain(chain_id: u64, escrow: Address) -> Eip712Domain {
     eip712_domain! {
         name: ESCROW_DOMAIN_NAME,
+        version: DOMAIN_VERSION,
+        chain_id: chain_id,
+        verifying_contract: escrow,
+    }
+}
+
+/// The domain of agent registrations on `chain_id` for the deployment whose escrow is `escrow`.
+pub fn agents_domain(chain_id: u64, escrow: Address) -> Eip712Domain {
+    eip712_domain! {
+        name: AGENTS_DOMAIN_NAME,
         version: DOMAIN_VERSION,
         chain_id: chain_id,
         verifying_contract: escrow,

@@ -3,7 +3,6 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use alloy::primitives::Address;
 use eyre::{WrapErr, eyre};
 use pactum_api::auth::{Claims, generate_api_key, sign_jwt};
 
@@ -35,7 +34,8 @@ enum Command {
         #[arg(long)]
         email: String,
     },
-    /// Register an agent of an owner, acting from a wallet address.
+    /// Register an agent of an owner, acting from a wallet whose key proves it (the wallet
+    /// signs the registration here, as `POST /agents` requires; local stack).
     CreateAgent {
         /// Agent id.
         #[arg(long)]
@@ -46,9 +46,10 @@ enum Command {
         /// Display name.
         #[arg(long)]
         name: String,
-        /// The agent's wallet (buyer or seller address of its agreements).
-        #[arg(long)]
-        wallet: Address,
+        /// The wallet's private key (hex), which signs the registration. Read from the
+        /// environment rather than the command line where possible.
+        #[arg(long, env = "PACTUM_ADMIN_WALLET_KEY", hide_env_values = true)]
+        wallet_key: String,
     },
     /// Issue an API key for an agent; the key is printed once and only its hash is stored.
     CreateKey {
@@ -86,12 +87,26 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
             id,
             owner,
             name,
-            wallet,
+            wallet_key,
         } => {
-            pactum_db::identity::create_agent(&mut conn, &id, &owner, &name, wallet)
-                .await
-                .wrap_err("cannot create the agent (does the owner exist?)")?;
-            println!("agent {id} of {owner} created (wallet {wallet})");
+            let key: alloy::signers::local::PrivateKeySigner =
+                wallet_key.trim().parse().map_err(|_| {
+                    eyre!("--wallet-key is not a secp256k1 private key (0x + 64 hex digits)")
+                })?;
+            pactum_api::identity::register_with_key(
+                &db,
+                config.registration_deployment()?,
+                &owner,
+                &id,
+                &name,
+                &key,
+            )
+            .await
+            .map_err(|p| eyre!("cannot register the agent: {} ({})", p.0.detail, p.0.code))?;
+            println!(
+                "agent {id} of {owner} registered (wallet {}, proven)",
+                key.address()
+            );
         }
         Command::CreateKey { agent, label } => {
             let (id, key, hash) = generate_api_key();

@@ -761,6 +761,16 @@ impl Config {
         Ok(Some(addr))
     }
 
+    /// The deployment agent registrations are bound to (chain id and escrow).
+    pub(crate) fn registration_deployment(&self) -> eyre::Result<pactum_api::identity::Deployment> {
+        Ok(pactum_api::identity::Deployment {
+            chain_id: self.chain_id()?,
+            escrow: self.chain.escrow.ok_or_else(|| {
+                eyre!("chain.escrow (PACTUM_CHAIN_ESCROW) is required to register agents")
+            })?,
+        })
+    }
+
     /// The local stack's HS256 owner-token settings, if a secret is configured (what
     /// `pactum admin token` signs with).
     pub(crate) fn jwt(&self) -> eyre::Result<Option<pactum_api::auth::JwtConfig>> {

@@ -164,10 +164,7 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
                 crate::sponsored::register(
                     config,
                     "demo-owner",
-                    [
-                        ("buyer", relayed_buyer.address()),
-                        ("seller", relayed_seller.address()),
-                    ],
+                    [("buyer", &relayed_buyer), ("seller", &relayed_seller)],
                 )
                 .await?;
             println!(

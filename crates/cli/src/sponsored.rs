@@ -26,12 +26,13 @@ pub(crate) struct Party<'a> {
 pub(crate) async fn register(
     config: &std::path::Path,
     owner: &str,
-    wallets: [(&str, Address); 2],
+    wallets: [(&str, &PrivateKeySigner); 2],
 ) -> eyre::Result<[(String, String); 2]> {
     let config = crate::config::Config::load(Some(config))?;
     let db = pactum_db::Db::connect(config.database_url()?, 2)
         .await
         .wrap_err("cannot open the database")?;
+    let deployment = config.registration_deployment()?;
     let pool = db.pool();
     let mut conn = pool.acquire().await?;
     if !pactum_db::identity::owner_exists(pool, owner).await? {
@@ -40,8 +41,14 @@ pub(crate) async fn register(
     }
     let mut keys = Vec::new();
     for (name, wallet) in wallets {
-        let id = format!("demo-{name}-{}", &wallet.to_string()[2..10].to_lowercase());
-        pactum_db::identity::create_agent(&mut conn, &id, owner, name, wallet).await?;
+        let id = format!(
+            "demo-{name}-{}",
+            &wallet.address().to_string()[2..10].to_lowercase()
+        );
+        // The wallet signs its registration, as `POST /agents` requires.
+        pactum_api::identity::register_with_key(&db, deployment, owner, &id, name, wallet)
+            .await
+            .map_err(|p| eyre!("registering {id}: {} ({})", p.0.detail, p.0.code))?;
         let (key_id, key, hash) = pactum_api::auth::generate_api_key();
         pactum_db::identity::create_api_key(&mut conn, &key_id, &id, &hash, "demo").await?;
         keys.push((id, key));

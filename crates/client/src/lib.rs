@@ -26,6 +26,7 @@
 
 pub mod activate;
 mod authorize;
+mod register;
 
 use std::time::{Duration, Instant};
 
@@ -45,7 +46,12 @@ use pactum_api_types::{
     OptionsParams, PackageParams, Problem, ProposeAgreement, Ready, RecordUsage, RejectAgreement,
     RelayView, RevocationView, RevokeRequest, SellerClaimBody, SettlementAction,
     UsageAgreementView, UsageVoucher, VoucherParams,
+    identity::{
+        AgentPage, AgentView, ApiKeyList, CreateApiKey, ListAgents, NewApiKey, OwnerView,
+        RegisterAgent, RegistrationMessage, RegistrationParams,
+    },
 };
+pub use register::{Registration, sign_registration};
 use serde::{Serialize, de::DeserializeOwned};
 
 /// Header carrying the idempotency key of a write.
@@ -365,6 +371,61 @@ impl Client {
     ) -> Result<Written<UsageAgreementView>> {
         let path = format!("usage-agreements/{agreement_id}/record-usage");
         self.post(&path, body, idempotency_key).await
+    }
+
+    /// `GET /owners/me` (an owner's JWT).
+    pub async fn me(&self) -> Result<OwnerView> {
+        self.get("owners/me", &()).await
+    }
+
+    /// `GET /agents/registration-message`: what the wallet signs (an owner's JWT).
+    pub async fn registration_message(
+        &self,
+        params: &RegistrationParams,
+    ) -> Result<RegistrationMessage> {
+        self.get("agents/registration-message", params).await
+    }
+
+    /// `POST /agents` under `idempotency_key` (an owner's JWT).
+    pub async fn register_agent(
+        &self,
+        body: &RegisterAgent,
+        idempotency_key: &str,
+    ) -> Result<Written<AgentView>> {
+        self.post("agents", body, idempotency_key).await
+    }
+
+    /// `GET /agents` (an owner's JWT).
+    pub async fn agents(&self, query: &ListAgents) -> Result<AgentPage> {
+        self.get("agents", query).await
+    }
+
+    /// `GET /agents/{agent_id}`.
+    pub async fn agent(&self, agent_id: &str) -> Result<AgentView> {
+        self.get(&format!("agents/{agent_id}"), &()).await
+    }
+
+    /// `POST /agents/{agent_id}/api-keys` under `idempotency_key` (an owner's JWT).
+    pub async fn create_api_key(
+        &self,
+        agent_id: &str,
+        label: &str,
+        idempotency_key: &str,
+    ) -> Result<Written<NewApiKey>> {
+        let body = CreateApiKey {
+            label: label.to_owned(),
+        };
+        self.post(
+            &format!("agents/{agent_id}/api-keys"),
+            &body,
+            idempotency_key,
+        )
+        .await
+    }
+
+    /// `GET /agents/{agent_id}/api-keys` (an owner's JWT).
+    pub async fn api_keys(&self, agent_id: &str) -> Result<ApiKeyList> {
+        self.get(&format!("agents/{agent_id}/api-keys"), &()).await
     }
 
     /// Polls `GET /usage-agreements/{agreement_id}` until `done` holds for it.

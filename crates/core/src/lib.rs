@@ -16,6 +16,7 @@
 //! - [`sponsor`]: the sponsor policy, its quotas, and the fee arithmetic of submissions.
 //! - [`agreement`]: the usage agreement's lifecycle before and around the chain: its state
 //!   machine, the validation of a proposal and the exact arithmetic of its terms.
+//! - [`identity`]: owners' agents: ids, names and labels, and when a wallet's proof may be used.
 //! - [`clock`]: the time, as a value that tests can set.
 
 #[macro_use]
@@ -24,6 +25,7 @@ mod macros;
 pub mod agreement;
 pub mod clock;
 pub mod escrow;
+pub mod identity;
 pub mod ids;
 pub mod refusal;
 pub mod signature;

@@ -28,6 +28,9 @@ pub struct ApiKey {
     pub secret_hash: [u8; 32],
     /// Whether it was revoked.
     pub revoked: bool,
+    /// Whether its agent's wallet proved itself at registration (keys of agents that did not
+    /// are refused).
+    pub wallet_proven: bool,
     /// The agent.
     pub agent: Agent,
 }
@@ -143,24 +146,156 @@ pub async fn owner(pool: &PgPool, id: &str) -> Result<Option<Owner>> {
     .await?)
 }
 
-/// Registers an agent of `owner_id` acting from `wallet`.
+/// A wallet's signature of an agent's registration ([`pactum_bindings::eip712::AgentRegistration`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletProof {
+    /// The signature (65-byte ECDSA, or whatever the wallet's ERC-1271 accepts).
+    pub signature: Vec<u8>,
+    /// The registration's deadline (unix seconds).
+    pub deadline: u64,
+}
+
+/// What registering an agent came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// Registered.
+    Created,
+    /// Another agent has the id.
+    IdTaken,
+    /// Another agent has the wallet.
+    WalletTaken,
+}
+
+/// Registers agent `id` of `owner_id` acting from `wallet`, with the wallet's `proof` (checked by
+/// the caller). An id or wallet already registered is answered as such, and nothing is written.
 pub async fn create_agent(
     conn: &mut PgConnection,
     id: &str,
     owner_id: &str,
     name: &str,
     wallet: Address,
-) -> Result<()> {
-    sqlx::query!(
-        "INSERT INTO agents (id, owner_id, name, wallet_address) VALUES ($1, $2, $3, $4)",
+    proof: &WalletProof,
+) -> Result<Registration> {
+    let inserted = sqlx::query!(
+        "INSERT INTO agents (id, owner_id, name, wallet_address, wallet_proof, wallet_proof_deadline)
+         VALUES ($1, $2, $3, $4, $5, $6)",
         id,
         owner_id,
         name,
-        wallet.as_slice()
+        wallet.as_slice(),
+        proof.signature.as_slice(),
+        i64::try_from(proof.deadline).unwrap_or(i64::MAX),
     )
     .execute(conn)
+    .await;
+    match inserted {
+        Ok(_) => Ok(Registration::Created),
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some("agents_pkey") => {
+            Ok(Registration::IdTaken)
+        }
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some("agents_wallet") => {
+            Ok(Registration::WalletTaken)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// An agent as its owner lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRecord {
+    /// The agent.
+    pub agent: Agent,
+    /// Whether its wallet proved itself at registration.
+    pub wallet_proven: bool,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// Its API keys not revoked.
+    pub active_keys: i64,
+}
+
+/// Owner `owner_id`'s agents by id, after `after` (exclusive), at most `limit`.
+pub async fn agents_of(
+    pool: &PgPool,
+    owner_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<AgentRecord>> {
+    agent_records(pool, Some(owner_id), None, after, limit).await
+}
+
+/// Agent `id` with its registration facts.
+pub async fn agent_record(pool: &PgPool, id: &str) -> Result<Option<AgentRecord>> {
+    Ok(agent_records(pool, None, Some(id), None, 1).await?.pop())
+}
+
+/// Agents by id: of `owner_id` and/or exactly `id` when given, after `after`, at most `limit`.
+async fn agent_records(
+    pool: &PgPool,
+    owner_id: Option<&str>,
+    id: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<AgentRecord>> {
+    let rows = sqlx::query!(
+        r#"SELECT a.id, a.owner_id, a.name, a.wallet_address,
+                  a.wallet_proof IS NOT NULL AS "wallet_proven!",
+                  to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS "created_at!",
+                  (SELECT count(*) FROM api_keys k WHERE k.agent_id = a.id AND k.revoked_at IS NULL) AS "active_keys!"
+             FROM agents a
+            WHERE ($1::text IS NULL OR a.owner_id = $1)
+              AND ($2::text IS NULL OR a.id = $2)
+              AND ($3::text IS NULL OR a.id > $3)
+            ORDER BY a.id
+            LIMIT $4"#,
+        owner_id,
+        id,
+        after,
+        limit,
+    )
+    .fetch_all(pool)
     .await?;
-    Ok(())
+    rows.into_iter()
+        .map(|r| {
+            Ok(AgentRecord {
+                agent: Agent {
+                    id: r.id,
+                    owner_id: r.owner_id,
+                    name: r.name,
+                    wallet: wallet(&r.wallet_address)?,
+                },
+                wallet_proven: r.wallet_proven,
+                created_at: r.created_at,
+                active_keys: r.active_keys,
+            })
+        })
+        .collect()
+}
+
+/// An API key's metadata (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyMeta {
+    /// Key id (the part after `pk_`).
+    pub id: String,
+    /// Its label.
+    pub label: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<String>,
+}
+
+/// Agent `agent_id`'s API keys, newest first.
+pub async fn api_keys_of(pool: &PgPool, agent_id: &str) -> Result<Vec<ApiKeyMeta>> {
+    Ok(sqlx::query_as!(
+        ApiKeyMeta,
+        r#"SELECT id, label,
+                  to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS "created_at!",
+                  to_char(revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS revoked_at
+             FROM api_keys WHERE agent_id = $1 ORDER BY created_at DESC, id"#,
+        agent_id
+    )
+    .fetch_all(pool)
+    .await?)
 }
 
 /// An agent by id.
@@ -217,6 +352,7 @@ pub async fn create_api_key(
 pub async fn api_key(pool: &PgPool, id: &str) -> Result<Option<ApiKey>> {
     let row = sqlx::query!(
         r#"SELECT k.id, k.secret_hash, k.revoked_at IS NOT NULL AS "revoked!",
+                  a.wallet_proof IS NOT NULL AS "wallet_proven!",
                   a.id AS agent_id, a.owner_id, a.name, a.wallet_address
            FROM api_keys k JOIN agents a ON a.id = k.agent_id WHERE k.id = $1"#,
         id
@@ -236,6 +372,7 @@ pub async fn api_key(pool: &PgPool, id: &str) -> Result<Option<ApiKey>> {
             id: r.id,
             secret_hash,
             revoked: r.revoked,
+            wallet_proven: r.wallet_proven,
             agent: Agent {
                 id: r.agent_id,
                 owner_id: r.owner_id,

@@ -181,15 +181,8 @@ impl Relayer {
         digest: B256,
         signature: &Bytes,
     ) -> Result<bool, Error> {
-        if recover(digest, signature) == Some(account) {
-            return Ok(true);
-        }
-        let provider = &self.inner.provider;
-        if !chain::has_code(provider, account).await? {
-            return Ok(false);
-        }
         let cap = self.inner.settings.policy.max_gas_per_action;
-        chain::erc1271_approves(provider, account, digest, signature, cap).await
+        wallet_signature_is_valid(&self.inner.provider, account, digest, signature, cap).await
     }
 
     /// Checks `authorization` for the agreement with `terms` and queues it. Refusals spend no gas.
@@ -433,4 +426,23 @@ impl Relayer {
             .into()),
         }
     }
+}
+
+/// Whether `signature` is `account`'s over `digest` on `provider`'s chain: its ECDSA signature,
+/// or, for an account with code, approved by its ERC-1271 `isValidSignature` (one `eth_call`
+/// capped at `gas_cap`).
+pub async fn wallet_signature_is_valid(
+    provider: &DynProvider,
+    account: Address,
+    digest: B256,
+    signature: &Bytes,
+    gas_cap: u64,
+) -> Result<bool, Error> {
+    if recover(digest, signature) == Some(account) {
+        return Ok(true);
+    }
+    if !chain::has_code(provider, account).await? {
+        return Ok(false);
+    }
+    chain::erc1271_approves(provider, account, digest, signature, gas_cap).await
 }

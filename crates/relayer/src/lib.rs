@@ -27,7 +27,7 @@ pub mod metrics;
 pub mod options;
 pub mod worker;
 
-pub use accept::{Accepted, Relayer};
+pub use accept::{Accepted, Relayer, wallet_signature_is_valid};
 pub use config::{Policy, Settings};
 pub use error::{AcceptError, Error};
 pub use metrics::Metrics;

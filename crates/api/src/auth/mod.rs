@@ -122,6 +122,11 @@ async fn resolve(state: &AppState, token: &str) -> Result<Principal, Problem> {
         if key.revoked {
             return Err(Problem::unauthenticated("API key revoked"));
         }
+        if !key.wallet_proven {
+            return Err(Problem::unauthenticated(
+                "this agent's wallet never proved itself: its owner must register the agent again through POST /agents",
+            ));
+        }
         return Ok(Principal::Agent {
             agent_id: key.agent.id,
             owner_id: key.agent.owner_id,

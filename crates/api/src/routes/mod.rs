@@ -1,5 +1,6 @@
 //! The endpoints, one module per concern.
 
+pub mod agents;
 pub mod agreements;
 pub mod health;
 pub mod keys;

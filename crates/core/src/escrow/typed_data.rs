@@ -8,8 +8,8 @@ use alloy::{
 use pactum_bindings::{
     Agreement,
     eip712::{
-        Activation, BuyerWithdraw, InitiateClose, Permit, ReceiveWithAuthorization, SellerClaim,
-        Voucher,
+        Activation, AgentRegistration, BuyerWithdraw, InitiateClose, Permit,
+        ReceiveWithAuthorization, SellerClaim, Voucher,
     },
 };
 use serde_json::{Value, json};
@@ -149,6 +149,29 @@ pub fn receive_with_authorization(
     (
         typed::<ReceiveWithAuthorization>(token_domain, json),
         message.eip712_signing_hash(token_domain),
+    )
+}
+
+/// The wallet's `AgentRegistration` of agent `agent` of `owner`, usable until `deadline`.
+pub fn agent_registration(
+    domain: &Eip712Domain,
+    owner: &str,
+    agent: &str,
+    wallet: Address,
+    deadline: u64,
+) -> (Value, B256) {
+    let message = AgentRegistration {
+        owner: owner.to_owned(),
+        agent: agent.to_owned(),
+        wallet,
+        deadline: U256::from(deadline),
+    };
+    let json = json!({
+        "owner": owner, "agent": agent, "wallet": wallet.to_string(), "deadline": deadline.to_string(),
+    });
+    (
+        typed::<AgentRegistration>(domain, json),
+        message.eip712_signing_hash(domain),
     )
 }
 
