@@ -4,7 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy::{
-    primitives::{Address, B256, keccak256},
+    primitives::{B256, keccak256},
     transports::http::reqwest::Method,
 };
 use pactum_api::{
@@ -89,30 +89,20 @@ async fn fixture() -> eyre::Result<Fixture> {
     let mut conn = db.pool().acquire().await?;
     principals::create_owner(&mut conn, "acme", "Acme", "ops@acme.test").await?;
     principals::create_owner(&mut conn, "globex", "Globex", "ops@globex.test").await?;
-    principals::create_agent(
-        &mut conn,
-        "acme-buyer",
-        "acme",
-        "buyer bot",
-        chain.buyer.address(),
-    )
-    .await?;
-    principals::create_agent(
-        &mut conn,
-        "globex-seller",
-        "globex",
-        "seller bot",
-        chain.seller.address(),
-    )
-    .await?;
-    principals::create_agent(
-        &mut conn,
-        "globex-stranger",
-        "globex",
-        "idle bot",
-        Address::repeat_byte(0x77),
-    )
-    .await?;
+    chain
+        .register_agent(&db, "acme", "acme-buyer", &chain.buyer)
+        .await?;
+    chain
+        .register_agent(&db, "globex", "globex-seller", &chain.seller)
+        .await?;
+    chain
+        .register_agent(
+            &db,
+            "globex",
+            "globex-stranger",
+            &alloy::signers::local::PrivateKeySigner::random(),
+        )
+        .await?;
     drop(conn);
     let (buyer_key, seller_key, stranger_key) = (
         key_for(&db, "acme-buyer").await?,

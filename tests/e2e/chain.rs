@@ -199,3 +199,46 @@ impl Chain {
         Ok(self.provider.get_block_number().await?)
     }
 }
+
+impl Chain {
+    /// Registers agent `agent_id` of `owner_id` in `db` acting from `signer`'s wallet, with the
+    /// wallet's proof signed by `signer` (a key, or a key its ERC-1271 wallet accepts), through
+    /// the service `POST /agents` uses.
+    pub(crate) async fn register_agent<S: alloy::signers::Signer + Sync>(
+        &self,
+        db: &pactum_db::Db,
+        owner_id: &str,
+        agent_id: &str,
+        signer: &S,
+    ) -> eyre::Result<()> {
+        use pactum_api::identity::{self, ContractWallets, Deployment, NewAgent};
+        let deployment = Deployment {
+            chain_id: self.deployment.chain_id,
+            escrow: self.deployment.escrow,
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        let deadline = now + 600;
+        let wallet = signer.address();
+        let digest =
+            identity::registration_digest(deployment, owner_id, agent_id, wallet, deadline);
+        let signature = signer.sign_hash(&digest).await?;
+        identity::register_agent(
+            db,
+            deployment,
+            ContractWallets::Node(&self.provider),
+            &NewAgent {
+                owner_id,
+                agent_id,
+                name: agent_id,
+                wallet,
+                signature: &signature.as_bytes(),
+                deadline,
+            },
+            now,
+        )
+        .await
+        .map_err(|p| eyre::eyre!("registering {agent_id}: {p:?}"))
+    }
+}

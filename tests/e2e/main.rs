@@ -1,6 +1,7 @@
 //! End-to-end tests: a real Anvil (spawned through alloy-node-bindings), the contracts deployed
 //! from the generated bindings, and every signature produced in Rust.
 
+mod agents;
 mod agreements;
 mod api;
 mod artifacts;

@@ -280,9 +280,7 @@ async fn a_contract_wallet_buyer_activates() -> eyre::Result<()> {
     f.index().await?;
     f.start_worker().await?;
     let wallet = WalletSigner::deploy_funded(&f.chain, 100 * USDC).await?;
-    let buyer = f
-        .other_owner("walletco", "wallet-buyer", wallet.wallet)
-        .await?;
+    let buyer = f.other_owner("walletco", "wallet-buyer", &wallet).await?;
     let mut body = proposal(&f);
     body.buyer_wallet_address = wallet.wallet.to_string();
     let id = accepted(&f, &buyer, &body).await?;

@@ -5,7 +5,7 @@
 mod activation;
 mod usage;
 
-use alloy::primitives::{Address, keccak256};
+use alloy::primitives::keccak256;
 use pactum_bindings::{Agreement, eip712};
 use pactum_client::{
     Error,
@@ -415,7 +415,11 @@ async fn only_the_parties_and_their_owners_see_an_agreement() -> eyre::Result<()
     let f = Fixture::new(|_| {}).await?;
     let id = propose(&f, "p").await?.agreement_id;
     let stranger = f
-        .other_owner("globex", "globex-agent", Address::repeat_byte(0x42))
+        .other_owner(
+            "globex",
+            "globex-agent",
+            &alloy::signers::local::PrivateKeySigner::random(),
+        )
         .await?;
     let unknown = "agr_aaaaaaaaaaaaaaaaaaaa";
     for api in [&stranger, &f.owner_api("globex")] {

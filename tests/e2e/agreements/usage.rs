@@ -5,7 +5,7 @@
 
 use alloy::{
     network::TransactionBuilder,
-    primitives::{Address, B256, U256},
+    primitives::{B256, U256},
     providers::Provider,
     rpc::types::TransactionRequest,
     sol_types::SolStruct,
@@ -150,7 +150,11 @@ async fn usage_accrues_with_vouchers_and_the_seller_claims_the_highest() -> eyre
         (422, "invalid_voucher".into())
     );
     let stranger = f
-        .other_owner("globex", "globex-agent", Address::repeat_byte(0x42))
+        .other_owner(
+            "globex",
+            "globex-agent",
+            &alloy::signers::local::PrivateKeySigner::random(),
+        )
         .await?;
     assert_eq!(
         problem(

@@ -78,16 +78,18 @@ impl Fixture {
     }
 
     /// A new owner with one agent (wallet `wallet`) and its API client.
-    pub(crate) async fn other_owner(
+    pub(crate) async fn other_owner<S: alloy::signers::Signer + Sync>(
         &self,
         owner_id: &str,
         agent_id: &str,
-        wallet: Address,
+        wallet: &S,
     ) -> eyre::Result<Client> {
         let mut conn = self.db().pool().acquire().await?;
         let email = format!("ops@{owner_id}.test");
         principals::create_owner(&mut conn, owner_id, owner_id, &email).await?;
-        principals::create_agent(&mut conn, agent_id, owner_id, agent_id, wallet).await?;
+        self.chain
+            .register_agent(self.db(), owner_id, agent_id, wallet)
+            .await?;
         let (key_id, key, hash) = generate_api_key();
         principals::create_api_key(&mut conn, &key_id, agent_id, &hash, "test").await?;
         Ok(self.buyer_api.authenticated(key))
@@ -118,16 +120,12 @@ impl Fixture {
 
         let mut conn = db.pool().acquire().await?;
         principals::create_owner(&mut conn, "acme", "Acme", "ops@acme.test").await?;
-        principals::create_agent(&mut conn, "buyer", "acme", "buyer", chain.buyer.address())
+        chain
+            .register_agent(&db, "acme", "buyer", &chain.buyer)
             .await?;
-        principals::create_agent(
-            &mut conn,
-            "seller",
-            "acme",
-            "seller",
-            chain.seller.address(),
-        )
-        .await?;
+        chain
+            .register_agent(&db, "acme", "seller", &chain.seller)
+            .await?;
         let mut keys = Vec::new();
         for agent in ["buyer", "seller"] {
             let (id, key, hash) = generate_api_key();

@@ -366,7 +366,8 @@ async fn one_caller_is_stopped_at_its_own_cap_while_others_are_served() -> eyre:
     let other = alloy::signers::local::PrivateKeySigner::random();
     let mut conn = f.db().pool().acquire().await?;
     pactum_db::identity::create_owner(&mut conn, "globex", "Globex", "ops@globex.test").await?;
-    pactum_db::identity::create_agent(&mut conn, "g-seller", "globex", "seller", other.address())
+    f.chain
+        .register_agent(f.db(), "globex", "g-seller", &other)
         .await?;
     let (key_id, key, hash) = pactum_api::auth::generate_api_key();
     pactum_db::identity::create_api_key(&mut conn, &key_id, "g-seller", &hash, "test").await?;
