@@ -147,3 +147,21 @@ pub struct ApiKeyList {
     /// The keys.
     pub keys: Vec<ApiKeyView>,
 }
+
+/// An agent's policy as in force, with its version (`ETag: "p<version>"`; version 0 is the
+/// default: no rule).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyView {
+    /// The agent.
+    pub agent_id: String,
+    /// The version in force (0: none ever set, the default).
+    pub version: i64,
+    /// The same version as an entity tag, for `If-Match`.
+    pub etag: String,
+    /// The rules (absent ones do not limit).
+    pub policy: pactum_core::policy::Policy,
+    /// Who wrote this version (`owner:<id>`), if anyone.
+    pub updated_by: Option<String>,
+    /// When (RFC 3339, UTC), if ever.
+    pub updated_at: Option<String>,
+}

@@ -22,11 +22,12 @@ pub use agreements::{
 pub use escrow::{EscrowStatus, IndexedHead, TransitionView, Transitions};
 pub use identity::{
     AgentPage, AgentView, ApiKeyList, ApiKeyView, CreateApiKey, ListAgents, NewApiKey, OwnerView,
-    RegisterAgent, RegistrationMessage, RegistrationParams,
+    PolicyView, RegisterAgent, RegistrationMessage, RegistrationParams,
 };
 pub use keys::{RevocationView, RevokeRequest};
 pub use operations::{Health, Ready};
 pub use pactum_core::agreement::{EventKind, LifecycleStatus, Role};
+pub use pactum_core::policy::Policy;
 /// The states and codes the wire types carry, spelled as on the wire.
 pub use pactum_core::{
     ActionKind, ActivationStatus, AgreementStatus, AttemptKind, AttemptOutcome, DeferralReason,

@@ -46,7 +46,7 @@ fn deployment(state: &AppState) -> Result<Deployment, Problem> {
         })
 }
 
-fn owner_of(principal: &Principal) -> Result<&str, Problem> {
+pub(crate) fn owner_of(principal: &Principal) -> Result<&str, Problem> {
     match principal {
         Principal::Owner { owner_id } => Ok(owner_id),
         Principal::Agent { .. } => Err(IdentityError::new(
@@ -295,7 +295,7 @@ fn view(record: store::AgentRecord) -> AgentView {
 }
 
 /// The agent `agent_id` as `principal` may see it: its owner, or the agent itself.
-async fn visible_agent(
+pub(crate) async fn visible_agent(
     state: &AppState,
     principal: &Principal,
     agent_id: &str,

@@ -15,6 +15,7 @@ pub mod identity;
 mod input;
 pub mod metrics;
 pub mod operational;
+pub mod policies;
 pub mod problem;
 pub mod routes;
 mod services;
@@ -160,6 +161,8 @@ impl Modify for SecuritySchemes {
         routes::agents::get,
         routes::agents::create_key,
         routes::agents::keys,
+        routes::agents::get_policy,
+        routes::agents::put_policy,
         routes::health::health,
         routes::health::ready,
         routes::health::metrics,
@@ -176,6 +179,8 @@ impl Modify for SecuritySchemes {
         pactum_api_types::NewApiKey,
         pactum_api_types::ApiKeyView,
         pactum_api_types::ApiKeyList,
+        pactum_api_types::PolicyView,
+        pactum_api_types::Policy,
         pactum_api_types::ProposeAgreement,
         pactum_api_types::RejectAgreement,
         pactum_api_types::UsageAgreementView,
@@ -234,6 +239,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/agents/{agent_id}/api-keys",
             get(routes::agents::keys).post(routes::agents::create_key),
+        )
+        .route(
+            "/agents/{agent_id}/policies",
+            get(routes::agents::get_policy).put(routes::agents::put_policy),
         )
         .route("/usage-agreements", post(routes::agreements::propose))
         .route(

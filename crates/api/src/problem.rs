@@ -9,6 +9,7 @@ use pactum_core::{
     Refusal, RefusalCode,
     agreement::{LifecycleCode, LifecycleError},
     identity::{IdentityCode, IdentityError},
+    policy::{InvalidPolicy, PolicyCode, Violation},
 };
 use utoipa::ToSchema;
 
@@ -252,6 +253,35 @@ impl From<IdentityError> for Problem {
             e.code.title(),
             e.detail,
         )
+    }
+}
+
+/// The HTTP status of a policy refusal: the only place a [`PolicyCode`] meets HTTP.
+pub const fn policy_status(code: PolicyCode) -> StatusCode {
+    match code {
+        PolicyCode::InvalidPolicy => StatusCode::UNPROCESSABLE_ENTITY,
+        PolicyCode::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
+        PolicyCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        PolicyCode::PolicyViolation => StatusCode::FORBIDDEN,
+    }
+}
+
+impl Problem {
+    /// A policy refusal with `code` and `detail`.
+    pub fn policy(code: PolicyCode, detail: impl Into<String>) -> Self {
+        Self::new(policy_status(code), code.as_str(), code.title(), detail)
+    }
+}
+
+impl From<InvalidPolicy> for Problem {
+    fn from(e: InvalidPolicy) -> Self {
+        Self::policy(PolicyCode::InvalidPolicy, e.to_string())
+    }
+}
+
+impl From<Violation> for Problem {
+    fn from(v: Violation) -> Self {
+        Self::policy(PolicyCode::PolicyViolation, v.to_string())
     }
 }
 

@@ -48,7 +48,7 @@ use pactum_api_types::{
     UsageAgreementView, UsageVoucher, VoucherParams,
     identity::{
         AgentPage, AgentView, ApiKeyList, CreateApiKey, ListAgents, NewApiKey, OwnerView,
-        RegisterAgent, RegistrationMessage, RegistrationParams,
+        PolicyView, RegisterAgent, RegistrationMessage, RegistrationParams,
     },
 };
 pub use register::{Registration, sign_registration};
@@ -426,6 +426,38 @@ impl Client {
     /// `GET /agents/{agent_id}/api-keys` (an owner's JWT).
     pub async fn api_keys(&self, agent_id: &str) -> Result<ApiKeyList> {
         self.get(&format!("agents/{agent_id}/api-keys"), &()).await
+    }
+
+    /// `GET /agents/{agent_id}/policies`: the policy in force (its `etag` is the version to
+    /// send as `If-Match` when replacing it).
+    pub async fn policy(&self, agent_id: &str) -> Result<PolicyView> {
+        self.get(&format!("agents/{agent_id}/policies"), &()).await
+    }
+
+    /// `PUT /agents/{agent_id}/policies` replacing the version `if_match` (an owner's JWT).
+    pub async fn put_policy(
+        &self,
+        agent_id: &str,
+        if_match: &str,
+        policy: &pactum_api_types::Policy,
+        idempotency_key: &str,
+    ) -> Result<Written<PolicyView>> {
+        let path = format!("agents/{agent_id}/policies");
+        let request = format!("PUT {path}");
+        let body = serde_json::to_vec(policy).map_err(|err| Error::Unexpected {
+            request: request.clone(),
+            status: 0,
+            detail: format!("the body does not serialize: {err}"),
+        })?;
+        let headers = [(IDEMPOTENCY_KEY, idempotency_key), ("if-match", if_match)];
+        let answer = self
+            .send_raw(Method::PUT, &path, &headers, Some(body))
+            .await?;
+        Ok(Written {
+            status: answer.status.as_u16(),
+            replayed: answer.header(IDEMPOTENCY_REPLAYED) == Some("true"),
+            body: decode(&request, &answer)?,
+        })
     }
 
     /// Polls `GET /usage-agreements/{agreement_id}` until `done` holds for it.

@@ -17,6 +17,7 @@
 //! - [`agreement`]: the usage agreement's lifecycle before and around the chain: its state
 //!   machine, the validation of a proposal and the exact arithmetic of its terms.
 //! - [`identity`]: owners' agents: ids, names and labels, and when a wallet's proof may be used.
+//! - [`policy`]: owner policies: the rules, their validation and where each applies.
 //! - [`clock`]: the time, as a value that tests can set.
 
 #[macro_use]
@@ -27,6 +28,7 @@ pub mod clock;
 pub mod escrow;
 pub mod identity;
 pub mod ids;
+pub mod policy;
 pub mod refusal;
 pub mod signature;
 pub mod sponsor;

@@ -20,6 +20,7 @@ mod error;
 pub mod idempotency;
 pub mod identity;
 pub mod index;
+pub mod policies;
 pub mod relay;
 #[cfg(feature = "testing")]
 pub mod testing;

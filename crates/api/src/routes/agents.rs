@@ -174,3 +174,73 @@ pub async fn keys(
 ) -> Result<Json<ApiKeyList>, Problem> {
     Ok(Json(identity::keys(&state, &principal, &agent_id).await?))
 }
+
+fn with_etag(view: pactum_api_types::PolicyView) -> impl axum::response::IntoResponse {
+    let etag = view.etag.clone();
+    ([(axum::http::header::ETAG, etag)], Json(view))
+}
+
+/// The agent's policy in force (the default, version 0, when none is set), with its `ETag`.
+/// The owner, or the agent itself.
+#[utoipa::path(
+    get,
+    path = "/agents/{agent_id}/policies",
+    params(("agent_id" = String, Path, description = "The agent")),
+    responses(
+        (status = 200, description = "The policy; `ETag` is its version", body = pactum_api_types::PolicyView,
+            headers(("ETag" = String, description = "\"p<version>\", for If-Match"))),
+        (status = 401, description = "Missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such agent visible to these credentials (`agent_not_found`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("owner_jwt" = []), ("api_key" = [])),
+    tag = "agents"
+)]
+pub async fn get_policy(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(agent_id): Path<String>,
+) -> Result<impl axum::response::IntoResponse, Problem> {
+    Ok(with_etag(
+        crate::policies::get(&state, &principal, &agent_id).await?,
+    ))
+}
+
+/// Replaces the agent's policy. Owner JWT; `If-Match` must carry the `ETag` of the version
+/// replaced (`"p0"` when none is set). Unknown rules and impossible values are refused, naming
+/// the rule.
+#[utoipa::path(
+    put,
+    path = "/agents/{agent_id}/policies",
+    params(
+        ("agent_id" = String, Path, description = "The agent"),
+        ("If-Match" = String, Header, description = "The ETag of the policy replaced"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe"),
+    ),
+    request_body = pactum_api_types::Policy,
+    responses(
+        (status = 200, description = "The new version; `ETag` is its version", body = pactum_api_types::PolicyView,
+            headers(("ETag" = String, description = "\"p<version>\""))),
+        (status = 401, description = "Missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an owner JWT (`owner_only`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such agent of this owner (`agent_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The policy changed since that version (`precondition_failed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An unknown rule or an impossible value (`invalid_policy`, naming the rule)", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "No `If-Match` (`precondition_required`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("owner_jwt" = [])),
+    tag = "agents"
+)]
+pub async fn put_policy(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(agent_id): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<impl axum::response::IntoResponse, Problem> {
+    let if_match = headers
+        .get(axum::http::header::IF_MATCH)
+        .map(|v| v.to_str().unwrap_or("(not text)"));
+    Ok(with_etag(
+        crate::policies::put(&state, &principal, &agent_id, if_match, &body).await?,
+    ))
+}
