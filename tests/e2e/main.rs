@@ -9,6 +9,7 @@ mod chain;
 mod indexing;
 mod lifecycle;
 mod owner_tokens;
+mod policies;
 mod relayer;
 mod signatures;
 mod wallet;
