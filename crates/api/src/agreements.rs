@@ -22,6 +22,7 @@ use pactum_core::{
         transition, usage,
     },
     escrow::typed_data,
+    policy::{Policy, Terms as PolicyTerms, Verdict},
 };
 use pactum_db::{
     agreements::{self, Cause, Fixes, ListQuery, NewAgreement, UsageAgreement},
@@ -172,6 +173,26 @@ pub(crate) async fn propose(
         .begin()
         .await
         .map_err(pactum_db::Error::from)?;
+    // The buyer's owner's policy, on the transaction's connection.
+    let terms = PolicyTerms {
+        counterparty: &body.seller_agent_id,
+        service: &p.service_id,
+        unit: &p.unit,
+        rail: p.rail.as_str(),
+        quantity: p.quantity,
+        price_per_unit_cents: p.price_per_unit_cents,
+    };
+    let policy = crate::policies::in_force(&mut tx, buyer_id).await?;
+    let open = open_agreements(&mut tx, &policy, buyer_id).await?;
+    match policy.check_proposal(&terms, open)? {
+        Verdict::Allowed => {}
+        // Refused at PUT while approvals are not available (see `policies::put`).
+        Verdict::NeedsApproval { .. } => {
+            return Err(Problem::internal_because(
+                "a policy asks for approval, which this server does not offer",
+            ));
+        }
+    }
     agreements::insert(
         &mut tx,
         &new,
@@ -189,6 +210,18 @@ pub(crate) async fn propose(
     tx.commit().await.map_err(pactum_db::Error::from)?;
     tracing::info!(agreement = %id, buyer = %buyer_id, seller = %body.seller_agent_id, "usage agreement proposed");
     Ok(view)
+}
+
+/// Agent `agent_id`'s open agreements, counted only when `policy` limits them.
+async fn open_agreements(
+    conn: &mut sqlx::PgConnection,
+    policy: &Policy,
+    agent_id: &str,
+) -> Result<u64, Problem> {
+    Ok(match policy.max_open_agreements {
+        Some(_) => agreements::open_count(conn, agent_id).await?,
+        None => 0,
+    })
 }
 
 /// The seller's answer.
@@ -249,6 +282,21 @@ pub(crate) async fn answer(
             let seller = identity::agent(&mut *tx, &a.seller_agent_id)
                 .await?
                 .ok_or_else(|| not_found(id))?;
+            // The seller's owner's policy.
+            let policy = crate::policies::in_force(&mut tx, &a.seller_agent_id).await?;
+            let open = open_agreements(&mut tx, &policy, &a.seller_agent_id).await?;
+            policy.check_acceptance(
+                &PolicyTerms {
+                    counterparty: &a.buyer_agent_id,
+                    service: &a.service_id,
+                    unit: &a.unit,
+                    rail: &a.rail,
+                    quantity: a.quantity,
+                    price_per_unit_cents: a.price_per_unit_cents,
+                },
+                // This agreement is open already; count the others.
+                open.saturating_sub(1),
+            )?;
             let terms = OnChainTerms {
                 buyer: a.buyer_wallet,
                 seller: seller.wallet,
@@ -748,6 +796,16 @@ pub(crate) async fn activate_escrow(
             )
             .into());
         }
+        // The buyer's spending limits, counted under a lock on its agent: concurrent
+        // activations are counted one at a time, so together they cannot pass a limit.
+        let policy = crate::policies::in_force(&mut tx, &a.buyer_agent_id).await?;
+        let cents = a.quantity.saturating_mul(a.price_per_unit_cents);
+        if policy.daily_limit_cents.is_some() || policy.monthly_limit_cents.is_some() {
+            pactum_db::policies::lock_agent(&mut tx, &a.buyer_agent_id).await?;
+            let (today, month) = pactum_db::policies::spent(&mut tx, &a.buyer_agent_id, id).await?;
+            policy.check_activation(cents, today, month)?;
+        }
+        pactum_db::policies::count(&mut tx, id, &a.buyer_agent_id, cents).await?;
         tx.commit().await.map_err(pactum_db::Error::from)?;
         a
     };
@@ -756,6 +814,8 @@ pub(crate) async fn activate_escrow(
     let relay_id = match submitted {
         Ok(relay_id) => relay_id,
         Err(problem) => {
+            // Uncounted while the claim is still held (no other submission can count meanwhile).
+            pactum_db::policies::uncount(&mut conn, id).await?;
             agreements::release_claim(&mut conn, id, &claim).await?;
             return Err(problem);
         }

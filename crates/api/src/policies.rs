@@ -30,11 +30,38 @@ fn version_of(if_match: &str) -> Option<i64> {
         .filter(|v| *v >= 0)
 }
 
-fn view(agent_id: String, stored: StoredPolicy) -> Result<PolicyView, Problem> {
-    let policy: Policy = serde_json::from_str(&stored.rules).map_err(|e| {
+/// The rules of a stored policy.
+fn rules(agent_id: &str, stored: &StoredPolicy) -> Result<Policy, Problem> {
+    serde_json::from_str(&stored.rules).map_err(|e| {
         tracing::error!(%e, agent_id, "stored policy does not parse");
         Problem::internal()
-    })?;
+    })
+}
+
+/// Agent `agent_id`'s policy in force, read on `conn`.
+pub(crate) async fn in_force(
+    conn: &mut sqlx::PgConnection,
+    agent_id: &str,
+) -> Result<Policy, Problem> {
+    let stored = policies::current(&mut *conn, agent_id).await?;
+    rules(agent_id, &stored)
+}
+
+/// Refuses the sponsored settlement endpoints to an agent whose owner turned them off.
+pub(crate) async fn check_sponsored(
+    state: &AppState,
+    principal: &Principal,
+) -> Result<(), Problem> {
+    let Principal::Agent { agent_id, .. } = principal else {
+        return Ok(());
+    };
+    let mut conn = state.db.acquire().await?;
+    in_force(&mut conn, agent_id).await?.check_sponsored()?;
+    Ok(())
+}
+
+fn view(agent_id: String, stored: StoredPolicy) -> Result<PolicyView, Problem> {
+    let policy = rules(&agent_id, &stored)?;
     Ok(PolicyView {
         agent_id,
         version: stored.version,
@@ -82,6 +109,13 @@ pub(crate) async fn put(
         })?,
     };
     let policy = Policy::parse(body)?;
+    if policy.approval_threshold_cents.is_some() {
+        // Not offered until approvals exist: a rule that would not be enforced is refused.
+        return Err(Problem::policy(
+            PolicyCode::InvalidPolicy,
+            "rule approval_threshold_cents: approvals of pending payments are not available on this server yet",
+        ));
+    }
     let rules = serde_json::to_string(&policy).map_err(|_| Problem::internal())?;
     let mut conn = state.db.acquire().await?;
     let by = format!("owner:{owner}");

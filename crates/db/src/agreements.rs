@@ -807,3 +807,17 @@ pub async fn record_usage(
     })
     .transpose()
 }
+
+/// How many agreements agent `agent_id` has open, as buyer or seller: not yet rejected, expired
+/// or settled.
+pub async fn open_count(conn: &mut PgConnection, agent_id: &str) -> Result<u64> {
+    let n = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM usage_agreements
+            WHERE (buyer_agent_id = $1 OR seller_agent_id = $1)
+              AND status NOT IN ('rejected', 'expired', 'settled')"#,
+        agent_id
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}

@@ -68,3 +68,69 @@ pub async fn replace(
     .await?;
     Ok(inserted)
 }
+
+/// Locks agent `agent_id`'s row until the transaction ends: activations of one agent are counted
+/// against its limits one at a time.
+pub async fn lock_agent(conn: &mut PgConnection, agent_id: &str) -> Result<()> {
+    sqlx::query!(
+        "SELECT 1 AS one FROM agents WHERE id = $1 FOR UPDATE",
+        agent_id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(())
+}
+
+/// What agent `agent_id` committed in activations in the current UTC day and calendar month,
+/// in cents, leaving out agreement `except` (being counted again).
+pub async fn spent(conn: &mut PgConnection, agent_id: &str, except: &str) -> Result<(u64, u64)> {
+    let row = sqlx::query!(
+        r#"SELECT
+             coalesce(sum(cents) FILTER (
+               WHERE counted_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'), 0)::bigint AS "today!",
+             coalesce(sum(cents) FILTER (
+               WHERE counted_at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'), 0)::bigint AS "month!"
+           FROM policy_spending
+          WHERE agent_id = $1 AND agreement_id <> $2
+            AND counted_at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"#,
+        agent_id,
+        except,
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok((
+        u64::try_from(row.today).unwrap_or(0),
+        u64::try_from(row.month).unwrap_or(0),
+    ))
+}
+
+/// Counts agreement `agreement_id`'s activation of `cents` against agent `agent_id` (replacing
+/// an earlier count of the same agreement).
+pub async fn count(
+    conn: &mut PgConnection,
+    agreement_id: &str,
+    agent_id: &str,
+    cents: u64,
+) -> Result<()> {
+    sqlx::query!(
+        "INSERT INTO policy_spending (agreement_id, agent_id, cents) VALUES ($1, $2, $3)
+         ON CONFLICT (agreement_id) DO UPDATE SET cents = EXCLUDED.cents, counted_at = now()",
+        agreement_id,
+        agent_id,
+        i64::try_from(cents).unwrap_or(i64::MAX),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Removes agreement `agreement_id`'s count (its submission was refused).
+pub async fn uncount(conn: &mut PgConnection, agreement_id: &str) -> Result<()> {
+    sqlx::query!(
+        "DELETE FROM policy_spending WHERE agreement_id = $1",
+        agreement_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}

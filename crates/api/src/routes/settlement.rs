@@ -364,6 +364,7 @@ async fn submit<B: SponsoredBody>(
     let domain = body.domain();
     let (_, record, viewer) = visible(state, principal, raw).await?;
     let relayer = relayer(state)?;
+    crate::policies::check_sponsored(state, principal).await?;
     let terms = terms(&record);
     // Parsed only now: an agreement the caller cannot see answers 404 whatever the body.
     let authorization = authorization?;
