@@ -15,7 +15,7 @@ use super::{problem, proposal, propose};
 use crate::{chain::USDC, relayer::Fixture, wallet::WalletSigner};
 
 /// What the fixture's buyer expects of the reference proposal's activation.
-fn expected(f: &Fixture) -> Expected {
+pub(super) fn expected(f: &Fixture) -> Expected {
     let d = &f.chain.deployment;
     Expected {
         chain_id: d.chain_id,
@@ -28,7 +28,7 @@ fn expected(f: &Fixture) -> Expected {
 }
 
 /// A proposal of `buyer` accepted by the seller; its id.
-async fn accepted(
+pub(super) async fn accepted(
     f: &Fixture,
     buyer: &Client,
     body: &pactum_client::types::ProposeAgreement,
@@ -43,7 +43,7 @@ async fn accepted(
 }
 
 /// The package of `id`, signed by `signer` for `buyer`'s wallet.
-async fn signed(
+pub(super) async fn signed(
     api: &Client,
     id: &str,
     signer: &(impl Signer + Sync),

@@ -3,6 +3,7 @@
 //! merged view once the escrow is activated, visibility, the paged list and expiry.
 
 mod activation;
+mod policy;
 mod usage;
 
 use alloy::primitives::keccak256;
