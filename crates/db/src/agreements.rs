@@ -809,15 +809,13 @@ pub async fn record_usage(
 }
 
 /// How many agreements agent `agent_id` has open, as buyer or seller: not yet rejected, expired
-/// or settled.
+/// or settled (kept by a trigger, migration 0013).
 pub async fn open_count(conn: &mut PgConnection, agent_id: &str) -> Result<u64> {
     let n = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM usage_agreements
-            WHERE (buyer_agent_id = $1 OR seller_agent_id = $1)
-              AND status NOT IN ('rejected', 'expired', 'settled')"#,
+        "SELECT open FROM agent_open_agreements WHERE agent_id = $1",
         agent_id
     )
-    .fetch_one(conn)
+    .fetch_optional(conn)
     .await?;
-    Ok(u64::try_from(n).unwrap_or(0))
+    Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
 }

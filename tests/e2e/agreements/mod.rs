@@ -609,5 +609,27 @@ async fn a_proposal_past_its_expiry_is_expired() -> eyre::Result<()> {
         (last.kind, last.actor.as_str()),
         (EventKind::Expired, "system")
     );
+    assert_open_counts(&f).await?;
+    Ok(())
+}
+
+/// Asserts that the open-agreement counters the trigger keeps equal a count of the agreements.
+pub(crate) async fn assert_open_counts(f: &Fixture) -> eyre::Result<()> {
+    let drift: Vec<(String, i64, i64)> = sqlx::query_as(
+        "WITH actual AS (
+           SELECT agent, count(*) AS n FROM (
+             SELECT buyer_agent_id AS agent FROM usage_agreements
+              WHERE status NOT IN ('rejected', 'expired', 'settled')
+             UNION ALL
+             SELECT seller_agent_id FROM usage_agreements
+              WHERE status NOT IN ('rejected', 'expired', 'settled')) o
+           GROUP BY agent)
+         SELECT coalesce(a.agent, c.agent_id), coalesce(a.n, 0), coalesce(c.open, 0)
+           FROM actual a FULL JOIN agent_open_agreements c ON c.agent_id = a.agent
+          WHERE coalesce(a.n, 0) <> coalesce(c.open, 0)",
+    )
+    .fetch_all(f.db().pool())
+    .await?;
+    assert!(drift.is_empty(), "(agent, actual, counted): {drift:?}");
     Ok(())
 }

@@ -8,7 +8,7 @@ use pactum_client::types::{LifecycleStatus, Policy};
 
 use super::{
     activation::{accepted, expected, signed},
-    problem, proposal,
+    assert_open_counts, problem, proposal,
 };
 use crate::relayer::Fixture;
 
@@ -78,6 +78,7 @@ async fn the_buyers_policy_governs_its_proposals() -> eyre::Result<()> {
     let detail = violation(f.buyer_api.propose(&fine, "p4").await)?;
     assert!(detail.contains("max_open_agreements"), "{detail}");
     assert_eq!(stored(&f).await?, 1);
+    assert_open_counts(&f).await?;
     // An approval threshold cannot be set while approvals are not offered.
     let owner = f.owner_api("acme");
     let tag = owner.policy("buyer").await?.etag;
@@ -118,6 +119,7 @@ async fn the_sellers_policy_governs_its_acceptances() -> eyre::Result<()> {
     assert_eq!(view.status, LifecycleStatus::Proposed);
     assert!(view.onchain_agreement_id.is_none());
     f.seller_api.reject(&id, "below our price", "r").await?;
+    assert_open_counts(&f).await?;
     Ok(())
 }
 

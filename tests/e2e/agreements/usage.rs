@@ -219,6 +219,7 @@ async fn usage_accrues_with_vouchers_and_the_seller_claims_the_highest() -> eyre
     assert_eq!(c.balance(d.escrow).await?, U256::ZERO);
     let done = f.buyer_api.usage_agreement(&id).await?;
     assert_eq!(done.status, LifecycleStatus::Settled);
+    super::assert_open_counts(&f).await?;
     let kinds: Vec<EventKind> = done.history.iter().map(|e| e.kind).collect();
     for kind in [
         EventKind::Activated,
