@@ -204,3 +204,189 @@ async fn an_owner_can_turn_sponsored_settlement_off() -> eyre::Result<()> {
     assert_eq!(f.jobs().await?, 0);
     Ok(())
 }
+
+#[tokio::test]
+async fn every_proposal_and_acceptance_rule_refuses_by_name() -> eyre::Result<()> {
+    let f = Fixture::new(|_| {}).await?;
+    let listed = |v: &str| Some(vec![v.to_owned()]);
+    // The buyer's rules, one at a time, against the standard proposal (100 × 10 cents of
+    // svc_abc123 api_calls on stablecoin, to agent "seller").
+    let buyer_rules = [
+        (
+            Policy {
+                max_per_agreement_cents: Some(999),
+                ..Policy::default()
+            },
+            "max_per_agreement_cents",
+        ),
+        (
+            Policy {
+                allowed_counterparties: listed("someone-else"),
+                ..Policy::default()
+            },
+            "allowed_counterparties",
+        ),
+        (
+            Policy {
+                blocked_counterparties: listed("seller"),
+                ..Policy::default()
+            },
+            "blocked_counterparties",
+        ),
+        (
+            Policy {
+                allowed_services: listed("svc_other"),
+                ..Policy::default()
+            },
+            "allowed_services",
+        ),
+        (
+            Policy {
+                allowed_units: listed("tokens"),
+                ..Policy::default()
+            },
+            "allowed_units",
+        ),
+        (
+            Policy {
+                allowed_rails: listed("card"),
+                ..Policy::default()
+            },
+            "allowed_rails",
+        ),
+    ];
+    for (n, (policy, rule)) in buyer_rules.iter().enumerate() {
+        set(&f, "buyer", policy).await?;
+        let detail = violation(
+            f.buyer_api
+                .propose(&proposal(&f), &format!("refused-{n}"))
+                .await,
+        )?;
+        assert!(detail.contains(rule), "{rule}: {detail}");
+    }
+    assert_eq!(stored(&f).await?, 0);
+    set(&f, "buyer", &Policy::default()).await?;
+
+    // The seller's, at acceptance (the proposal is made once, then answered under each rule).
+    let id = f
+        .buyer_api
+        .propose(&proposal(&f), "p")
+        .await?
+        .body
+        .agreement_id;
+    let seller_rules = [
+        (
+            Policy {
+                max_per_agreement_cents: Some(999),
+                ..Policy::default()
+            },
+            "max_per_agreement_cents",
+        ),
+        (
+            Policy {
+                allowed_counterparties: listed("someone-else"),
+                ..Policy::default()
+            },
+            "allowed_counterparties",
+        ),
+        (
+            Policy {
+                blocked_counterparties: listed("buyer"),
+                ..Policy::default()
+            },
+            "blocked_counterparties",
+        ),
+        (
+            Policy {
+                blocked_services: listed("svc_abc123"),
+                ..Policy::default()
+            },
+            "blocked_services",
+        ),
+        (
+            Policy {
+                allowed_units: listed("tokens"),
+                ..Policy::default()
+            },
+            "allowed_units",
+        ),
+        (
+            Policy {
+                allowed_rails: listed("card"),
+                ..Policy::default()
+            },
+            "allowed_rails",
+        ),
+    ];
+    for (n, (policy, rule)) in seller_rules.iter().enumerate() {
+        set(&f, "seller", policy).await?;
+        let detail = violation(f.seller_api.accept(&id, &format!("a{n}")).await)?;
+        assert!(detail.contains(rule), "{rule}: {detail}");
+    }
+    // The seller's open agreements: this one is not counted against itself, a second is.
+    set(
+        &f,
+        "seller",
+        &Policy {
+            max_open_agreements: Some(1),
+            ..Policy::default()
+        },
+    )
+    .await?;
+    let second = f
+        .buyer_api
+        .propose(&proposal(&f), "p-second")
+        .await?
+        .body
+        .agreement_id;
+    let detail = violation(f.seller_api.accept(&id, "a-open").await)?;
+    assert!(detail.contains("max_open_agreements"), "{detail}");
+    // Once the other is rejected, this one fits.
+    f.seller_api.reject(&second, "one at a time", "r2").await?;
+    assert_eq!(
+        f.seller_api.accept(&id, "a-ok").await?.body.status,
+        LifecycleStatus::Accepted
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_monthly_limit_counts_too() -> eyre::Result<()> {
+    let mut f = Fixture::new(|_| {}).await?;
+    f.index().await?;
+    f.start_worker().await?;
+    set(
+        &f,
+        "buyer",
+        &Policy {
+            monthly_limit_cents: Some(1_500),
+            ..Policy::default()
+        },
+    )
+    .await?;
+    let expected = expected(&f);
+    let first = accepted(&f, &f.buyer_api, &proposal(&f)).await?;
+    let body = signed(&f.buyer_api, &first, &f.chain.buyer, &expected).await?;
+    assert_eq!(
+        f.buyer_api
+            .activate_escrow(&first, &body, "a1")
+            .await?
+            .status,
+        202
+    );
+    let second = accepted(&f, &f.buyer_api, &proposal(&f)).await?;
+    let body = signed(&f.buyer_api, &second, &f.chain.buyer, &expected).await?;
+    let detail = violation(f.buyer_api.activate_escrow(&second, &body, "a2").await)?;
+    assert!(detail.contains("monthly_limit_cents"), "{detail}");
+    assert!(
+        detail.contains("1000 cents committed this month + 1000"),
+        "{detail}"
+    );
+    // Refused before the relayer was asked: the agreement can still be activated later.
+    assert_eq!(
+        f.buyer_api.usage_agreement(&second).await?.status,
+        LifecycleStatus::Accepted
+    );
+    assert_eq!(f.jobs().await?, 1);
+    Ok(())
+}
