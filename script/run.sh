@@ -61,21 +61,16 @@ for _ in $(seq 1 100); do
 done
 curl -fsS http://127.0.0.1:8080/health >/dev/null || { echo "pactum serve did not start; see .run/serve.log" >&2; exit 1; }
 
-log "registering the demo owner, its agents and their API keys"
+log "the demo owner (local stack: made with pactum admin, signed in with an HS256 JWT)"
 admin() { "$pactum" admin --config .run/pactum.toml "$@"; }
 admin create-owner --id demo-owner --name "Demo owner" --email demo@pactum.local
-# Each agent's wallet (Anvil's well-known development accounts 1 and 2) signs its registration.
-PACTUM_ADMIN_WALLET_KEY=0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d \
-  admin create-agent --id demo-buyer --owner demo-owner --name "buyer agent"
-PACTUM_ADMIN_WALLET_KEY=0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a \
-  admin create-agent --id demo-seller --owner demo-owner --name "seller agent"
-buyer_key="$(admin create-key --agent demo-buyer --label demo 2>/dev/null)"
-seller_key="$(admin create-key --agent demo-seller --label demo 2>/dev/null)"
+owner_token="$(admin token --owner demo-owner --ttl 3600)"
 
 log "pactum demo"
-"$pactum" demo --rpc-url "$rpc_url" --config .run/pactum.toml \
-  --api-url http://127.0.0.1:8080 --api-key "$buyer_key" --seller-api-key "$seller_key" \
-  --buyer-agent demo-buyer --seller-agent demo-seller
+# The owner registers its agents through the API (each wallet signs its registration), issues
+# their keys and sets the buyer's policy; the agreements then run through the lifecycle.
+PACTUM_OWNER_TOKEN="$owner_token" "$pactum" demo --rpc-url "$rpc_url" --config .run/pactum.toml \
+  --api-url http://127.0.0.1:8080 --buyer-agent demo-buyer --seller-agent demo-seller
 
 echo
 echo "Still running: Anvil at $rpc_url, the pactum API at http://127.0.0.1:8080 (try /openapi.json, /metrics)."

@@ -23,9 +23,17 @@ pub(crate) struct Args {
     /// Use the deployment of this configuration (written by `pactum deploy`) instead of deploying.
     #[arg(long)]
     config: Option<std::path::PathBuf>,
-    /// The pactum API to read the escrow status back from (with `--api-key`).
-    #[arg(long, requires = "api_key")]
+    /// The pactum API to drive the agreements through (with `--owner-token`, or the agents'
+    /// `--api-key` and `--seller-api-key`).
+    #[arg(long)]
     api_url: Option<String>,
+    /// The demo owner's JWT: the agents are then registered through the API (each wallet signing
+    /// its registration), given their keys, and the buyer a policy.
+    #[arg(long, env = "PACTUM_OWNER_TOKEN", conflicts_with_all = ["api_key", "seller_api_key"])]
+    owner_token: Option<String>,
+    /// The owner the token signs in (the agents' owner).
+    #[arg(long, default_value = "demo-owner")]
+    owner: String,
     /// The direct buyer's agent API key.
     #[arg(long, env = "PACTUM_API_KEY")]
     api_key: Option<String>,
@@ -115,12 +123,27 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
         );
     }
 
-    match (
-        &args.api_url,
-        &args.api_key,
-        &args.seller_api_key,
-        &args.config,
-    ) {
+    // With the owner's token, the owner registers the agents through the API first.
+    let (api_key, seller_api_key) = match (&args.api_url, &args.owner_token) {
+        (Some(api), Some(token)) => {
+            let api = pactum_client::Client::new(api)?;
+            let (b, s) = crate::onboarding::onboard(
+                &api,
+                token,
+                &args.owner,
+                &deployment,
+                (&args.buyer_agent, &direct_buyer),
+                (&args.seller_agent, &direct_seller),
+            )
+            .await?;
+            (Some(b), Some(s))
+        }
+        _ => (args.api_key.clone(), args.seller_api_key.clone()),
+    };
+    if args.api_url.is_some() && api_key.is_none() {
+        eyre::bail!("--api-url needs --owner-token, or --api-key (and --seller-api-key)");
+    }
+    match (&args.api_url, &api_key, &seller_api_key, &args.config) {
         (Some(api), Some(buyer_key), Some(seller_key), Some(config)) => {
             let api = pactum_client::Client::new(api)?;
             let direct = [

@@ -8,6 +8,7 @@ mod demo;
 mod deploy;
 mod indexer;
 mod lifecycle;
+mod onboarding;
 mod serve;
 mod sponsored;
 mod status;
