@@ -294,8 +294,9 @@ pub(crate) async fn answer(
                     quantity: a.quantity,
                     price_per_unit_cents: a.price_per_unit_cents,
                 },
-                // This agreement is open already; count the others.
-                open.saturating_sub(1),
+                // The proposal being accepted does not count yet: a seller's open agreements
+                // are those it accepted.
+                open,
             )?;
             let terms = OnChainTerms {
                 buyer: a.buyer_wallet,
@@ -815,7 +816,7 @@ pub(crate) async fn activate_escrow(
         Ok(relay_id) => relay_id,
         Err(problem) => {
             // Uncounted while the claim is still held (no other submission can count meanwhile).
-            pactum_db::policies::uncount(&mut conn, id).await?;
+            pactum_db::policies::uncount(&mut conn, id, &claim).await?;
             agreements::release_claim(&mut conn, id, &claim).await?;
             return Err(problem);
         }

@@ -27,7 +27,8 @@ fn version_of(if_match: &str) -> Option<i64> {
         .strip_suffix('"')?
         .parse()
         .ok()
-        .filter(|v| *v >= 0)
+        // The next version must fit too.
+        .filter(|v| (0..i64::MAX).contains(v))
 }
 
 /// The rules of a stored policy.
@@ -161,5 +162,6 @@ mod tests {
             assert_eq!(version_of(bad), None, "{bad}");
         }
         assert_eq!(etag(3), "\"p3\"");
+        assert_eq!(version_of(&etag(i64::MAX)), None);
     }
 }

@@ -827,8 +827,12 @@ impl Config {
                 "api.jwks_refresh_secs (PACTUM_API_JWKS_REFRESH_SECS) must be between 10 and 86400"
             );
         }
-        if a.jwks_unknown_kid_refetch_secs > a.jwks_refresh_secs {
-            bail!("api.jwks_unknown_kid_refetch_secs must not be above api.jwks_refresh_secs");
+        if a.jwks_unknown_kid_refetch_secs < 5
+            || a.jwks_unknown_kid_refetch_secs > a.jwks_refresh_secs
+        {
+            bail!(
+                "api.jwks_unknown_kid_refetch_secs must be at least 5 and not above api.jwks_refresh_secs"
+            );
         }
         let provider = IdentityProvider::new(ProviderSettings {
             policy: ProviderPolicy {

@@ -13,7 +13,7 @@
 //! | `allowed_counterparties`, `blocked_counterparties` | seller | buyer | — |
 //! | `allowed_services`, `blocked_services` | service | service | — |
 //! | `allowed_units`, `allowed_rails` | unit, rail | unit, rail | — |
-//! | `max_open_agreements` | open ones + 1 | open ones + 1 | — |
+//! | `max_open_agreements` | open ones + 1 | open ones + 1 (a seller's open ones: those it accepted) | — |
 //! | `sponsored_settlement` | — | — | (settlement: the sponsored endpoints) |
 //! | `approval_threshold_cents` | total above it waits for the owner's approval | — | — |
 

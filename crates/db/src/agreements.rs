@@ -808,8 +808,10 @@ pub async fn record_usage(
     .transpose()
 }
 
-/// How many agreements agent `agent_id` has open, as buyer or seller: not yet rejected, expired
-/// or settled (kept by a trigger, migration 0013).
+/// How many agreements agent `agent_id` has open: as buyer, its proposals onwards; as seller,
+/// those it accepted; until rejected, expired or settled (kept by a trigger, migrations 0013
+/// and 0014: a proposal merely received does not count, so nobody can fill another agent's
+/// limit by proposing to it).
 pub async fn open_count(conn: &mut PgConnection, agent_id: &str) -> Result<u64> {
     let n = sqlx::query_scalar!(
         "SELECT open FROM agent_open_agreements WHERE agent_id = $1",

@@ -320,7 +320,7 @@ pub async fn agent<'e>(db: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option
 /// The wallets of an owner's agents.
 pub async fn owner_wallets(pool: &PgPool, owner_id: &str) -> Result<Vec<Address>> {
     let rows = sqlx::query_scalar!(
-        "SELECT wallet_address FROM agents WHERE owner_id = $1",
+        "SELECT wallet_address FROM agents WHERE owner_id = $1 AND wallet_proof IS NOT NULL",
         owner_id
     )
     .fetch_all(pool)

@@ -73,7 +73,7 @@ pub async fn replace(
 /// against its limits one at a time.
 pub async fn lock_agent(conn: &mut PgConnection, agent_id: &str) -> Result<()> {
     sqlx::query!(
-        "SELECT 1 AS one FROM agents WHERE id = $1 FOR UPDATE",
+        "SELECT 1 AS one FROM agents WHERE id = $1 FOR NO KEY UPDATE",
         agent_id
     )
     .fetch_optional(conn)
@@ -124,11 +124,16 @@ pub async fn count(
     Ok(())
 }
 
-/// Removes agreement `agreement_id`'s count (its submission was refused).
-pub async fn uncount(conn: &mut PgConnection, agreement_id: &str) -> Result<()> {
+/// Removes agreement `agreement_id`'s count (its submission was refused), if the submission
+/// holding `claim` still holds the agreement (a stale claim taken over by another submission
+/// leaves that one's count alone).
+pub async fn uncount(conn: &mut PgConnection, agreement_id: &str, claim: &str) -> Result<()> {
     sqlx::query!(
-        "DELETE FROM policy_spending WHERE agreement_id = $1",
-        agreement_id
+        "DELETE FROM policy_spending s
+          USING usage_agreements u
+          WHERE s.agreement_id = $1 AND u.id = $1 AND u.activation_claim = $2",
+        agreement_id,
+        claim
     )
     .execute(conn)
     .await?;

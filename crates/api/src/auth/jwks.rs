@@ -1,10 +1,11 @@
 //! The identity provider's signing keys (its JWKS), from a URL or a file, cached.
 //!
 //! Keys are fetched at first use and again once they are older than the refresh interval. A
-//! token whose `kid` is not among them triggers one refetch (keys rotate), at most once per
-//! `unknown_kid_refetch` so that made-up `kid`s cannot make pactum hammer the provider. One
-//! fetch runs at a time. When a refresh fails, the keys held are kept (and used) until one
-//! succeeds; with no keys at all, owner tokens cannot be checked and are answered 503.
+//! token whose `kid` is not among them triggers one refetch (keys rotate). Fetches of either
+//! kind happen at most once per `unknown_kid_refetch`, so that made-up `kid`s or a provider that
+//! is down cannot make pactum hammer it (or make owners wait on it). One fetch runs at a time.
+//! When a refresh fails, the keys held are kept (and used) until one succeeds; with no keys at
+//! all, owner tokens cannot be checked and are answered 503.
 //!
 //! A URL is fetched with connect and response timeouts, without following redirects, and at
 //! most [`MAX_JWKS_BYTES`] are read. Keys the library cannot read (another `kty`) are skipped.
@@ -120,6 +121,14 @@ impl IdentityProvider {
         (held.keys.find(kid).cloned(), due, held.tried)
     }
 
+    fn never_fetched(&self) -> bool {
+        self.held
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .fetched
+            .is_none()
+    }
+
     async fn key(&self, kid: &str) -> Result<Jwk, TokenError> {
         if let (Some(jwk), false, _) = self.lookup(kid) {
             return Ok(jwk);
@@ -127,10 +136,18 @@ impl IdentityProvider {
         let _one_at_a_time = self.fetching.lock().await;
         // Another request may have fetched while this one waited.
         let (found, due, tried) = self.lookup(kid);
+        // At most one fetch per `unknown_kid_refetch`, whatever asks for it (an unknown kid, or
+        // a refresh that is due but failed a moment ago): made-up kids and a provider that is
+        // down cost one fetch per interval, and the held keys serve meanwhile.
         let may_refetch = tried.is_none_or(|at| at.elapsed() >= self.settings.unknown_kid_refetch);
-        let fetch = due || (found.is_none() && may_refetch);
+        let fetch = (due || found.is_none()) && may_refetch;
         if fetch {
             self.refresh().await?;
+        } else if self.never_fetched() {
+            // The first fetch failed a moment ago: no keys to judge by until the next try.
+            return Err(TokenError::KeysUnavailable(
+                "the identity provider's keys could not be fetched yet; retrying shortly".into(),
+            ));
         }
         let (found, _, _) = self.lookup(kid);
         found.ok_or_else(|| {
