@@ -3,7 +3,7 @@
 //! proof, or for a wallet another agent has, stores nothing; an agent registered before proofs
 //! existed cannot sign in.
 
-use alloy::{primitives::Address, signers::local::PrivateKeySigner};
+use alloy::signers::local::PrivateKeySigner;
 use pactum_client::{
     Client, Registration, sign_registration,
     types::{ListAgents, RegisterAgent, RegistrationParams},
@@ -306,11 +306,12 @@ async fn a_contract_wallet_proves_itself_through_erc1271() -> eyre::Result<()> {
 async fn an_agent_whose_wallet_never_proved_itself_cannot_sign_in() -> eyre::Result<()> {
     let f = Fixture::new(|_| {}).await?;
     // An agent as registered before proofs existed: no proof stored.
+    let wallet = PrivateKeySigner::random();
     let mut conn = f.db().pool().acquire().await?;
     sqlx::query(
         "INSERT INTO agents (id, owner_id, name, wallet_address) VALUES ('legacy', 'acme', 'legacy', $1)",
     )
-    .bind(Address::repeat_byte(0x42).as_slice())
+    .bind(wallet.address().as_slice())
     .execute(&mut *conn)
     .await?;
     let (id, key, hash) = pactum_api::auth::generate_api_key();
@@ -334,5 +335,13 @@ async fn an_agent_whose_wallet_never_proved_itself_cannot_sign_in() -> eyre::Res
     // Its owner still sees it, unproven.
     let seen = f.owner_api("acme").agent("legacy").await?;
     assert!(!seen.wallet_proven);
+    // It does not keep the wallet from the agent that proves it.
+    let proven = sign_registration(&wallet, &registration(&f, "proven-bot")).await?;
+    let agent = f
+        .owner_api("acme")
+        .register_agent(&proven, "proven")
+        .await?
+        .body;
+    assert!(agent.wallet_proven);
     Ok(())
 }

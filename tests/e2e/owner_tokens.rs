@@ -490,6 +490,9 @@ async fn keys_that_cannot_be_had_answer_503_and_a_file_source_works() -> eyre::R
     assert_eq!(answer.status.as_u16(), 503, "{}", answer.text());
     let body: Value = answer.json()?;
     assert_eq!(body["code"], "identity_provider_unavailable");
+    // Straight again: still 503 (not a 401 for want of keys), without waiting on the provider.
+    let again = f.me(&sign(&key, &claims("ada"))?).await?;
+    assert_eq!(again.status.as_u16(), 503, "{}", again.text());
 
     // A file holding the JWKS.
     let dir = std::env::temp_dir().join(format!("pactum-jwks-{}", pactum_db::random_id(8)));

@@ -622,7 +622,7 @@ pub(crate) async fn assert_open_counts(f: &Fixture) -> eyre::Result<()> {
               WHERE status NOT IN ('rejected', 'expired', 'settled')
              UNION ALL
              SELECT seller_agent_id FROM usage_agreements
-              WHERE status NOT IN ('rejected', 'expired', 'settled')) o
+              WHERE status NOT IN ('proposed', 'rejected', 'expired', 'settled')) o
            GROUP BY agent)
          SELECT coalesce(a.agent, c.agent_id), coalesce(a.n, 0), coalesce(c.open, 0)
            FROM actual a FULL JOIN agent_open_agreements c ON c.agent_id = a.agent

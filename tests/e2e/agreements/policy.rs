@@ -323,7 +323,8 @@ async fn every_proposal_and_acceptance_rule_refuses_by_name() -> eyre::Result<()
         let detail = violation(f.seller_api.accept(&id, &format!("a{n}")).await)?;
         assert!(detail.contains(rule), "{rule}: {detail}");
     }
-    // The seller's open agreements: this one is not counted against itself, a second is.
+    // The seller's open agreements are those it accepted: proposals it merely received do not
+    // count (nobody can fill its limit by proposing to it), one it accepted does.
     set(
         &f,
         "seller",
@@ -333,20 +334,27 @@ async fn every_proposal_and_acceptance_rule_refuses_by_name() -> eyre::Result<()
         },
     )
     .await?;
-    let second = f
-        .buyer_api
-        .propose(&proposal(&f), "p-second")
-        .await?
-        .body
-        .agreement_id;
-    let detail = violation(f.seller_api.accept(&id, "a-open").await)?;
-    assert!(detail.contains("max_open_agreements"), "{detail}");
-    // Once the other is rejected, this one fits.
-    f.seller_api.reject(&second, "one at a time", "r2").await?;
+    let mut others = Vec::new();
+    for n in 0..3 {
+        let other = f
+            .buyer_api
+            .propose(&proposal(&f), &format!("p-other-{n}"))
+            .await?
+            .body
+            .agreement_id;
+        others.push(other);
+    }
     assert_eq!(
-        f.seller_api.accept(&id, "a-ok").await?.body.status,
+        f.seller_api
+            .accept(&others[0], "a-other")
+            .await?
+            .body
+            .status,
         LifecycleStatus::Accepted
     );
+    let detail = violation(f.seller_api.accept(&id, "a-open").await)?;
+    assert!(detail.contains("1 agreements are open"), "{detail}");
+    super::assert_open_counts(&f).await?;
     Ok(())
 }
 
