@@ -124,6 +124,8 @@ fn forged(header: &Value, claims: &Value, secret: Option<&[u8]>) -> String {
 struct Published {
     keys: Arc<Mutex<Vec<Value>>>,
     fetches: Arc<AtomicUsize>,
+    /// While set, the endpoint answers 503 (the provider is down).
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Published {
@@ -140,14 +142,17 @@ impl Published {
     }
 }
 
-async fn jwks(State(published): State<Published>) -> Json<Value> {
+async fn jwks(State(published): State<Published>) -> Result<Json<Value>, axum::http::StatusCode> {
     published.fetches.fetch_add(1, Ordering::SeqCst);
+    if published.down.load(Ordering::SeqCst) {
+        return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+    }
     let keys = published
         .keys
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
-    Json(json!({ "keys": keys }))
+    Ok(Json(json!({ "keys": keys })))
 }
 
 struct Fixture {
@@ -511,5 +516,35 @@ async fn keys_that_cannot_be_had_answer_503_and_a_file_source_works() -> eyre::R
     let answer = f.me(&sign(&key, &claims("ada"))?).await?;
     assert_eq!(answer.status.as_u16(), 200, "{}", answer.text());
     std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn held_keys_serve_through_a_short_outage_but_not_a_long_one() -> eyre::Result<()> {
+    // Refreshed every 100 ms here: held keys may serve for 12 intervals (1.2 s).
+    let f = fixture(Duration::from_millis(100), 86_400).await?;
+    let key = ec_key("k")?;
+    f.published.set(&[&key]);
+    assert_eq!(
+        f.me(&sign(&key, &claims("ada"))?).await?.status.as_u16(),
+        200
+    );
+    f.published.down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The refresh fails; the held key still serves.
+    assert_eq!(
+        f.me(&sign(&key, &claims("ada"))?).await?.status.as_u16(),
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let answer = f.me(&sign(&key, &claims("ada"))?).await?;
+    assert_eq!(answer.status.as_u16(), 503, "{}", answer.text());
+    // The provider back: keys refreshed, tokens accepted again.
+    f.published.down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(
+        f.me(&sign(&key, &claims("ada"))?).await?.status.as_u16(),
+        200
+    );
     Ok(())
 }

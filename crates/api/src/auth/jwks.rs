@@ -4,8 +4,8 @@
 //! token whose `kid` is not among them triggers one refetch (keys rotate). Fetches of either
 //! kind happen at most once per `unknown_kid_refetch`, so that made-up `kid`s or a provider that
 //! is down cannot make pactum hammer it (or make owners wait on it). One fetch runs at a time.
-//! When a refresh fails, the keys held are kept (and used) until one succeeds; with no keys at
-//! all, owner tokens cannot be checked and are answered 503.
+//! When a refresh fails, the keys held are kept (and used) for up to [`MAX_STALE_REFRESHES`]
+//! refresh intervals; with no keys at all, or older ones, owner tokens are answered 503.
 //!
 //! A URL is fetched with connect and response timeouts, without following redirects, and at
 //! most [`MAX_JWKS_BYTES`] are read. Keys the library cannot read (another `kty`) are skipped.
@@ -20,6 +20,11 @@ use alloy::transports::http::reqwest;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 
 use super::tokens::{self, ProviderOwner, ProviderPolicy};
+
+/// Held keys are used while refreshes fail for at most this many refresh intervals; after that,
+/// owner tokens are answered 503 until a refresh succeeds (a key the provider withdrew must not
+/// stay trusted through a long outage).
+pub const MAX_STALE_REFRESHES: u32 = 12;
 
 /// The largest JWKS document read.
 pub const MAX_JWKS_BYTES: usize = 256 * 1024;
@@ -129,6 +134,16 @@ impl IdentityProvider {
             .is_none()
     }
 
+    /// Whether the held keys are older than [`MAX_STALE_REFRESHES`] refresh intervals.
+    fn too_stale(&self) -> bool {
+        let limit = self.settings.refresh_every * MAX_STALE_REFRESHES;
+        self.held
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .fetched
+            .is_some_and(|at| at.elapsed() > limit)
+    }
+
     async fn key(&self, kid: &str) -> Result<Jwk, TokenError> {
         if let (Some(jwk), false, _) = self.lookup(kid) {
             return Ok(jwk);
@@ -148,6 +163,11 @@ impl IdentityProvider {
             return Err(TokenError::KeysUnavailable(
                 "the identity provider's keys could not be fetched yet; retrying shortly".into(),
             ));
+        }
+        if self.too_stale() {
+            return Err(TokenError::KeysUnavailable(format!(
+                "the identity provider's keys could not be refreshed for {MAX_STALE_REFRESHES} refresh intervals"
+            )));
         }
         let (found, _, _) = self.lookup(kid);
         found.ok_or_else(|| {
