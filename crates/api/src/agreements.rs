@@ -1023,12 +1023,11 @@ async fn submit_activation(
 
 /// A visible, accepted agreement and the caller's roles in it.
 async fn visible_accepted(
-    state: &AppState,
+    conn: &mut sqlx::PgConnection,
     principal: &Principal,
     id: &str,
 ) -> Result<(UsageAgreement, B256), Problem> {
-    let mut conn = state.db.acquire().await?;
-    let a = agreements::load(&mut conn, id)
+    let a = agreements::load(conn, id)
         .await?
         .filter(|a| !roles(principal, a).is_empty())
         .ok_or_else(|| not_found(id))?;
@@ -1052,7 +1051,9 @@ pub(crate) async fn usage_voucher(
     params: &VoucherParams,
 ) -> Result<UsageVoucher, Problem> {
     let settings = settings(state)?;
-    let (a, onchain) = visible_accepted(state, principal, id).await?;
+    let mut conn = state.db.acquire().await?;
+    let (a, onchain) = visible_accepted(&mut conn, principal, id).await?;
+    drop(conn);
     let amount = terms::usage_amount(
         params.cumulative_quantity,
         a.quantity,
@@ -1088,19 +1089,7 @@ pub(crate) async fn record_usage(
     let settings = settings(state)?;
     let signature = crate::input::parse_bytes("voucher_signature", &body.voucher_signature)?;
     let mut conn = state.db.acquire().await?;
-    let a = agreements::load(&mut conn, id)
-        .await?
-        .filter(|a| !roles(principal, a).is_empty())
-        .ok_or_else(|| not_found(id))?;
-    let onchain = a.onchain_id.ok_or_else(|| {
-        LifecycleError::new(
-            LifecycleCode::InvalidTransition,
-            format!(
-                "the agreement is {}: usage is recorded once it is active",
-                a.status
-            ),
-        )
-    })?;
+    let (a, onchain) = visible_accepted(&mut conn, principal, id).await?;
     let amount = terms::usage_amount(
         body.cumulative_quantity,
         a.quantity,
