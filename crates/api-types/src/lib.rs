@@ -6,6 +6,7 @@
 //! hashes are `0x` hex strings; times are unix seconds unless a field says milliseconds.
 
 pub mod agreements;
+pub mod approvals;
 pub mod escrow;
 pub mod identity;
 pub mod keys;
@@ -19,6 +20,7 @@ pub use agreements::{
     PermitSignatures, ProposeAgreement, RecordUsage, RejectAgreement, TypedMessage,
     UsageAgreementView, UsageView, UsageVoucher, VoucherParams,
 };
+pub use approvals::{ApprovalPage, ApprovalView, ListApprovals, RejectApproval};
 pub use escrow::{EscrowStatus, IndexedHead, TransitionView, Transitions};
 pub use identity::{
     AgentPage, AgentView, ApiKeyList, ApiKeyView, CreateApiKey, ListAgents, NewApiKey, OwnerView,
@@ -27,6 +29,7 @@ pub use identity::{
 pub use keys::{RevocationView, RevokeRequest};
 pub use operations::{Health, Ready};
 pub use pactum_core::agreement::{EventKind, LifecycleStatus, Role};
+pub use pactum_core::approval::{ApprovalCode, ApprovalStatus, Decision};
 pub use pactum_core::policy::Policy;
 /// The states and codes the wire types carry, spelled as on the wire.
 pub use pactum_core::{

@@ -144,7 +144,7 @@ pub(crate) async fn propose(
     let p = proposal::validate(&draft, parties, settings.decimals, settings.fees)?;
     let id = format!("agr_{}", pactum_db::random_id(20));
     let metadata = p.metadata.to_string();
-    let new = NewAgreement {
+    let mut new = NewAgreement {
         id: &id,
         chain_id: state.chain_id,
         buyer_agent_id: buyer_id,
@@ -165,6 +165,7 @@ pub(crate) async fn propose(
         expiry: now().saturating_add(p.expires_in),
         close_window: p.close_window,
         metadata: &metadata,
+        status: LifecycleStatus::Proposed,
     };
     let actor = principal.scope();
     let mut tx = state
@@ -184,14 +185,9 @@ pub(crate) async fn propose(
     };
     let policy = crate::policies::in_force(&mut tx, buyer_id).await?;
     let open = open_agreements(&mut tx, &policy, buyer_id).await?;
-    match policy.check_proposal(&terms, open)? {
-        Verdict::Allowed => {}
-        // Refused at PUT while approvals are not available (see `policies::put`).
-        Verdict::NeedsApproval { .. } => {
-            return Err(Problem::internal_because(
-                "a policy asks for approval, which this server does not offer",
-            ));
-        }
+    let verdict = policy.check_proposal(&terms, open)?;
+    if let Verdict::NeedsApproval { .. } = verdict {
+        new.status = LifecycleStatus::PendingApproval;
     }
     agreements::insert(
         &mut tx,
@@ -202,6 +198,24 @@ pub(crate) async fn propose(
         },
     )
     .await?;
+    if let Verdict::NeedsApproval {
+        threshold_cents,
+        total_cents,
+    } = verdict
+    {
+        // The owner decides before the seller sees a decision to make; the request expires
+        // with the terms.
+        let request = crate::approvals::request(
+            &mut tx,
+            buyer_id,
+            &id,
+            threshold_cents,
+            total_cents,
+            new.expiry,
+        )
+        .await?;
+        tracing::info!(agreement = %id, %request, total_cents, threshold_cents, "proposal waits for the owner's approval");
+    }
     // Answered from the write transaction itself (a proposal has no escrow yet).
     let written = agreements::load(&mut tx, &id)
         .await?
@@ -516,11 +530,11 @@ fn summary(a: &UsageAgreement, your_roles: Vec<Role>, now: u64) -> UsageAgreemen
 }
 
 /// The cursor of a page ending at `seq`: opaque to clients.
-fn cursor(seq: i64) -> String {
+pub(crate) fn cursor(seq: i64) -> String {
     format!("c{seq:x}")
 }
 
-fn parse_cursor(raw: &str) -> Result<i64, Problem> {
+pub(crate) fn parse_cursor(raw: &str) -> Result<i64, Problem> {
     raw.strip_prefix('c')
         .and_then(|hex| i64::from_str_radix(hex, 16).ok())
         .filter(|seq| *seq > 0)

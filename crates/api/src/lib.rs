@@ -9,6 +9,7 @@
 //! - `/health`, `/ready`, `/metrics` (Prometheus), `/openapi.json` (generated from the handlers).
 
 pub mod agreements;
+pub mod approvals;
 pub mod auth;
 pub mod idempotency;
 pub mod identity;
@@ -163,6 +164,9 @@ impl Modify for SecuritySchemes {
         routes::agents::keys,
         routes::agents::get_policy,
         routes::agents::put_policy,
+        routes::approvals::list,
+        routes::approvals::approve,
+        routes::approvals::reject,
         routes::health::health,
         routes::health::ready,
         routes::health::metrics,
@@ -181,6 +185,9 @@ impl Modify for SecuritySchemes {
         pactum_api_types::ApiKeyList,
         pactum_api_types::PolicyView,
         pactum_api_types::Policy,
+        pactum_api_types::ApprovalView,
+        pactum_api_types::ApprovalPage,
+        pactum_api_types::ApprovalStatus,
         pactum_api_types::ProposeAgreement,
         pactum_api_types::RejectAgreement,
         pactum_api_types::UsageAgreementView,
@@ -243,6 +250,15 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/agents/{agent_id}/policies",
             get(routes::agents::get_policy).put(routes::agents::put_policy),
+        )
+        .route("/agents/{agent_id}/approvals", get(routes::approvals::list))
+        .route(
+            "/agents/{agent_id}/approvals/{request_id}/approve",
+            post(routes::approvals::approve),
+        )
+        .route(
+            "/agents/{agent_id}/approvals/{request_id}/reject",
+            post(routes::approvals::reject),
         )
         .route("/usage-agreements", post(routes::agreements::propose))
         .route(

@@ -110,13 +110,6 @@ pub(crate) async fn put(
         })?,
     };
     let policy = Policy::parse(body)?;
-    if policy.approval_threshold_cents.is_some() {
-        // Not offered until approvals exist: a rule that would not be enforced is refused.
-        return Err(Problem::policy(
-            PolicyCode::InvalidPolicy,
-            "rule approval_threshold_cents: approvals of pending payments are not available on this server yet",
-        ));
-    }
     let rules = serde_json::to_string(&policy).map_err(|_| Problem::internal())?;
     let mut conn = state.db.acquire().await?;
     let by = format!("owner:{owner}");

@@ -8,6 +8,7 @@ use axum::{
 use pactum_core::{
     Refusal, RefusalCode,
     agreement::{LifecycleCode, LifecycleError},
+    approval::{ApprovalCode, ApprovalError},
     identity::{IdentityCode, IdentityError},
     policy::{InvalidPolicy, PolicyCode, Violation},
 };
@@ -249,6 +250,26 @@ impl From<IdentityError> for Problem {
     fn from(e: IdentityError) -> Self {
         Self::new(
             identity_status(e.code),
+            e.code.as_str(),
+            e.code.title(),
+            e.detail,
+        )
+    }
+}
+
+/// The HTTP status of an approval refusal: the only place an [`ApprovalCode`] meets HTTP.
+pub const fn approval_status(code: ApprovalCode) -> StatusCode {
+    match code {
+        ApprovalCode::NotFound => StatusCode::NOT_FOUND,
+        ApprovalCode::AlreadyDecided | ApprovalCode::Expired => StatusCode::CONFLICT,
+        ApprovalCode::InvalidReason => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+impl From<ApprovalError> for Problem {
+    fn from(e: ApprovalError) -> Self {
+        Self::new(
+            approval_status(e.code),
             e.code.as_str(),
             e.code.title(),
             e.detail,

@@ -1,13 +1,15 @@
 //! The demo's owner side, through the API only: the owner (signed in with its JWT) registers each
 //! agent with its wallet's EIP-712 proof, issues its API key, and sets a policy on the buyer,
-//! which then refuses a proposal above the owner's price limit. Every step prints its HTTP call
-//! and status.
+//! which then refuses a proposal above the owner's price limit and holds larger ones for the
+//! owner's approval (one approved, one rejected). Every step prints its HTTP call and status.
 
 use alloy::signers::local::PrivateKeySigner;
 use eyre::{WrapErr, bail};
 use pactum_client::{
     Client, Registration, sign_registration,
-    types::{PaymentMethod, Policy, ProposeAgreement, RegistrationParams},
+    types::{
+        ApprovalStatus, ListApprovals, PaymentMethod, Policy, ProposeAgreement, RegistrationParams,
+    },
 };
 use pactum_devnet::Deployment;
 
@@ -96,6 +98,7 @@ pub(crate) async fn onboard(
         max_price_per_unit_cents: Some(150),
         daily_limit_cents: Some(50_000),
         allowed_rails: Some(vec!["stablecoin".into()]),
+        approval_threshold_cents: Some(20_000),
         ..Policy::default()
     };
     let set = owner
@@ -103,7 +106,7 @@ pub(crate) async fn onboard(
         .await
         .wrap_err("PUT policies")?;
     println!(
-        "  {:<58} -> {}  version {}: at most $1.50 a unit, $500 a day, stablecoin only",
+        "  {:<58} -> {}  version {}: at most $1.50 a unit, $500 a day, stablecoin only, above $200 the owner approves",
         format!(
             "PUT /agents/{}/policies (If-Match {})",
             buyer.0, current.etag
@@ -139,5 +142,115 @@ pub(crate) async fn onboard(
         ),
         other => bail!("the buyer's policy should have refused a $2.00 unit price: {other:?}"),
     }
+    let buyer_api = api.authenticated(&buyer_key);
+    let seller_api = api.authenticated(&seller_key);
+    println!("\n== above $200 the proposal waits for the owner: one approved, one rejected ==");
+    let mut large = ProposeAgreement {
+        service_id: "svc_bulk_inference".into(),
+        quantity: 300,
+        price_per_unit_cents: 100,
+        ..pricey
+    };
+    let approved = propose_for_approval(&buyer_api, &large, "$300").await?;
+    let pending = owner
+        .approvals(
+            buyer.0,
+            &ListApprovals {
+                status: Some(ApprovalStatus::Pending),
+                ..ListApprovals::default()
+            },
+        )
+        .await
+        .wrap_err("GET approvals")?;
+    for r in &pending.approvals {
+        println!(
+            "  {:<58} -> 200  {} {}: ${:.2} above ${:.2}, expires {}",
+            format!("GET /agents/{}/approvals?status=pending", buyer.0),
+            r.request_id,
+            r.status,
+            cents(r.amount_cents),
+            cents(r.threshold_cents),
+            r.expires_at
+        );
+    }
+    let decided = owner
+        .approve(buyer.0, &approved.1, &key("approve"))
+        .await
+        .wrap_err("POST approve")?;
+    println!(
+        "  {:<58} -> {}  {} by {}",
+        format!("POST /agents/{}/approvals/{}/approve", buyer.0, approved.1),
+        decided.status,
+        decided.body.status,
+        decided.body.decided_by.as_deref().unwrap_or("-")
+    );
+    let accepted = seller_api
+        .accept(&approved.0, &key("accept-approved"))
+        .await
+        .wrap_err("PUT accept")?;
+    println!(
+        "  {:<58} -> {}  status {}",
+        format!("PUT /usage-agreements/{}/accept (seller)", approved.0),
+        accepted.status,
+        accepted.body.status
+    );
+    large.quantity = 250;
+    let (rejected_id, request) = propose_for_approval(&buyer_api, &large, "$250").await?;
+    let reason = "not this quarter";
+    let decided = owner
+        .reject_approval(buyer.0, &request, reason, &key("reject-approval"))
+        .await
+        .wrap_err("POST reject")?;
+    println!(
+        "  {:<58} -> {}  {}: {reason:?}",
+        format!("POST /agents/{}/approvals/{request}/reject", buyer.0),
+        decided.status,
+        decided.body.status,
+    );
+    let view = buyer_api
+        .usage_agreement(&rejected_id)
+        .await
+        .wrap_err("GET agreement")?;
+    let history: Vec<_> = view.history.iter().map(|e| e.kind.as_str()).collect();
+    println!(
+        "  {:<58} -> 200  status {}  history {}",
+        format!("GET /usage-agreements/{rejected_id}"),
+        view.status,
+        history.join(" > ")
+    );
     Ok((buyer_key, seller_key))
+}
+
+fn cents(c: u64) -> f64 {
+    // Display only.
+    #[allow(clippy::cast_precision_loss)]
+    let dollars = c as f64 / 100.0;
+    dollars
+}
+
+/// Proposes `body` (above the buyer's approval threshold); returns the agreement's id and its
+/// approval request's.
+async fn propose_for_approval(
+    buyer_api: &Client,
+    body: &ProposeAgreement,
+    total: &str,
+) -> eyre::Result<(String, String)> {
+    let written = buyer_api
+        .propose(body, &key("propose-large"))
+        .await
+        .wrap_err("POST /usage-agreements")?;
+    let request = written
+        .body
+        .history
+        .iter()
+        .find_map(|e| e.detail.get("request_id").and_then(|r| r.as_str()))
+        .ok_or_else(|| eyre::eyre!("a {total} proposal should wait for approval"))?
+        .to_owned();
+    println!(
+        "  {:<58} -> {}  status {}  approval request {request}",
+        format!("POST /usage-agreements ({total})"),
+        written.status,
+        written.body.status
+    );
+    Ok((written.body.agreement_id, request))
 }

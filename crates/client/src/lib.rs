@@ -41,11 +41,11 @@ use alloy::{
 pub use authorize::Authorizer;
 pub use pactum_api_types as types;
 use pactum_api_types::{
-    ActionOptions, ActivateEscrow, ActivationPackage, AgreementPage, BuyerWithdrawBody,
-    ClaimParams, DirectCall, EscrowStatus, Health, InitiateCloseBody, ListAgreements,
-    OptionsParams, PackageParams, Problem, ProposeAgreement, Ready, RecordUsage, RejectAgreement,
-    RelayView, RevocationView, RevokeRequest, SellerClaimBody, SettlementAction,
-    UsageAgreementView, UsageVoucher, VoucherParams,
+    ActionOptions, ActivateEscrow, ActivationPackage, AgreementPage, ApprovalPage, ApprovalView,
+    BuyerWithdrawBody, ClaimParams, DirectCall, EscrowStatus, Health, InitiateCloseBody,
+    ListAgreements, ListApprovals, OptionsParams, PackageParams, Problem, ProposeAgreement, Ready,
+    RecordUsage, RejectAgreement, RejectApproval, RelayView, RevocationView, RevokeRequest,
+    SellerClaimBody, SettlementAction, UsageAgreementView, UsageVoucher, VoucherParams,
     identity::{
         AgentPage, AgentView, ApiKeyList, CreateApiKey, ListAgents, NewApiKey, OwnerView,
         PolicyView, RegisterAgent, RegistrationMessage, RegistrationParams,
@@ -458,6 +458,44 @@ impl Client {
             replayed: answer.header(IDEMPOTENCY_REPLAYED) == Some("true"),
             body: decode(&request, &answer)?,
         })
+    }
+
+    /// `GET /agents/{agent_id}/approvals`: one page (the owner, or the agent itself).
+    pub async fn approvals(&self, agent_id: &str, query: &ListApprovals) -> Result<ApprovalPage> {
+        self.get(&format!("agents/{agent_id}/approvals"), query)
+            .await
+    }
+
+    /// `POST /agents/{agent_id}/approvals/{request_id}/approve` under `idempotency_key` (the
+    /// agent's owner).
+    pub async fn approve(
+        &self,
+        agent_id: &str,
+        request_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Written<ApprovalView>> {
+        let path = format!("agents/{agent_id}/approvals/{request_id}/approve");
+        self.post(&path, &serde_json::json!({}), idempotency_key)
+            .await
+    }
+
+    /// `POST /agents/{agent_id}/approvals/{request_id}/reject?reason=...` under
+    /// `idempotency_key` (the agent's owner).
+    pub async fn reject_approval(
+        &self,
+        agent_id: &str,
+        request_id: &str,
+        reason: &str,
+        idempotency_key: &str,
+    ) -> Result<Written<ApprovalView>> {
+        let path = with_query(
+            &format!("agents/{agent_id}/approvals/{request_id}/reject"),
+            &RejectApproval {
+                reason: Some(reason.to_owned()),
+            },
+        )?;
+        self.post(&path, &serde_json::json!({}), idempotency_key)
+            .await
     }
 
     /// Polls `GET /usage-agreements/{agreement_id}` until `done` holds for it.

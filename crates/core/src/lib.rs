@@ -18,12 +18,14 @@
 //!   machine, the validation of a proposal and the exact arithmetic of its terms.
 //! - [`identity`]: owners' agents: ids, names and labels, and when a wallet's proof may be used.
 //! - [`policy`]: owner policies: the rules, their validation and where each applies.
+//! - [`approval`]: the owner's decisions on requests a policy sends for approval.
 //! - [`clock`]: the time, as a value that tests can set.
 
 #[macro_use]
 mod macros;
 
 pub mod agreement;
+pub mod approval;
 pub mod clock;
 pub mod escrow;
 pub mod identity;

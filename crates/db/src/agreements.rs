@@ -158,6 +158,8 @@ pub struct NewAgreement<'a> {
     pub close_window: u32,
     /// JSON object text.
     pub metadata: &'a str,
+    /// `proposed`, or `pending_approval` when the buyer's owner must approve it first.
+    pub status: LifecycleStatus,
 }
 
 /// Who caused an event and its details.
@@ -276,7 +278,7 @@ macro_rules! select_agreements {
     };
 }
 
-/// Records a proposal and its `proposed` event.
+/// Records a proposal and its `proposed` event (with the status it starts in).
 pub async fn insert(
     conn: &mut PgConnection,
     new: &NewAgreement<'_>,
@@ -288,7 +290,7 @@ pub async fn insert(
               quantity, unit, price_per_unit_cents, rail, provider, settlement_model,
               activation_version, token, max_amount, infra_fee, expiry, close_window, metadata, status)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::text::numeric,
-                   $17::text::numeric, $18, $19, $20::text::jsonb, 'proposed')"#,
+                   $17::text::numeric, $18, $19, $20::text::jsonb, $21)"#,
         new.id,
         int(new.chain_id),
         new.buyer_agent_id,
@@ -309,18 +311,11 @@ pub async fn insert(
         int(new.expiry),
         i32::try_from(new.close_window).unwrap_or(i32::MAX),
         new.metadata,
+        new.status.as_str(),
     )
     .execute(&mut *conn)
     .await?;
-    record(
-        conn,
-        new.id,
-        EventKind::Proposed,
-        LifecycleStatus::Proposed,
-        cause,
-        None,
-    )
-    .await
+    record(conn, new.id, EventKind::Proposed, new.status, cause, None).await
 }
 
 /// The agreement `id`.
@@ -503,14 +498,13 @@ pub async fn list(conn: &mut PgConnection, q: ListQuery<'_>) -> Result<Vec<Usage
     let (stored, expiring): (Vec<String>, Option<bool>) = match q.status {
         None => (Vec::new(), None),
         Some(LifecycleStatus::Expired) => (
-            ["expired", "proposed", "accepted"]
-                .map(String::from)
-                .to_vec(),
+            std::iter::once(LifecycleStatus::Expired)
+                .chain(LifecycleStatus::ALL.iter().copied().filter(|s| s.expires()))
+                .map(|s| s.as_str().to_owned())
+                .collect(),
             Some(true),
         ),
-        Some(s @ (LifecycleStatus::Proposed | LifecycleStatus::Accepted)) => {
-            (vec![s.as_str().to_owned()], Some(false))
-        }
+        Some(s) if s.expires() => (vec![s.as_str().to_owned()], Some(false)),
         Some(s) => (vec![s.as_str().to_owned()], None),
     };
     let filtered = q.status.is_some();
@@ -543,13 +537,14 @@ pub async fn list(conn: &mut PgConnection, q: ListQuery<'_>) -> Result<Vec<Usage
     rows.into_iter().map(UsageAgreement::try_from).collect()
 }
 
-/// Records the expiry of up to `limit` proposals and accepted agreements whose terms expired
-/// by `now` (unix seconds), each with its `expired` event; returns their ids.
+/// Records the expiry of up to `limit` proposals (approved or waiting for approval) and accepted
+/// agreements whose terms expired by `now` (unix seconds), each with its `expired` event, and of
+/// their approval requests still pending; returns their ids.
 pub async fn expire_due(conn: &mut PgConnection, now: u64, limit: u32) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar!(
         r#"WITH due AS (
              SELECT id FROM usage_agreements
-              WHERE status IN ('proposed', 'accepted') AND expiry <= $1
+              WHERE status IN ('pending_approval', 'proposed', 'accepted') AND expiry <= $1
               ORDER BY expiry LIMIT $2
               FOR UPDATE SKIP LOCKED
            ), expired AS (
@@ -560,6 +555,9 @@ pub async fn expire_due(conn: &mut PgConnection, now: u64, limit: u32) -> Result
              INSERT INTO agreement_events (agreement_id, kind, status, actor, detail)
              SELECT id, 'expired', 'expired', 'system', jsonb_build_object('expiry', expiry)
                FROM expired
+           ), requests AS (
+             UPDATE approval_requests r SET status = 'expired'
+               FROM expired WHERE r.agreement_id = expired.id AND r.status = 'pending'
            )
            SELECT id AS "id!" FROM expired"#,
         int(now),

@@ -4,6 +4,7 @@
 //!
 //! Modules are named after the data they keep:
 //! - [`agreements`]: usage agreements as the API keeps them, and the history of each.
+//! - [`approvals`]: the requests an owner's policy sends to the owner for approval.
 //! - [`index`]: the indexer's checkpoint, recent block hashes, raw events and derived agreement
 //!   state.
 //! - [`identity`]: owners, agents and their API keys and revocations.
@@ -15,6 +16,7 @@
 //! at this boundary, so a corrupt value is an [`Error::Corrupt`] naming its table.
 
 pub mod agreements;
+pub mod approvals;
 mod convert;
 mod error;
 pub mod idempotency;

@@ -3,6 +3,7 @@
 //! merged view once the escrow is activated, visibility, the paged list and expiry.
 
 mod activation;
+mod approval;
 mod policy;
 mod usage;
 
@@ -622,7 +623,7 @@ pub(crate) async fn assert_open_counts(f: &Fixture) -> eyre::Result<()> {
               WHERE status NOT IN ('rejected', 'expired', 'settled')
              UNION ALL
              SELECT seller_agent_id FROM usage_agreements
-              WHERE status NOT IN ('proposed', 'rejected', 'expired', 'settled')) o
+              WHERE status NOT IN ('pending_approval', 'proposed', 'rejected', 'expired', 'settled')) o
            GROUP BY agent)
          SELECT coalesce(a.agent, c.agent_id), coalesce(a.n, 0), coalesce(c.open, 0)
            FROM actual a FULL JOIN agent_open_agreements c ON c.agent_id = a.agent

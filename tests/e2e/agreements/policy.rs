@@ -8,7 +8,7 @@ use pactum_client::types::{LifecycleStatus, Policy};
 
 use super::{
     activation::{accepted, expected, signed},
-    assert_open_counts, problem, proposal,
+    assert_open_counts, proposal,
 };
 use crate::relayer::Fixture;
 
@@ -79,17 +79,6 @@ async fn the_buyers_policy_governs_its_proposals() -> eyre::Result<()> {
     assert!(detail.contains("max_open_agreements"), "{detail}");
     assert_eq!(stored(&f).await?, 1);
     assert_open_counts(&f).await?;
-    // An approval threshold cannot be set while approvals are not offered.
-    let owner = f.owner_api("acme");
-    let tag = owner.policy("buyer").await?.etag;
-    let threshold = Policy {
-        approval_threshold_cents: Some(100),
-        ..Policy::default()
-    };
-    assert_eq!(
-        problem(owner.put_policy("buyer", &tag, &threshold, "t").await)?,
-        (422, "invalid_policy".into())
-    );
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod agreements;
+pub mod approvals;
 pub mod health;
 pub mod keys;
 pub mod owners;

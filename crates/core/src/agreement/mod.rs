@@ -5,6 +5,11 @@
 //! cause each transition and every code are listed in `docs/agreements.md`.
 //!
 //! ```text
+//! (buyer proposes)                           proposed, or pending_approval when the buyer's
+//!                                            owner's policy asks for approval
+//! pending_approval --approve (buyer's owner)--> proposed
+//! pending_approval --reject (buyer's owner)-->  rejected     (final)
+//! pending_approval --expiry passes-->           expired      (final)
 //! proposed   --accept (seller)-->            accepted
 //! proposed   --reject (seller)-->            rejected        (final)
 //! proposed   --expiry passes-->              expired         (final)
@@ -35,6 +40,8 @@ named_enum! {
     /// `accepted`, `rejected`, `expired`, `activating`) is decided here; from `active` on it is
     /// the escrow's on-chain status as indexed, never contradicted.
     pub enum LifecycleStatus {
+        /// The buyer's owner must approve the proposal before it goes to the seller.
+        PendingApproval = "pending_approval",
         /// The buyer proposed; the seller has not answered.
         Proposed = "proposed",
         /// The seller accepted: the on-chain terms and id are fixed; the buyer may activate.
@@ -82,10 +89,19 @@ impl LifecycleStatus {
     }
 
     /// Whether the status is shown as `expired` at `now` (unix seconds) for terms expiring at
-    /// `expiry`: a proposal or an accepted agreement that was not activated in time. An
-    /// activation in flight is left to the chain (the escrow refuses it after the expiry).
+    /// `expiry`: a proposal (approved or waiting for approval) or an accepted agreement that was
+    /// not activated in time. An activation in flight is left to the chain (the escrow refuses
+    /// it after the expiry).
     pub const fn expired_at(self, now: u64, expiry: u64) -> bool {
-        matches!(self, Self::Proposed | Self::Accepted) && now >= expiry
+        self.expires() && now >= expiry
+    }
+
+    /// Whether the status ends `expired` once the terms' expiry passes.
+    pub const fn expires(self) -> bool {
+        matches!(
+            self,
+            Self::PendingApproval | Self::Proposed | Self::Accepted
+        )
     }
 }
 
@@ -105,6 +121,12 @@ named_enum! {
     pub enum EventKind {
         /// The buyer proposed.
         Proposed = "proposed",
+        /// The buyer's owner's policy sent the proposal for approval (the request in the detail).
+        ApprovalRequested = "approval_requested",
+        /// The buyer's owner approved the proposal: it goes to the seller.
+        Approved = "approved",
+        /// The buyer's owner rejected the proposal (the reason in the detail).
+        ApprovalRejected = "approval_rejected",
         /// The seller accepted.
         Accepted = "accepted",
         /// The seller rejected.
@@ -395,7 +417,14 @@ mod tests {
             go(S::Proposed, Request::Reject, Some(Role::Seller)),
             Ok(S::Rejected)
         );
-        for from in [S::Accepted, S::Rejected, S::Expired, S::Active, S::Settled] {
+        for from in [
+            S::PendingApproval,
+            S::Accepted,
+            S::Rejected,
+            S::Expired,
+            S::Active,
+            S::Settled,
+        ] {
             for r in [Request::Accept, Request::Reject] {
                 assert_eq!(
                     go(from, r, Some(Role::Seller)),
@@ -445,6 +474,7 @@ mod tests {
             Err(LifecycleCode::ProposalExpired)
         );
         assert!(S::Proposed.expired_at(LATER, LATER));
+        assert!(S::PendingApproval.expired_at(LATER, LATER));
         assert!(S::Accepted.expired_at(LATER, LATER));
         assert!(!S::Proposed.expired_at(LATER - 1, LATER));
         assert!(!S::Activating.expired_at(LATER, LATER));
@@ -475,7 +505,13 @@ mod tests {
             .map_err(|e| e.code),
             Err(LifecycleCode::ActivationInFlight)
         );
-        for from in [S::Proposed, S::Rejected, S::Active, S::Closing] {
+        for from in [
+            S::PendingApproval,
+            S::Proposed,
+            S::Rejected,
+            S::Active,
+            S::Closing,
+        ] {
             assert_eq!(
                 go(from, Request::SubmitActivation, buyer),
                 Err(LifecycleCode::InvalidTransition),
