@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the benchmark binaries (optimised build) and prints their tables: the indexer (backfill of
 # 100,000+ events, write path, head lag), the status API under load from a second process, and the
-# relayer (throughput next to a plain send loop, accept latency, gas per sponsored action).
+# relayer (throughput next to a plain send loop, accept latency, gas per sponsored action), and
+# webhook delivery (throughput, event-committed-to-delivered latency).
 # Not part of script/test.sh: benchmarks measure, tests assert.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -18,3 +19,5 @@ log "status API benchmark"
 target/release/bench-api
 log "relayer benchmark"
 target/release/bench-relayer
+log "webhook delivery benchmark"
+target/release/bench-webhooks

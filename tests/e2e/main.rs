@@ -13,3 +13,4 @@ mod policies;
 mod relayer;
 mod signatures;
 mod wallet;
+mod webhooks;

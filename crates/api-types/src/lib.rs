@@ -13,6 +13,7 @@ pub mod keys;
 pub mod operations;
 pub mod problem;
 pub mod settlement;
+pub mod webhooks;
 
 pub use agreements::{
     ActivateEscrow, ActivationPackage, AgreementEventView, AgreementPage, InfraFeeBlock,
@@ -31,6 +32,7 @@ pub use operations::{Health, Ready};
 pub use pactum_core::agreement::{EventKind, LifecycleStatus, Role};
 pub use pactum_core::approval::{ApprovalCode, ApprovalStatus, Decision};
 pub use pactum_core::policy::Policy;
+pub use pactum_core::webhook::{DeliveryStatus, EndpointStatus, EventType, WebhookCode};
 /// The states and codes the wire types carry, spelled as on the wire.
 pub use pactum_core::{
     ActionKind, ActivationStatus, AgreementStatus, AttemptKind, AttemptOutcome, DeferralReason,
@@ -40,4 +42,9 @@ pub use problem::Problem;
 pub use settlement::{
     ActionOptions, AttemptView, BuyerWithdrawBody, ClaimParams, DirectCall, DomainBody,
     FailureView, InitiateCloseBody, OptionsParams, PathOption, RelayView, SellerClaimBody,
+};
+pub use webhooks::{
+    AgreementEventData, AgreementEventPayload, AttemptLog, CreateWebhook, DeliveryPage,
+    DeliveryView, ListDeliveries, RotateSecret, SponsoredActionData, SponsoredActionPayload,
+    UpdateWebhook, WebhookList, WebhookView, WebhookWithSecret,
 };

@@ -53,10 +53,6 @@ pub struct AgreementSettings {
     pub fees: FeeSchedule,
 }
 
-/// The largest page.
-pub const MAX_PAGE: u32 = 100;
-/// The page when none is asked for.
-pub const DEFAULT_PAGE: u32 = 50;
 /// The longest rejection reason, in characters.
 pub const MAX_REASON: usize = 500;
 
@@ -68,18 +64,6 @@ fn settings(state: &AppState) -> Result<AgreementSettings, Problem> {
 
 fn now() -> u64 {
     SystemClock.now_secs()
-}
-
-/// A page size asked for: 1 to [`MAX_PAGE`], [`DEFAULT_PAGE`] when not given.
-pub(crate) fn page_limit(asked: Option<u32>) -> Result<u32, Problem> {
-    let limit = asked.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(crate::input::bad_request(
-            "invalid_parameter",
-            format!("limit must be between 1 and {MAX_PAGE}, not {limit}"),
-        ));
-    }
-    Ok(limit)
 }
 
 /// The caller's roles in `a`: its agent's, or as the owner of either agent.
@@ -529,23 +513,6 @@ fn summary(a: &UsageAgreement, your_roles: Vec<Role>, now: u64) -> UsageAgreemen
     }
 }
 
-/// The cursor of a page ending at `seq`: opaque to clients.
-pub(crate) fn cursor(seq: i64) -> String {
-    format!("c{seq:x}")
-}
-
-pub(crate) fn parse_cursor(raw: &str) -> Result<i64, Problem> {
-    raw.strip_prefix('c')
-        .and_then(|hex| i64::from_str_radix(hex, 16).ok())
-        .filter(|seq| *seq > 0)
-        .ok_or_else(|| {
-            crate::input::bad_request(
-                "invalid_cursor",
-                format!("{raw:?} is not a cursor this API gave"),
-            )
-        })
-}
-
 /// `GET /usage-agreements/agents/{agent_id}/agreements`: the agent itself or its owner.
 pub(crate) async fn list(
     state: &AppState,
@@ -567,8 +534,7 @@ pub(crate) async fn list(
             format!("no agent {agent_id:?} is visible to these credentials"),
         ));
     }
-    let limit = page_limit(q.limit)?;
-    let before = q.cursor.as_deref().map(parse_cursor).transpose()?;
+    let (limit, before) = crate::paging::page(q.limit, q.cursor.as_deref())?;
     let now = now();
     let mut conn = state.db.acquire().await?;
     let rows = agreements::list(
@@ -583,9 +549,7 @@ pub(crate) async fn list(
         },
     )
     .await?;
-    let next_cursor = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|a| cursor(a.seq)))
-        .flatten();
+    let next_cursor = crate::paging::next_cursor(&rows, limit, |a| a.seq);
     Ok(AgreementPage {
         agreements: rows
             .iter()
@@ -1235,15 +1199,6 @@ pub async fn sweep_expired(db: pactum_db::Db, mut shutdown: tokio::sync::watch::
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_refuse_anything_else() {
-        assert_eq!(parse_cursor(&cursor(42)).ok(), Some(42));
-        assert_eq!(parse_cursor(&cursor(i64::MAX)).ok(), Some(i64::MAX));
-        for bad in ["", "c", "42", "c-1", "c0", "czz", "d2a"] {
-            assert!(parse_cursor(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn api_ids_are_told_from_onchain_ids() {

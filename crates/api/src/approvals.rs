@@ -119,12 +119,7 @@ pub(crate) async fn list(
     q: &ListApprovals,
 ) -> Result<ApprovalPage, Problem> {
     let agent = visible_agent(state, principal, agent_id).await?;
-    let limit = crate::agreements::page_limit(q.limit)?;
-    let before = q
-        .cursor
-        .as_deref()
-        .map(crate::agreements::parse_cursor)
-        .transpose()?;
+    let (limit, before) = crate::paging::page(q.limit, q.cursor.as_deref())?;
     let now = now();
     let mut conn = state.db.acquire().await?;
     let rows = approvals::list(
@@ -138,9 +133,7 @@ pub(crate) async fn list(
         },
     )
     .await?;
-    let next_cursor = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|r| crate::agreements::cursor(r.seq)))
-        .flatten();
+    let next_cursor = crate::paging::next_cursor(&rows, limit, |r| r.seq);
     Ok(ApprovalPage {
         approvals: rows.into_iter().map(|r| view(r, now)).collect(),
         next_cursor,

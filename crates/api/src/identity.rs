@@ -325,7 +325,7 @@ pub(crate) async fn list(
     cursor: Option<&str>,
 ) -> Result<AgentPage, Problem> {
     let owner = owner_of(principal)?;
-    let limit = crate::agreements::page_limit(limit)?;
+    let limit = crate::paging::limit(limit)?;
     let mut records =
         store::agents_of(state.db.pool(), owner, cursor, i64::from(limit) + 1).await?;
     let next_cursor = (records.len() > limit as usize).then(|| {

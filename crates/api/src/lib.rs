@@ -16,11 +16,13 @@ pub mod identity;
 mod input;
 pub mod metrics;
 pub mod operational;
+mod paging;
 pub mod policies;
 pub mod problem;
 pub mod routes;
 mod services;
 mod views;
+pub mod webhooks;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -75,6 +77,8 @@ pub struct AppState {
     pub readiness: routes::health::Readiness,
     /// What usage agreements are made in (the lifecycle endpoints answer 503 without it).
     pub agreements: Option<agreements::AgreementSettings>,
+    /// Where the operator lets webhook deliveries go (default: public `https` only).
+    pub webhook_destinations: webhooks::Destinations,
 }
 
 impl AppState {
@@ -94,6 +98,7 @@ impl AppState {
             trusted_tokens: pactum_core::TrustedTokens::Any,
             readiness: routes::health::Readiness::default(),
             agreements: None,
+            webhook_destinations: webhooks::Destinations::default(),
         }
     }
 }
@@ -167,6 +172,15 @@ impl Modify for SecuritySchemes {
         routes::approvals::list,
         routes::approvals::approve,
         routes::approvals::reject,
+        routes::webhooks::create,
+        routes::webhooks::list,
+        routes::webhooks::get,
+        routes::webhooks::update,
+        routes::webhooks::delete,
+        routes::webhooks::rotate_secret,
+        routes::webhooks::deliveries,
+        routes::webhooks::delivery,
+        routes::webhooks::replay,
         routes::health::health,
         routes::health::ready,
         routes::health::metrics,
@@ -188,6 +202,19 @@ impl Modify for SecuritySchemes {
         pactum_api_types::ApprovalView,
         pactum_api_types::ApprovalPage,
         pactum_api_types::ApprovalStatus,
+        pactum_api_types::CreateWebhook,
+        pactum_api_types::UpdateWebhook,
+        pactum_api_types::WebhookView,
+        pactum_api_types::WebhookWithSecret,
+        pactum_api_types::WebhookList,
+        pactum_api_types::DeliveryView,
+        pactum_api_types::DeliveryPage,
+        pactum_api_types::AttemptLog,
+        pactum_api_types::AgreementEventPayload,
+        pactum_api_types::AgreementEventData,
+        pactum_api_types::SponsoredActionPayload,
+        pactum_api_types::SponsoredActionData,
+        pactum_api_types::EventType,
         pactum_api_types::ProposeAgreement,
         pactum_api_types::RejectAgreement,
         pactum_api_types::UsageAgreementView,
@@ -259,6 +286,32 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/agents/{agent_id}/approvals/{request_id}/reject",
             post(routes::approvals::reject),
+        )
+        .route(
+            "/agents/{agent_id}/webhooks",
+            get(routes::webhooks::list).post(routes::webhooks::create),
+        )
+        .route(
+            "/agents/{agent_id}/webhooks/deliveries",
+            get(routes::webhooks::deliveries),
+        )
+        .route(
+            "/agents/{agent_id}/webhooks/deliveries/{delivery_id}",
+            get(routes::webhooks::delivery),
+        )
+        .route(
+            "/agents/{agent_id}/webhooks/deliveries/{delivery_id}/replay",
+            post(routes::webhooks::replay),
+        )
+        .route(
+            "/agents/{agent_id}/webhooks/{webhook_id}",
+            get(routes::webhooks::get)
+                .patch(routes::webhooks::update)
+                .delete(routes::webhooks::delete),
+        )
+        .route(
+            "/agents/{agent_id}/webhooks/{webhook_id}/rotate-secret",
+            post(routes::webhooks::rotate_secret),
         )
         .route("/usage-agreements", post(routes::agreements::propose))
         .route(

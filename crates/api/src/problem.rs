@@ -11,6 +11,7 @@ use pactum_core::{
     approval::{ApprovalCode, ApprovalError},
     identity::{IdentityCode, IdentityError},
     policy::{InvalidPolicy, PolicyCode, Violation},
+    webhook::{WebhookCode, WebhookError},
 };
 use utoipa::ToSchema;
 
@@ -270,6 +271,31 @@ impl From<ApprovalError> for Problem {
     fn from(e: ApprovalError) -> Self {
         Self::new(
             approval_status(e.code),
+            e.code.as_str(),
+            e.code.title(),
+            e.detail,
+        )
+    }
+}
+
+/// The HTTP status of a webhook refusal: the only place a [`WebhookCode`] meets HTTP.
+pub const fn webhook_status(code: WebhookCode) -> StatusCode {
+    use WebhookCode as C;
+    match code {
+        C::WebhookNotFound | C::DeliveryNotFound => StatusCode::NOT_FOUND,
+        C::TooManyWebhooks | C::DeliveryInProgress | C::WebhookDisabled => StatusCode::CONFLICT,
+        C::InvalidUrl
+        | C::ForbiddenDestination
+        | C::InvalidEventTypes
+        | C::InvalidDescription
+        | C::InvalidOverlap => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+impl From<WebhookError> for Problem {
+    fn from(e: WebhookError) -> Self {
+        Self::new(
+            webhook_status(e.code),
             e.code.as_str(),
             e.code.title(),
             e.detail,

@@ -54,6 +54,14 @@
 //! | token of new usage agreements | `agreements.token` | `PACTUM_AGREEMENTS_TOKEN` | `chain.token`, else the only `chain.tokens`; none: proposals refused |
 //! | platform fee (basis points, at most 1,000) | `agreements.infra_fee_bps` | `PACTUM_AGREEMENTS_INFRA_FEE_BPS` | 100 (1 %) |
 //! | least platform fee (token base units) | `agreements.infra_fee_minimum` | `PACTUM_AGREEMENTS_INFRA_FEE_MINIMUM` | 0 |
+//! | the webhook workers' pool | `database.webhooks_connections` | `PACTUM_DATABASE_WEBHOOKS_CONNECTIONS` | 4 |
+//! | webhook workers in `pactum serve` | `webhooks.workers` | `PACTUM_WEBHOOKS_WORKERS` | true |
+//! | webhook deliveries attempted at once (per process) | `webhooks.concurrency` | `PACTUM_WEBHOOKS_CONCURRENCY` | 64 |
+//! | endpoints on plain `http` | `webhooks.allow_http` | `PACTUM_WEBHOOKS_ALLOW_HTTP` | false |
+//! | deliveries to private, loopback and link-local addresses | `webhooks.allow_private_destinations` | `PACTUM_WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS` | false |
+//! | connect timeout (ms) | `webhooks.connect_timeout_ms` | `PACTUM_WEBHOOKS_CONNECT_TIMEOUT_MS` | 5000 |
+//! | whole attempt timeout (ms) | `webhooks.timeout_ms` | `PACTUM_WEBHOOKS_TIMEOUT_MS` | 15000 |
+//! | lease of a delivery being attempted (s) | `webhooks.lease_secs` | `PACTUM_WEBHOOKS_LEASE_SECS` | 60 |
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -71,6 +79,34 @@ pub(crate) struct Config {
     pub(crate) api: Api,
     pub(crate) relayer: Relayer,
     pub(crate) agreements: Agreements,
+    pub(crate) webhooks: Webhooks,
+}
+
+/// `[webhooks]`: delivery workers and where deliveries may go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Webhooks {
+    pub(crate) workers: bool,
+    pub(crate) concurrency: usize,
+    pub(crate) allow_http: bool,
+    pub(crate) allow_private_destinations: bool,
+    pub(crate) connect_timeout_ms: u64,
+    pub(crate) timeout_ms: u64,
+    pub(crate) lease_secs: u64,
+}
+
+impl Default for Webhooks {
+    fn default() -> Self {
+        Self {
+            workers: true,
+            concurrency: 64,
+            allow_http: false,
+            allow_private_destinations: false,
+            connect_timeout_ms: 5_000,
+            timeout_ms: 15_000,
+            lease_secs: 60,
+        }
+    }
 }
 
 /// `[agreements]`: what new usage agreements are made in.
@@ -242,6 +278,7 @@ pub(crate) struct Database {
     pub(crate) api_connections: u32,
     pub(crate) indexer_connections: u32,
     pub(crate) relayer_connections: u32,
+    pub(crate) webhooks_connections: u32,
 }
 
 impl Default for Database {
@@ -252,6 +289,7 @@ impl Default for Database {
             api_connections: 16,
             indexer_connections: 4,
             relayer_connections: 8,
+            webhooks_connections: 4,
         }
     }
 }
@@ -265,6 +303,8 @@ pub(crate) enum Pool {
     Indexer,
     /// The relayer's workers (a round's reads and writes; each key's lock connection is its own).
     Relayer,
+    /// The webhook workers (claims, outcomes, and the notification listener's own connection).
+    Webhooks,
 }
 
 impl Pool {
@@ -274,6 +314,7 @@ impl Pool {
             Self::Api => ("database.api_connections", 1),
             Self::Indexer => ("database.indexer_connections", 2),
             Self::Relayer => ("database.relayer_connections", 2),
+            Self::Webhooks => ("database.webhooks_connections", 3),
         }
     }
 }
@@ -552,6 +593,24 @@ impl Config {
             &mut self.database.relayer_connections,
             "PACTUM_DATABASE_RELAYER_CONNECTIONS",
         )?;
+        set(
+            &mut self.database.webhooks_connections,
+            "PACTUM_DATABASE_WEBHOOKS_CONNECTIONS",
+        )?;
+        let w = &mut self.webhooks;
+        set(&mut w.workers, "PACTUM_WEBHOOKS_WORKERS")?;
+        set(&mut w.concurrency, "PACTUM_WEBHOOKS_CONCURRENCY")?;
+        set(&mut w.allow_http, "PACTUM_WEBHOOKS_ALLOW_HTTP")?;
+        set(
+            &mut w.allow_private_destinations,
+            "PACTUM_WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS",
+        )?;
+        set(
+            &mut w.connect_timeout_ms,
+            "PACTUM_WEBHOOKS_CONNECT_TIMEOUT_MS",
+        )?;
+        set(&mut w.timeout_ms, "PACTUM_WEBHOOKS_TIMEOUT_MS")?;
+        set(&mut w.lease_secs, "PACTUM_WEBHOOKS_LEASE_SECS")?;
         set_opt(&mut self.agreements.token, "PACTUM_AGREEMENTS_TOKEN")?;
         set(
             &mut self.agreements.infra_fee_bps,
@@ -679,6 +738,52 @@ impl Config {
         Ok(())
     }
 
+    /// The webhook workers' settings, validated.
+    pub(crate) fn webhook_settings(&self) -> eyre::Result<pactum_webhooks::Settings> {
+        let w = &self.webhooks;
+        if !(1..=1_000).contains(&w.concurrency) {
+            bail!(
+                "webhooks.concurrency must be between 1 and 1000, got {}",
+                w.concurrency
+            );
+        }
+        if !(100..=60_000).contains(&w.connect_timeout_ms) {
+            bail!(
+                "webhooks.connect_timeout_ms must be between 100 and 60000, got {}",
+                w.connect_timeout_ms
+            );
+        }
+        if !(100..=120_000).contains(&w.timeout_ms) {
+            bail!(
+                "webhooks.timeout_ms must be between 100 and 120000, got {}",
+                w.timeout_ms
+            );
+        }
+        // The lease must outlast an attempt and the write of its outcome.
+        if w.lease_secs.saturating_mul(1_000) < w.timeout_ms.saturating_add(5_000) {
+            bail!(
+                "webhooks.lease_secs ({}) must exceed webhooks.timeout_ms by at least 5 s",
+                w.lease_secs
+            );
+        }
+        Ok(pactum_webhooks::Settings {
+            concurrency: w.concurrency,
+            connect_timeout: Duration::from_millis(w.connect_timeout_ms),
+            timeout: Duration::from_millis(w.timeout_ms),
+            lease: Duration::from_secs(w.lease_secs),
+            allow_private: w.allow_private_destinations,
+            ..pactum_webhooks::Settings::default()
+        })
+    }
+
+    /// Where the API lets webhook endpoints point.
+    pub(crate) const fn webhook_destinations(&self) -> pactum_api::webhooks::Destinations {
+        pactum_api::webhooks::Destinations {
+            allow_http: self.webhooks.allow_http,
+            allow_private: self.webhooks.allow_private_destinations,
+        }
+    }
+
     /// The database URL, required.
     pub(crate) fn database_url(&self) -> eyre::Result<&str> {
         let url = self
@@ -698,7 +803,7 @@ impl Config {
                  database.relayer_connections"
             );
         }
-        for pool in [Pool::Api, Pool::Indexer, Pool::Relayer] {
+        for pool in [Pool::Api, Pool::Indexer, Pool::Relayer, Pool::Webhooks] {
             self.pool_size(pool)?;
         }
         Ok(url)
@@ -711,6 +816,7 @@ impl Config {
             Pool::Api => d.api_connections,
             Pool::Indexer => d.indexer_connections,
             Pool::Relayer => d.relayer_connections,
+            Pool::Webhooks => d.webhooks_connections,
         };
         let (name, least) = pool.setting();
         if !(least..=1_000).contains(&size) {

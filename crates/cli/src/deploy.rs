@@ -84,6 +84,11 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
         pactum_devnet::DEV_PRIVATE_KEYS[5],
         d.token
     );
+    // The local stack's receivers are on this machine, over plain http.
+    let _ = writeln!(
+        toml,
+        "\n[webhooks]\nallow_http = true\nallow_private_destinations = true"
+    );
     std::fs::write(&args.config_out, toml)
         .wrap_err_with(|| format!("cannot write {}", args.config_out.display()))?;
     println!("  configuration written to {}", args.config_out.display());

@@ -37,7 +37,10 @@ enum Command {
     Api(indexer::ServiceArgs),
     /// Run the relayer's workers: submit accepted sponsored actions from the configured keys.
     Relayer(indexer::ServiceArgs),
-    /// Run the indexer, the relayer (if keys are configured) and the API in one process.
+    /// Run a webhook delivery worker (any number may run, in any processes).
+    Webhooks(indexer::ServiceArgs),
+    /// Run the indexer, the relayer (if keys are configured), the webhook workers and the API in
+    /// one process.
     Serve(indexer::ServiceArgs),
     /// Register owners, agents and API keys; mint owner JWTs.
     Admin(admin::Args),
@@ -48,7 +51,7 @@ async fn main() -> eyre::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                "warn,pactum_indexer=info,pactum_api=info,pactum_relayer=info".into()
+                "warn,pactum_indexer=info,pactum_api=info,pactum_relayer=info,pactum_webhooks=info".into()
             }),
         )
         .with_target(true)
@@ -60,6 +63,7 @@ async fn main() -> eyre::Result<()> {
         Command::Verify(args) => indexer::verify(args).await,
         Command::Api(args) => serve::api(args).await,
         Command::Relayer(args) => serve::relayer(args).await,
+        Command::Webhooks(args) => serve::webhooks(args).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Admin(args) => admin::run(args).await,
     }

@@ -1,4 +1,5 @@
-//! `pactum api`, `pactum relayer` and `pactum serve` (indexer, relayer and API in one process).
+//! `pactum api`, `pactum relayer`, `pactum webhooks` and `pactum serve` (indexer, relayer,
+//! webhook workers and API in one process).
 
 use alloy::providers::{Provider, ProviderBuilder};
 use eyre::WrapErr;
@@ -38,6 +39,7 @@ async fn api_state(
         );
     }
     state.agreements = agreement_settings(config).await?;
+    state.webhook_destinations = config.webhook_destinations();
     let listener = bind(addr).await?;
     let metrics_listener = match config.metrics_listen()? {
         Some(addr) => {
@@ -151,8 +153,38 @@ async fn start_relayer(
     Ok(Some((relayer, handles)))
 }
 
+/// A webhook delivery worker over its own pool, running until `shutdown`.
+async fn start_webhooks(
+    config: &Config,
+    shutdown: &watch::Receiver<bool>,
+) -> eyre::Result<JoinHandle<()>> {
+    let settings = config.webhook_settings()?;
+    let db = connect(config, Pool::Webhooks).await?;
+    let worker =
+        pactum_webhooks::Worker::new(db, settings).wrap_err("cannot start the webhook worker")?;
+    let shutdown = shutdown.clone();
+    Ok(tokio::spawn(async move {
+        if let Err(err) = worker.run(shutdown).await {
+            tracing::error!(%err, "webhook worker stopped");
+        }
+    }))
+}
+
+/// `pactum webhooks`: a webhook delivery worker alone (any number may run, in any processes).
+pub(crate) async fn webhooks(args: ServiceArgs) -> eyre::Result<()> {
+    let config = Config::load(args.config.as_deref())?;
+    config.database_url()?;
+    config.webhook_settings()?;
+    let shutdown = shutdown_signal();
+    let worker = start_webhooks(&config, &shutdown).await?;
+    println!("pactum webhook worker running");
+    let _ = worker.await;
+    Ok(())
+}
+
 fn validate(config: &Config) -> eyre::Result<()> {
     config.database_url()?;
+    config.webhook_settings()?;
     config.chain_id()?;
     config.owner_tokens()?;
     config.listen()?;
@@ -222,6 +254,11 @@ pub(crate) async fn serve(args: ServiceArgs) -> eyre::Result<()> {
         None => Vec::new(),
     };
     let indexer = build(&config, indexer_db, metrics).await?;
+    let webhooks = if config.webhooks.workers {
+        Some(start_webhooks(&config, &shutdown).await?)
+    } else {
+        None
+    };
     let api = tokio::spawn(serve_api(
         state,
         listener,
@@ -238,6 +275,12 @@ pub(crate) async fn serve(args: ServiceArgs) -> eyre::Result<()> {
             worker.abort();
         }
         let _ = worker.await;
+    }
+    if let Some(webhooks) = webhooks {
+        if indexed.is_err() {
+            webhooks.abort();
+        }
+        let _ = webhooks.await;
     }
     api.abort();
     indexed.wrap_err("indexer stopped")

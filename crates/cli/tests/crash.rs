@@ -3,6 +3,8 @@
 //! stopped while the chain reorganises. After it catches up, the database must equal a fresh
 //! index of the chain exactly: no duplicate, no gap.
 
+mod common;
+
 use std::{
     process::{Child, Command, Stdio},
     time::{Duration, Instant, SystemTime},
@@ -13,6 +15,7 @@ use alloy::{
     primitives::{U256, keccak256},
     providers::{DynProvider, Provider},
 };
+use common::Rng;
 use pactum_bindings::{Agreement, LocalUSDC};
 use pactum_db::{Db, index, testing::TestDatabase};
 use pactum_devnet::{
@@ -22,22 +25,6 @@ use pactum_devnet::{
 use pactum_indexer::{Config, Indexer, Metrics};
 
 const USDC: u64 = 1_000_000;
-
-/// A small xorshift generator: no dependency, and the seed is printed for reproduction.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 struct Env {
     provider: DynProvider,

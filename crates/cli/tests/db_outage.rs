@@ -298,7 +298,10 @@ async fn serve_rides_out_terminated_connections() -> eyre::Result<()> {
         .next()
         .unwrap_or_default()
         .to_owned();
-    let admin = Db::connect(&format!("{}/postgres", pactum_db::testing::server_url()), 1).await?;
+    // A plain connection: `Db::connect` would apply pactum's migrations to the maintenance
+    // database.
+    let admin =
+        sqlx::PgPool::connect(&format!("{}/postgres", pactum_db::testing::server_url())).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let terminator = tokio::spawn(async move {
         let (mut rounds, mut terminated) = (0u32, 0i64);
@@ -309,7 +312,7 @@ async fn serve_rides_out_terminated_connections() -> eyre::Result<()> {
                   WHERE datname = $1 AND pid <> pg_backend_pid()) t",
             )
             .bind(&name)
-            .fetch_one(admin.pool())
+            .fetch_one(&admin)
             .await?;
             rounds += 1;
             tokio::time::sleep(Duration::from_millis(200)).await;

@@ -6,6 +6,8 @@
 //! accepted authorization took effect on chain exactly once, none is lost, and the key's nonces
 //! have no gap.
 
+mod common;
+
 use std::{
     collections::{BTreeSet, HashMap},
     process::{Child, Command, Stdio},
@@ -19,6 +21,7 @@ use alloy::{
     rpc::types::Filter,
     sol_types::SolEvent,
 };
+use common::Rng;
 use pactum_bindings::{Agreement, AgreementEscrow, LocalUSDC, eip712::InitiateClose, sign};
 use pactum_core::{AgreementStatus, JobState};
 use pactum_db::{relay, testing::TestDatabase};
@@ -27,17 +30,6 @@ use pactum_relayer::{Authorization, Relayer, Settings, Worker};
 
 const USDC: u64 = 1_000_000;
 const JOBS: usize = 240;
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 fn spawn_relayer(
     d: &Deployment,

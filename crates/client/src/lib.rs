@@ -42,10 +42,12 @@ pub use authorize::Authorizer;
 pub use pactum_api_types as types;
 use pactum_api_types::{
     ActionOptions, ActivateEscrow, ActivationPackage, AgreementPage, ApprovalPage, ApprovalView,
-    BuyerWithdrawBody, ClaimParams, DirectCall, EscrowStatus, Health, InitiateCloseBody,
-    ListAgreements, ListApprovals, OptionsParams, PackageParams, Problem, ProposeAgreement, Ready,
-    RecordUsage, RejectAgreement, RejectApproval, RelayView, RevocationView, RevokeRequest,
-    SellerClaimBody, SettlementAction, UsageAgreementView, UsageVoucher, VoucherParams,
+    BuyerWithdrawBody, ClaimParams, CreateWebhook, DeliveryPage, DeliveryView, DirectCall,
+    EscrowStatus, Health, InitiateCloseBody, ListAgreements, ListApprovals, ListDeliveries,
+    OptionsParams, PackageParams, Problem, ProposeAgreement, Ready, RecordUsage, RejectAgreement,
+    RejectApproval, RelayView, RevocationView, RevokeRequest, RotateSecret, SellerClaimBody,
+    SettlementAction, UpdateWebhook, UsageAgreementView, UsageVoucher, VoucherParams, WebhookList,
+    WebhookView, WebhookWithSecret,
     identity::{
         AgentPage, AgentView, ApiKeyList, CreateApiKey, ListAgents, NewApiKey, OwnerView,
         PolicyView, RegisterAgent, RegistrationMessage, RegistrationParams,
@@ -494,6 +496,118 @@ impl Client {
                 reason: Some(reason.to_owned()),
             },
         )?;
+        self.post(&path, &serde_json::json!({}), idempotency_key)
+            .await
+    }
+
+    /// `POST /agents/{agent_id}/webhooks` under `idempotency_key` (the agent's owner): the
+    /// endpoint with its secret, shown this once.
+    pub async fn create_webhook(
+        &self,
+        agent_id: &str,
+        body: &CreateWebhook,
+        idempotency_key: &str,
+    ) -> Result<Written<WebhookWithSecret>> {
+        self.post(
+            &format!("agents/{agent_id}/webhooks"),
+            body,
+            idempotency_key,
+        )
+        .await
+    }
+
+    /// `GET /agents/{agent_id}/webhooks`.
+    pub async fn webhooks(&self, agent_id: &str) -> Result<WebhookList> {
+        self.get(&format!("agents/{agent_id}/webhooks"), &()).await
+    }
+
+    /// `GET /agents/{agent_id}/webhooks/{webhook_id}`.
+    pub async fn webhook(&self, agent_id: &str, webhook_id: &str) -> Result<WebhookView> {
+        self.get(&format!("agents/{agent_id}/webhooks/{webhook_id}"), &())
+            .await
+    }
+
+    /// `PATCH /agents/{agent_id}/webhooks/{webhook_id}` under `idempotency_key`.
+    pub async fn update_webhook(
+        &self,
+        agent_id: &str,
+        webhook_id: &str,
+        body: &UpdateWebhook,
+        idempotency_key: &str,
+    ) -> Result<Written<WebhookView>> {
+        let path = format!("agents/{agent_id}/webhooks/{webhook_id}");
+        self.write(Method::PATCH, &path, body, idempotency_key)
+            .await
+    }
+
+    /// `DELETE /agents/{agent_id}/webhooks/{webhook_id}` under `idempotency_key`.
+    pub async fn delete_webhook(
+        &self,
+        agent_id: &str,
+        webhook_id: &str,
+        idempotency_key: &str,
+    ) -> Result<()> {
+        let path = format!("agents/{agent_id}/webhooks/{webhook_id}");
+        let answer = self
+            .send_raw(
+                Method::DELETE,
+                &path,
+                &[(IDEMPOTENCY_KEY, idempotency_key)],
+                None,
+            )
+            .await?;
+        check(&format!("DELETE {path}"), &answer)
+    }
+
+    /// `POST /agents/{agent_id}/webhooks/{webhook_id}/rotate-secret` under `idempotency_key`:
+    /// the new secret; the current one signs beside it for `overlap_seconds`.
+    pub async fn rotate_webhook_secret(
+        &self,
+        agent_id: &str,
+        webhook_id: &str,
+        overlap_seconds: Option<u64>,
+        idempotency_key: &str,
+    ) -> Result<Written<WebhookWithSecret>> {
+        let path = with_query(
+            &format!("agents/{agent_id}/webhooks/{webhook_id}/rotate-secret"),
+            &RotateSecret { overlap_seconds },
+        )?;
+        self.post(&path, &serde_json::json!({}), idempotency_key)
+            .await
+    }
+
+    /// `GET /agents/{agent_id}/webhooks/deliveries`: one page.
+    pub async fn webhook_deliveries(
+        &self,
+        agent_id: &str,
+        query: &ListDeliveries,
+    ) -> Result<DeliveryPage> {
+        self.get(&format!("agents/{agent_id}/webhooks/deliveries"), query)
+            .await
+    }
+
+    /// `GET /agents/{agent_id}/webhooks/deliveries/{delivery_id}`.
+    pub async fn webhook_delivery(
+        &self,
+        agent_id: &str,
+        delivery_id: &str,
+    ) -> Result<DeliveryView> {
+        self.get(
+            &format!("agents/{agent_id}/webhooks/deliveries/{delivery_id}"),
+            &(),
+        )
+        .await
+    }
+
+    /// `POST /agents/{agent_id}/webhooks/deliveries/{delivery_id}/replay` under
+    /// `idempotency_key`.
+    pub async fn replay_delivery(
+        &self,
+        agent_id: &str,
+        delivery_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Written<DeliveryView>> {
+        let path = format!("agents/{agent_id}/webhooks/deliveries/{delivery_id}/replay");
         self.post(&path, &serde_json::json!({}), idempotency_key)
             .await
     }

@@ -19,6 +19,8 @@
 //! - [`identity`]: owners' agents: ids, names and labels, and when a wallet's proof may be used.
 //! - [`policy`]: owner policies: the rules, their validation and where each applies.
 //! - [`approval`]: the owner's decisions on requests a policy sends for approval.
+//! - [`webhook`]: webhook event types, destinations, Standard Webhooks signatures, the retry
+//!   schedule.
 //! - [`clock`]: the time, as a value that tests can set.
 
 #[macro_use]
@@ -36,6 +38,7 @@ pub mod signature;
 pub mod sponsor;
 pub mod status;
 pub mod tokens;
+pub mod webhook;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use refusal::{Refusal, RefusalCode};

@@ -10,6 +10,8 @@
 //! - [`identity`]: owners, agents and their API keys and revocations.
 //! - [`idempotency`]: the idempotency records of write requests.
 //! - [`relay`]: the relayer's signer keys and nonces, jobs and signed attempts.
+//! - [`webhooks`]: owners' webhook endpoints, the messages announcing events, their deliveries
+//!   and attempts.
 //! - [`testing`] (feature `testing`): a fresh database per test.
 //!
 //! Each table is read through one row type that converts into the domain's type (`pactum-core`)
@@ -26,6 +28,7 @@ pub mod policies;
 pub mod relay;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod webhooks;
 
 use std::time::Duration;
 

@@ -15,7 +15,7 @@ use super::{problem, proposal, propose};
 use crate::{chain::USDC, relayer::Fixture, wallet::WalletSigner};
 
 /// What the fixture's buyer expects of the reference proposal's activation.
-pub(super) fn expected(f: &Fixture) -> Expected {
+pub(crate) fn expected(f: &Fixture) -> Expected {
     let d = &f.chain.deployment;
     Expected {
         chain_id: d.chain_id,
@@ -28,7 +28,7 @@ pub(super) fn expected(f: &Fixture) -> Expected {
 }
 
 /// A proposal of `buyer` accepted by the seller; its id.
-pub(super) async fn accepted(
+pub(crate) async fn accepted(
     f: &Fixture,
     buyer: &Client,
     body: &pactum_client::types::ProposeAgreement,
@@ -43,7 +43,7 @@ pub(super) async fn accepted(
 }
 
 /// The package of `id`, signed by `signer` for `buyer`'s wallet.
-pub(super) async fn signed(
+pub(crate) async fn signed(
     api: &Client,
     id: &str,
     signer: &(impl Signer + Sync),
@@ -350,18 +350,12 @@ async fn a_contract_wallet_buyer_activates() -> eyre::Result<()> {
     Ok(())
 }
 
-/// A reorg that removes the activation puts the agreement back to `activating`, with a
-/// `reorged` event after the `activated` one (the history is append-only).
-#[tokio::test]
-async fn a_reorg_removing_the_activation_puts_the_agreement_back_to_activating() -> eyre::Result<()>
-{
-    let f = Fixture::new(|_| {}).await?;
+/// Activates accepted agreement `id` directly on chain, indexes it with an indexer that keeps
+/// the last 12 blocks open to reorgs, then replaces the activation's blocks with a longer branch
+/// without it and indexes again.
+pub(crate) async fn activate_then_reorg(f: &Fixture, id: &str) -> eyre::Result<()> {
     let c = &f.chain;
-    let id = accepted(&f, &f.buyer_api, &proposal(&f)).await?;
-    let view = f.buyer_api.usage_agreement(&id).await?;
-    let terms = super::terms_of(&view)?;
-    // An indexer that keeps the last blocks open to reorgs (the fixture's counts every block
-    // final).
+    let terms = super::terms_of(&f.buyer_api.usage_agreement(id).await?)?;
     let index = || async {
         crate::indexing::indexer(c, f.db(), |config| config.confirmations = 12)
             .await?
@@ -381,17 +375,23 @@ async fn a_reorg_removing_the_activation_puts_the_agreement_back_to_activating()
     .await?;
     c.mine(1).await?;
     index().await?;
-    let active = f.buyer_api.usage_agreement(&id).await?;
-    assert_eq!(active.status, LifecycleStatus::Active);
-    assert_eq!(
-        active.history.last().map(|e| e.kind),
-        Some(EventKind::Activated)
+    eyre::ensure!(
+        f.buyer_api.usage_agreement(id).await?.status == LifecycleStatus::Active,
+        "the activation was not indexed"
     );
-
-    // The activation's blocks are replaced by a longer branch without it.
     c.revert(snapshot).await?;
     c.mine(4).await?;
-    index().await?;
+    index().await
+}
+
+/// A reorg that removes the activation puts the agreement back to `activating`, with a
+/// `reorged` event after the `activated` one (the history is append-only).
+#[tokio::test]
+async fn a_reorg_removing_the_activation_puts_the_agreement_back_to_activating() -> eyre::Result<()>
+{
+    let f = Fixture::new(|_| {}).await?;
+    let id = accepted(&f, &f.buyer_api, &proposal(&f)).await?;
+    activate_then_reorg(&f, &id).await?;
     let reorged = f.buyer_api.usage_agreement(&id).await?;
     assert_eq!(reorged.status, LifecycleStatus::Activating);
     assert_eq!(reorged.escrow, None);

@@ -2,7 +2,7 @@
 //! their validation, the seller's answer (and its races), what acceptance fixes on chain, the
 //! merged view once the escrow is activated, visibility, the paged list and expiry.
 
-mod activation;
+pub(crate) mod activation;
 mod approval;
 mod policy;
 mod usage;

@@ -154,6 +154,11 @@ impl Fixture {
         });
         // One trusted-token list for the views and the relayer, as `pactum serve` configures.
         state.trusted_tokens = relayer.settings().policy.trusted_tokens.clone();
+        // The tests' webhook receivers listen on loopback, over plain http.
+        state.webhook_destinations = pactum_api::webhooks::Destinations {
+            allow_http: true,
+            allow_private: true,
+        };
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let (stop, rx) = watch::channel(false);

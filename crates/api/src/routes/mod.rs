@@ -8,3 +8,4 @@ pub mod keys;
 pub mod owners;
 pub mod settlement;
 pub mod status;
+pub mod webhooks;
