@@ -3,14 +3,17 @@
 #   1. installs the toolchain and builds;
 #   2. starts PostgreSQL and Anvil (127.0.0.1:8545) if nothing answers there;
 #   3. deploys the contracts and writes .run/pactum.toml;
-#   4. starts the indexer, the relayer and the API in one process (`pactum serve`,
-#      http://127.0.0.1:8080);
+#   4. starts the indexer, the relayer, a webhook worker, the receipt issuer and the API in one
+#      process (`pactum serve`, http://127.0.0.1:8080);
 #   5. registers a demo owner, its buyer and seller agents and their API keys;
 #   6. drives agreements through the API's lifecycle endpoints only: each is proposed by the
 #      buyer, accepted by the seller, activated with the buyer's signed package (the relayer
 #      submits it), used (three usage records with the buyer's vouchers) and settled, one by the
 #      parties' own wallet calls and one through the sponsored endpoints (the relayer submits and
-#      pays); a third is rejected by the seller. Each step prints its HTTP call and status.
+#      pays); a third is rejected by the seller. Each step prints its HTTP call and status;
+#   7. prints the webhook deliveries the demo's receiver got (signatures checked) and the
+#      receipts of the buyer's agreements (verified by the API), then verifies each receipt
+#      against the node with `pactum receipts verify`.
 # Anvil, PostgreSQL and `pactum serve` keep running afterwards (logs and pids in .run/).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -69,8 +72,22 @@ owner_token="$(admin token --owner demo-owner --ttl 3600)"
 log "pactum demo"
 # The owner registers its agents through the API (each wallet signs its registration), issues
 # their keys and sets the buyer's policy; the agreements then run through the lifecycle.
+rm -rf .run/receipts
 PACTUM_OWNER_TOKEN="$owner_token" "$pactum" demo --rpc-url "$rpc_url" --config .run/pactum.toml \
-  --api-url http://127.0.0.1:8080 --buyer-agent demo-buyer --seller-agent demo-seller
+  --api-url http://127.0.0.1:8080 --buyer-agent demo-buyer --seller-agent demo-seller \
+  --receipts-out .run/receipts
+
+log "the receipts, verified against the node by the CLI (trusting neither the API nor its database)"
+# The signer's address as the operator publishes it (here: read once from the API).
+# The signer's address and the deployment's escrow, as the operator publishes them (here: read
+# once from the API).
+published="$(curl -fsS -H "Authorization: Bearer $owner_token" http://127.0.0.1:8080/receipts/signer)"
+signer="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["address"])' "$published")"
+escrow="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["verifying_contract"])' "$published")"
+for receipt in .run/receipts/*.json; do
+  "$pactum" receipts verify "$receipt" --rpc-url "$rpc_url" --signer "$signer" --escrow "$escrow" \
+    --confirmations 1
+done
 
 echo
 echo "Still running: Anvil at $rpc_url, the pactum API at http://127.0.0.1:8080 (try /openapi.json, /metrics)."

@@ -10,6 +10,7 @@ mod indexing;
 mod lifecycle;
 mod owner_tokens;
 mod policies;
+mod receipts;
 mod relayer;
 mod signatures;
 mod wallet;

@@ -12,6 +12,7 @@ pub mod identity;
 pub mod keys;
 pub mod operations;
 pub mod problem;
+pub mod receipts;
 pub mod settlement;
 pub mod webhooks;
 
@@ -32,6 +33,7 @@ pub use operations::{Health, Ready};
 pub use pactum_core::agreement::{EventKind, LifecycleStatus, Role};
 pub use pactum_core::approval::{ApprovalCode, ApprovalStatus, Decision};
 pub use pactum_core::policy::Policy;
+pub use pactum_core::receipt::ReceiptKind;
 pub use pactum_core::webhook::{DeliveryStatus, EndpointStatus, EventType, WebhookCode};
 /// The states and codes the wire types carry, spelled as on the wire.
 pub use pactum_core::{
@@ -39,12 +41,14 @@ pub use pactum_core::{
     EscrowPhase, JobFailure, JobState, RefusalCode, RevertKind, SettlementAction,
 };
 pub use problem::Problem;
+pub use receipts::{ListReceipts, ReceiptPage, ReceiptSigner, ReceiptVerification, ReceiptView};
 pub use settlement::{
     ActionOptions, AttemptView, BuyerWithdrawBody, ClaimParams, DirectCall, DomainBody,
     FailureView, InitiateCloseBody, OptionsParams, PathOption, RelayView, SellerClaimBody,
 };
 pub use webhooks::{
     AgreementEventData, AgreementEventPayload, AttemptLog, CreateWebhook, DeliveryPage,
-    DeliveryView, ListDeliveries, RotateSecret, SponsoredActionData, SponsoredActionPayload,
-    UpdateWebhook, WebhookList, WebhookView, WebhookWithSecret,
+    DeliveryView, ListDeliveries, ReceiptIssuedData, ReceiptIssuedPayload, RotateSecret,
+    SponsoredActionData, SponsoredActionPayload, UpdateWebhook, WebhookList, WebhookView,
+    WebhookWithSecret,
 };

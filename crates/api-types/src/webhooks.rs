@@ -251,3 +251,47 @@ pub struct SponsoredActionData {
     /// The failure in words.
     pub failure_detail: Option<String>,
 }
+
+/// The body of a `receipt.issued` event: a receipt was issued for a money movement final on
+/// chain (fetch it with `GET /receipts/{receipt_id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptIssuedPayload {
+    /// `receipt.issued`.
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    /// When it was issued (RFC 3339, UTC).
+    pub timestamp: String,
+    /// The receipt.
+    pub data: ReceiptIssuedData,
+}
+
+/// What a `receipt.issued` event says. Addresses and hashes are lowercase `0x` hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptIssuedData {
+    /// `rcp_…`.
+    pub receipt_id: String,
+    /// What moved.
+    pub kind: pactum_core::receipt::ReceiptKind,
+    /// The chain.
+    pub chain_id: u64,
+    /// The escrow's agreement id.
+    pub onchain_agreement_id: String,
+    /// The usage agreement's id, when the escrow is one of the API's.
+    pub agreement_id: Option<String>,
+    /// From.
+    pub payer: String,
+    /// To.
+    pub payee: String,
+    /// The token.
+    pub token: String,
+    /// How much (token base units, decimal).
+    pub amount: String,
+    /// The transaction.
+    pub tx_hash: String,
+    /// The log's index in its block.
+    pub log_index: u64,
+    /// The block.
+    pub block_number: u64,
+}

@@ -19,6 +19,7 @@ pub mod operational;
 mod paging;
 pub mod policies;
 pub mod problem;
+pub mod receipts;
 pub mod routes;
 mod services;
 mod views;
@@ -79,6 +80,8 @@ pub struct AppState {
     pub agreements: Option<agreements::AgreementSettings>,
     /// Where the operator lets webhook deliveries go (default: public `https` only).
     pub webhook_destinations: webhooks::Destinations,
+    /// The receipt signer and the deployment (the receipt endpoints answer 503 without it).
+    pub receipts: Option<receipts::ReceiptSettings>,
 }
 
 impl AppState {
@@ -99,6 +102,7 @@ impl AppState {
             readiness: routes::health::Readiness::default(),
             agreements: None,
             webhook_destinations: webhooks::Destinations::default(),
+            receipts: None,
         }
     }
 }
@@ -181,6 +185,10 @@ impl Modify for SecuritySchemes {
         routes::webhooks::deliveries,
         routes::webhooks::delivery,
         routes::webhooks::replay,
+        routes::receipts::list,
+        routes::receipts::get,
+        routes::receipts::verify,
+        routes::receipts::signer,
         routes::health::health,
         routes::health::ready,
         routes::health::metrics,
@@ -215,6 +223,13 @@ impl Modify for SecuritySchemes {
         pactum_api_types::SponsoredActionPayload,
         pactum_api_types::SponsoredActionData,
         pactum_api_types::EventType,
+        pactum_api_types::ReceiptView,
+        pactum_api_types::ReceiptPage,
+        pactum_api_types::ReceiptVerification,
+        pactum_api_types::ReceiptSigner,
+        pactum_api_types::ReceiptKind,
+        pactum_api_types::ReceiptIssuedPayload,
+        pactum_api_types::ReceiptIssuedData,
         pactum_api_types::ProposeAgreement,
         pactum_api_types::RejectAgreement,
         pactum_api_types::UsageAgreementView,
@@ -313,6 +328,13 @@ pub fn router(state: AppState) -> Router {
             "/agents/{agent_id}/webhooks/{webhook_id}/rotate-secret",
             post(routes::webhooks::rotate_secret),
         )
+        .route("/receipts", get(routes::receipts::list))
+        .route("/receipts/signer", get(routes::receipts::signer))
+        .route(
+            "/receipts/verify/{receipt_id}",
+            get(routes::receipts::verify),
+        )
+        .route("/receipts/{receipt_id}", get(routes::receipts::get))
         .route("/usage-agreements", post(routes::agreements::propose))
         .route(
             "/usage-agreements/{agreement_id}",

@@ -1,6 +1,6 @@
 //! The usage-agreement endpoints under open-loop load from a separate process (`bench-api`):
-//! proposals, usage records with ECDSA vouchers, one agreement's view, and a page of 50 from an
-//! agent with 100,000 agreements.
+//! proposals, usage records with ECDSA vouchers, one agreement's view, a page of 50 from an
+//! agent with 100,000 agreements, and a receipt's verification.
 //!
 //! The records need escrows the index shows active: their index rows are written directly (the
 //! benchmark measures the API's path, not the indexer's), with the usage agreements' buyer a
@@ -94,7 +94,17 @@ pub async fn run(db: &Db, deployment: &pactum_devnet::Deployment) -> eyre::Resul
         key_for(db, "lc-seller").await?,
     );
 
+    let receipt_key = PrivateKeySigner::random();
+    let contracts = pactum_core::escrow::events::Contracts {
+        escrow: d.escrow,
+        fee_collector: d.fee_collector,
+    };
     let mut state = AppState::new(db.clone(), d.chain_id, None);
+    state.receipts = Some(pactum_api::receipts::ReceiptSettings {
+        signer: receipt_key.address(),
+        retired: Vec::new(),
+        contracts,
+    });
     state.agreements = Some(AgreementSettings {
         escrow: d.escrow,
         fee_collector: d.fee_collector,
@@ -255,6 +265,27 @@ pub async fn run(db: &Db, deployment: &pactum_devnet::Deployment) -> eyre::Resul
         answers(&pass.statuses),
     ));
     }
+    if wanted("verify") {
+        // 5. A receipt's verification (signature recovered, its log read from the index and
+        // compared) at 1,000/s, over the deposits of the 1,000 escrows above.
+        let ids = receipts_directly(db, d, &receipt_key, buyer.address(), &accepted).await?;
+        let plan = |count: usize| -> Vec<Planned> {
+            (0..count)
+                .map(|i| Planned {
+                    method: "GET".into(),
+                    url: format!("{base}/receipts/verify/{}", ids[i % ids.len()]),
+                    headers: vec![auth(&buyer_key)],
+                    body: None,
+                })
+                .collect()
+        };
+        let pass = measured(&plan(1_000), &plan(1_000 * SECONDS as usize), 1_000).await?;
+        rows.push((
+            "`GET /receipts/verify/{id}` at 1,000/s (goal p99 ≤ 10 ms)".to_owned(),
+            pass.latencies_ms,
+            answers(&pass.statuses),
+        ));
+    }
     if wanted("page") {
         // 4. Pages of 50 from an agent with 100,000 agreements, from cursors all over its history.
         let seqs = bulk_proposals(db, d.chain_id, buyer.address(), seller, 100_000).await?;
@@ -371,6 +402,86 @@ async fn activate_directly(
     }
     pactum_db::index::upsert_agreements(&mut conn, d.chain_id, &records).await?;
     Ok(out)
+}
+
+/// A deposit receipt for each of `escrows` (their `AgreementActivated` logs written to the index
+/// as the indexer would, in block 1, final), signed with `key`; their ids.
+async fn receipts_directly(
+    db: &Db,
+    d: &pactum_devnet::Deployment,
+    key: &PrivateKeySigner,
+    buyer: Address,
+    escrows: &[(String, B256)],
+) -> eyre::Result<Vec<String>> {
+    use alloy::sol_types::SolEvent;
+    let mut conn = db.pool().acquire().await?;
+    sqlx::query("UPDATE indexer_cursor SET finalized_block = greatest(finalized_block, 1)")
+        .execute(&mut *conn)
+        .await?;
+    let block_hash = B256::repeat_byte(0xb1);
+    let domain = eip712::receipts_domain(d.chain_id, d.escrow);
+    let mut ids = Vec::with_capacity(escrows.len());
+    for (i, (id, onchain)) in escrows.iter().enumerate() {
+        let event = pactum_bindings::AgreementEscrow::AgreementActivated {
+            agreementId: *onchain,
+            buyer,
+            seller: Address::repeat_byte(0x5e),
+            token: d.token,
+            amount: U256::from(100_000_000u64),
+            infraFee: U256::from(1_000_000u64),
+            expiry: u64::MAX / 4,
+            closeWindow: 3_600,
+            salt: B256::ZERO,
+        };
+        let log = event.encode_log_data();
+        let topics: Vec<u8> = log.topics().iter().flat_map(|t| t.0).collect();
+        let tx_hash = alloy::primitives::keccak256(id.as_bytes());
+        sqlx::query(
+            "INSERT INTO chain_events (chain_id, block_number, block_hash, log_index, tx_hash,
+                                       contract, kind, agreement_id, topics, data)
+             VALUES ($1, 1, $2, $3, $4, $5, 'AgreementActivated', $6, $7, $8)",
+        )
+        .bind(i64::try_from(d.chain_id)?)
+        .bind(block_hash.as_slice())
+        .bind(i32::try_from(i)?)
+        .bind(tx_hash.as_slice())
+        .bind(d.escrow.as_slice())
+        .bind(onchain.as_slice())
+        .bind(&topics)
+        .bind(log.data.as_ref())
+        .execute(&mut *conn)
+        .await?;
+        let mut r = pactum_db::receipts::StoredReceipt {
+            id: pactum_core::receipt::receipt_id(d.chain_id, block_hash, i as u64),
+            seq: 0,
+            chain_id: d.chain_id,
+            kind: pactum_core::receipt::ReceiptKind::Deposit,
+            onchain_agreement_id: *onchain,
+            agreement_id: Some(id.clone()),
+            buyer_agent_id: Some("lc-buyer".into()),
+            seller_agent_id: Some("lc-seller".into()),
+            payer: buyer,
+            payee: d.escrow,
+            token: d.token,
+            amount: U256::from(100_000_000u64),
+            emitter: d.escrow,
+            tx_hash,
+            log_index: i as u64,
+            block_number: 1,
+            block_hash,
+            block_time: 0,
+            verifying_contract: d.escrow,
+            signer: key.address(),
+            signature: alloy::primitives::Bytes::new(),
+            issued_at: String::new(),
+        };
+        let digest = pactum_receipts::document::message(&r).eip712_signing_hash(&domain);
+        r.signature =
+            alloy::primitives::Bytes::copy_from_slice(&key.sign_hash_sync(&digest)?.as_bytes());
+        pactum_db::receipts::insert(&mut conn, &r).await?;
+        ids.push(r.id);
+    }
+    Ok(ids)
 }
 
 /// `count` proposals of `buyer`'s agent, inserted in one statement; their creation sequence

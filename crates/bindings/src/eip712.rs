@@ -13,6 +13,7 @@
 //! | [`SellerClaim`] | seller | escrow | being paid `amount` at `recipient` |
 //! | [`BuyerWithdraw`] | buyer | escrow | being paid the remainder at `recipient` |
 //! | [`AgentRegistration`] | the agent's wallet | agents (checked by the API, not a contract) | `owner` registering agent `agent` with this wallet, until `deadline` |
+//! | [`Receipt`] | the service's receipt key | receipts (checked by anyone, offline) | that `amount` of `token` moved from `payer` to `payee`, as the log at `logIndex` of `blockHash` states |
 
 use alloy::{
     primitives::{Address, B256, U256},
@@ -29,6 +30,9 @@ pub const FEE_COLLECTOR_DOMAIN_NAME: &str = "Pactum Infra Fee";
 /// The domain name of agent registrations (verified off chain by the API; the escrow's address
 /// binds them to one deployment).
 pub const AGENTS_DOMAIN_NAME: &str = "Pactum Agents";
+/// The domain name of receipts (signed by the service; the escrow's address binds them to one
+/// deployment).
+pub const RECEIPTS_DOMAIN_NAME: &str = "Pactum Receipts";
 /// The version of the pactum domains.
 pub const DOMAIN_VERSION: &str = "1";
 /// USDC's (and the local stand-in's) EIP-712 domain name.
@@ -106,6 +110,29 @@ sol! {
         bytes32 nonce;
     }
 
+    /// The service's statement that a money movement is final on chain: `amount` of `token`
+    /// from `payer` to `payee`, for escrow agreement `agreementId` (`apiAgreementId` is the API's
+    /// id, or empty), as the log at `logIndex` in block `blockNumber` (`blockHash`, mined at
+    /// `blockTime`) of transaction `txHash` on chain `chainId`, emitted by `emitter`, states.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Receipt {
+        string receiptId;
+        bytes32 agreementId;
+        string apiAgreementId;
+        string kind;
+        address payer;
+        address payee;
+        address token;
+        uint256 amount;
+        uint256 chainId;
+        address emitter;
+        bytes32 txHash;
+        uint256 logIndex;
+        uint256 blockNumber;
+        bytes32 blockHash;
+        uint256 blockTime;
+    }
+
     /// EIP-2612.
     #[derive(Debug, PartialEq, Eq)]
     struct Permit {
@@ -121,6 +148,16 @@ sol! {
 pub fn escrow_domain(chain_id: u64, escrow: Address) -> Eip712Domain {
     eip712_domain! {
         name: ESCROW_DOMAIN_NAME,
+        version: DOMAIN_VERSION,
+        chain_id: chain_id,
+        verifying_contract: escrow,
+    }
+}
+
+/// The domain of receipts on `chain_id` for the deployment whose escrow is `escrow`.
+pub fn receipts_domain(chain_id: u64, escrow: Address) -> Eip712Domain {
+    eip712_domain! {
+        name: RECEIPTS_DOMAIN_NAME,
         version: DOMAIN_VERSION,
         chain_id: chain_id,
         verifying_contract: escrow,

@@ -62,6 +62,8 @@
 //! | connect timeout (ms) | `webhooks.connect_timeout_ms` | `PACTUM_WEBHOOKS_CONNECT_TIMEOUT_MS` | 5000 |
 //! | whole attempt timeout (ms) | `webhooks.timeout_ms` | `PACTUM_WEBHOOKS_TIMEOUT_MS` | 15000 |
 //! | lease of a delivery being attempted (s) | `webhooks.lease_secs` | `PACTUM_WEBHOOKS_LEASE_SECS` | 60 |
+//! | the receipt key (hex; `pactum serve` issues receipts with it, the API verifies against its address) | `receipts.key` | `PACTUM_RECEIPTS_KEY` | none: no receipts |
+//! | retired receipt signers (their receipts still verify) | `receipts.retired_signers` | `PACTUM_RECEIPTS_RETIRED_SIGNERS` (comma-separated) | none |
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -80,6 +82,26 @@ pub(crate) struct Config {
     pub(crate) relayer: Relayer,
     pub(crate) agreements: Agreements,
     pub(crate) webhooks: Webhooks,
+    pub(crate) receipts: Receipts,
+}
+
+/// `[receipts]`. Its `Debug` never shows the key.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Receipts {
+    /// The private key receipts are signed with.
+    pub(crate) key: Option<String>,
+    /// Addresses of retired receipt keys (their receipts still verify).
+    pub(crate) retired_signers: Vec<Address>,
+}
+
+impl std::fmt::Debug for Receipts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receipts")
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("retired_signers", &self.retired_signers)
+            .finish()
+    }
 }
 
 /// `[webhooks]`: delivery workers and where deliveries may go.
@@ -611,6 +633,10 @@ impl Config {
         )?;
         set(&mut w.timeout_ms, "PACTUM_WEBHOOKS_TIMEOUT_MS")?;
         set(&mut w.lease_secs, "PACTUM_WEBHOOKS_LEASE_SECS")?;
+        set_opt(&mut self.receipts.key, "PACTUM_RECEIPTS_KEY")?;
+        if let Some(retired) = env::<String>("PACTUM_RECEIPTS_RETIRED_SIGNERS")? {
+            self.receipts.retired_signers = addresses("PACTUM_RECEIPTS_RETIRED_SIGNERS", &retired)?;
+        }
         set_opt(&mut self.agreements.token, "PACTUM_AGREEMENTS_TOKEN")?;
         set(
             &mut self.agreements.infra_fee_bps,
@@ -736,6 +762,32 @@ impl Config {
             "PACTUM_RELAYER_MAX_FEE_PER_GAS_WEI",
         )?;
         Ok(())
+    }
+
+    /// The receipt key, if configured (validated, never echoed).
+    pub(crate) fn receipt_key(&self) -> eyre::Result<Option<PrivateKeySigner>> {
+        self.receipts
+            .key
+            .as_deref()
+            .map(|raw| {
+                raw.trim().parse().map_err(|_| {
+                    eyre!("receipts.key is not a secp256k1 private key (0x + 64 hex digits)")
+                })
+            })
+            .transpose()
+    }
+
+    /// The deployment's contracts, as receipts name them.
+    pub(crate) fn contracts(&self) -> eyre::Result<pactum_core::escrow::events::Contracts> {
+        let c = &self.chain;
+        Ok(pactum_core::escrow::events::Contracts {
+            escrow: c
+                .escrow
+                .ok_or_else(|| eyre!("chain.escrow (PACTUM_CHAIN_ESCROW) is required"))?,
+            fee_collector: c.fee_collector.ok_or_else(|| {
+                eyre!("chain.fee_collector (PACTUM_CHAIN_FEE_COLLECTOR) is required")
+            })?,
+        })
     }
 
     /// The webhook workers' settings, validated.

@@ -47,6 +47,9 @@ pub(crate) struct Args {
     /// The direct seller's agent id.
     #[arg(long, default_value = "demo-seller")]
     seller_agent: String,
+    /// Where to write the receipts of the buyer's agreements (for `pactum receipts verify`).
+    #[arg(long, default_value = ".run/receipts")]
+    receipts_out: std::path::PathBuf,
 }
 
 const USDC: u64 = 1_000_000;
@@ -123,7 +126,9 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
         );
     }
 
-    // With the owner's token, the owner registers the agents through the API first.
+    // With the owner's token, the owner registers the agents through the API first, and a
+    // webhook receiver for them.
+    let mut receiver = None;
     let (api_key, seller_api_key) = match (&args.api_url, &args.owner_token) {
         (Some(api), Some(token)) => {
             let api = pactum_client::Client::new(api)?;
@@ -136,6 +141,11 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
                 (&args.seller_agent, &direct_seller),
             )
             .await?;
+            let owner = api.authenticated(token);
+            receiver = Some((
+                crate::notices::listen(&owner, &[&args.buyer_agent, &args.seller_agent]).await?,
+                owner,
+            ));
             (Some(b), Some(s))
         }
         _ => (args.api_key.clone(), args.seller_api_key.clone()),
@@ -220,6 +230,25 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
             println!("\n== agreement 3: proposed, and rejected by the seller ==");
             crate::lifecycle::propose_and_reject(&api, &direct[0], &direct[1], &args.seller_agent)
                 .await?;
+            // A few empty blocks, so that the last movements are final for the indexer (which
+            // counts confirmations on the local stack).
+            for _ in 0..3 {
+                let _: serde_json::Value = provider
+                    .raw_request("evm_mine".into(), serde_json::json!([]))
+                    .await?;
+            }
+            // Agreement 1's four movements: deposit, fee, the seller's payout, the buyer's
+            // withdrawal.
+            crate::notices::receipts(
+                &api.authenticated(&direct[0].api_key),
+                &args.buyer_agent,
+                4,
+                &args.receipts_out,
+            )
+            .await?;
+            if let Some((receiver, owner)) = &receiver {
+                receiver.report(owner).await?;
+            }
         }
         _ => {
             on_chain_only(

@@ -3,7 +3,7 @@
 
 use std::{fmt::Write, path::PathBuf};
 
-use alloy::network::EthereumWallet;
+use alloy::{network::EthereumWallet, signers::local::PrivateKeySigner};
 use eyre::WrapErr;
 use pactum_devnet::dev_signer;
 
@@ -84,6 +84,14 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
         pactum_devnet::DEV_PRIVATE_KEYS[5],
         d.token
     );
+    // A fresh receipt key for the local stack (publish its address; keep the key secret).
+    let receipt_key = PrivateKeySigner::random();
+    let _ = writeln!(
+        toml,
+        "\n[receipts]\nkey = \"{}\"",
+        alloy::hex::encode_prefixed(receipt_key.to_bytes())
+    );
+    println!("  receipts will be signed by {}", receipt_key.address());
     // The local stack's receivers are on this machine, over plain http.
     let _ = writeln!(
         toml,

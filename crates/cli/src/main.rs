@@ -8,7 +8,9 @@ mod demo;
 mod deploy;
 mod indexer;
 mod lifecycle;
+mod notices;
 mod onboarding;
+mod receipts;
 mod serve;
 mod sponsored;
 mod status;
@@ -44,6 +46,8 @@ enum Command {
     Serve(indexer::ServiceArgs),
     /// Register owners, agents and API keys; mint owner JWTs.
     Admin(admin::Args),
+    /// Receipts: verify one against a chain node.
+    Receipts(receipts::Args),
 }
 
 #[tokio::main]
@@ -51,7 +55,7 @@ async fn main() -> eyre::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                "warn,pactum_indexer=info,pactum_api=info,pactum_relayer=info,pactum_webhooks=info".into()
+                "warn,pactum_indexer=info,pactum_api=info,pactum_relayer=info,pactum_webhooks=info,pactum_receipts=info".into()
             }),
         )
         .with_target(true)
@@ -66,5 +70,6 @@ async fn main() -> eyre::Result<()> {
         Command::Webhooks(args) => serve::webhooks(args).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Admin(args) => admin::run(args).await,
+        Command::Receipts(args) => receipts::run(args).await,
     }
 }

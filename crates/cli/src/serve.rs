@@ -40,6 +40,13 @@ async fn api_state(
     }
     state.agreements = agreement_settings(config).await?;
     state.webhook_destinations = config.webhook_destinations();
+    if let Some(key) = config.receipt_key()? {
+        state.receipts = Some(pactum_api::receipts::ReceiptSettings {
+            signer: key.address(),
+            retired: config.receipts.retired_signers.clone(),
+            contracts: config.contracts()?,
+        });
+    }
     let listener = bind(addr).await?;
     let metrics_listener = match config.metrics_listen()? {
         Some(addr) => {
@@ -170,6 +177,25 @@ async fn start_webhooks(
     }))
 }
 
+/// The receipt issuer (with `receipts.key` configured), over `db`, until `shutdown`.
+fn start_receipts(
+    config: &Config,
+    db: Db,
+    shutdown: &watch::Receiver<bool>,
+) -> eyre::Result<Option<JoinHandle<()>>> {
+    let Some(key) = config.receipt_key()? else {
+        tracing::warn!("no receipt key configured (receipts.key): no receipts are issued");
+        return Ok(None);
+    };
+    let provider = ProviderBuilder::new()
+        .connect_http(config.rpc_url()?)
+        .erased();
+    let issuer =
+        pactum_receipts::Issuer::new(db, provider, key, config.chain_id()?, config.contracts()?);
+    println!("pactum receipts signed by {}", issuer.signer());
+    Ok(Some(tokio::spawn(issuer.run(shutdown.clone()))))
+}
+
 /// `pactum webhooks`: a webhook delivery worker alone (any number may run, in any processes).
 pub(crate) async fn webhooks(args: ServiceArgs) -> eyre::Result<()> {
     let config = Config::load(args.config.as_deref())?;
@@ -185,6 +211,9 @@ pub(crate) async fn webhooks(args: ServiceArgs) -> eyre::Result<()> {
 fn validate(config: &Config) -> eyre::Result<()> {
     config.database_url()?;
     config.webhook_settings()?;
+    if config.receipt_key()?.is_some() {
+        config.contracts()?;
+    }
     config.chain_id()?;
     config.owner_tokens()?;
     config.listen()?;
@@ -242,6 +271,8 @@ pub(crate) async fn serve(args: ServiceArgs) -> eyre::Result<()> {
     let api_db = connect(&config, Pool::Api).await?;
     let indexer_db = connect(&config, Pool::Indexer).await?;
     let worker_db = connect(&config, Pool::Relayer).await?;
+    // The issuer's few queries share the indexer's pool: it follows the index.
+    let worker_receipts_db = indexer_db.clone();
     let shutdown = shutdown_signal();
     let (mut state, listener, metrics_listener) =
         api_state(&config, api_db.clone(), Some(metrics.clone())).await?;
@@ -259,6 +290,7 @@ pub(crate) async fn serve(args: ServiceArgs) -> eyre::Result<()> {
     } else {
         None
     };
+    let receipts = start_receipts(&config, worker_receipts_db, &shutdown)?;
     let api = tokio::spawn(serve_api(
         state,
         listener,
@@ -276,11 +308,11 @@ pub(crate) async fn serve(args: ServiceArgs) -> eyre::Result<()> {
         }
         let _ = worker.await;
     }
-    if let Some(webhooks) = webhooks {
+    for task in [webhooks, receipts].into_iter().flatten() {
         if indexed.is_err() {
-            webhooks.abort();
+            task.abort();
         }
-        let _ = webhooks.await;
+        let _ = task.await;
     }
     api.abort();
     indexed.wrap_err("indexer stopped")

@@ -44,10 +44,11 @@ use pactum_api_types::{
     ActionOptions, ActivateEscrow, ActivationPackage, AgreementPage, ApprovalPage, ApprovalView,
     BuyerWithdrawBody, ClaimParams, CreateWebhook, DeliveryPage, DeliveryView, DirectCall,
     EscrowStatus, Health, InitiateCloseBody, ListAgreements, ListApprovals, ListDeliveries,
-    OptionsParams, PackageParams, Problem, ProposeAgreement, Ready, RecordUsage, RejectAgreement,
-    RejectApproval, RelayView, RevocationView, RevokeRequest, RotateSecret, SellerClaimBody,
-    SettlementAction, UpdateWebhook, UsageAgreementView, UsageVoucher, VoucherParams, WebhookList,
-    WebhookView, WebhookWithSecret,
+    ListReceipts, OptionsParams, PackageParams, Problem, ProposeAgreement, Ready, ReceiptPage,
+    ReceiptSigner, ReceiptVerification, ReceiptView, RecordUsage, RejectAgreement, RejectApproval,
+    RelayView, RevocationView, RevokeRequest, RotateSecret, SellerClaimBody, SettlementAction,
+    UpdateWebhook, UsageAgreementView, UsageVoucher, VoucherParams, WebhookList, WebhookView,
+    WebhookWithSecret,
     identity::{
         AgentPage, AgentView, ApiKeyList, CreateApiKey, ListAgents, NewApiKey, OwnerView,
         PolicyView, RegisterAgent, RegistrationMessage, RegistrationParams,
@@ -610,6 +611,27 @@ impl Client {
         let path = format!("agents/{agent_id}/webhooks/deliveries/{delivery_id}/replay");
         self.post(&path, &serde_json::json!({}), idempotency_key)
             .await
+    }
+
+    /// `GET /receipts?agent_id=`: one page of the receipts of an agent's agreements.
+    pub async fn receipts(&self, query: &ListReceipts) -> Result<ReceiptPage> {
+        self.get("receipts", query).await
+    }
+
+    /// `GET /receipts/{receipt_id}`: the signed document.
+    pub async fn receipt(&self, receipt_id: &str) -> Result<ReceiptView> {
+        self.get(&format!("receipts/{receipt_id}"), &()).await
+    }
+
+    /// `GET /receipts/verify/{receipt_id}`.
+    pub async fn verify_receipt(&self, receipt_id: &str) -> Result<ReceiptVerification> {
+        self.get(&format!("receipts/verify/{receipt_id}"), &())
+            .await
+    }
+
+    /// `GET /receipts/signer`.
+    pub async fn receipt_signer(&self) -> Result<ReceiptSigner> {
+        self.get("receipts/signer", &()).await
     }
 
     /// Polls `GET /usage-agreements/{agreement_id}` until `done` holds for it.

@@ -19,6 +19,8 @@
 //! - [`identity`]: owners' agents: ids, names and labels, and when a wallet's proof may be used.
 //! - [`policy`]: owner policies: the rules, their validation and where each applies.
 //! - [`approval`]: the owner's decisions on requests a policy sends for approval.
+//! - [`receipt`]: receipts of money movements: which logs state one, ids, and how a receipt is
+//!   compared with its log.
 //! - [`webhook`]: webhook event types, destinations, Standard Webhooks signatures, the retry
 //!   schedule.
 //! - [`clock`]: the time, as a value that tests can set.
@@ -33,6 +35,7 @@ pub mod escrow;
 pub mod identity;
 pub mod ids;
 pub mod policy;
+pub mod receipt;
 pub mod refusal;
 pub mod signature;
 pub mod sponsor;

@@ -9,6 +9,7 @@
 //!   state.
 //! - [`identity`]: owners, agents and their API keys and revocations.
 //! - [`idempotency`]: the idempotency records of write requests.
+//! - [`receipts`]: the signed receipts of money movements, and the indexed logs they cite.
 //! - [`relay`]: the relayer's signer keys and nonces, jobs and signed attempts.
 //! - [`webhooks`]: owners' webhook endpoints, the messages announcing events, their deliveries
 //!   and attempts.
@@ -25,6 +26,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod index;
 pub mod policies;
+pub mod receipts;
 pub mod relay;
 #[cfg(feature = "testing")]
 pub mod testing;

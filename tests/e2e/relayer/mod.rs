@@ -54,6 +54,8 @@ pub(crate) struct Fixture {
     worker: Option<JoinHandle<()>>,
     /// A provider without a wallet, on the same node.
     pub(crate) plain: DynProvider,
+    /// The key the API's receipts are signed with (the issuer is the test's to run).
+    pub(crate) receipt_key: PrivateKeySigner,
 }
 
 /// The owners' JWT key of the fixture's API.
@@ -154,6 +156,15 @@ impl Fixture {
         });
         // One trusted-token list for the views and the relayer, as `pactum serve` configures.
         state.trusted_tokens = relayer.settings().policy.trusted_tokens.clone();
+        let receipt_key = PrivateKeySigner::random();
+        state.receipts = Some(pactum_api::receipts::ReceiptSettings {
+            signer: receipt_key.address(),
+            retired: Vec::new(),
+            contracts: pactum_core::escrow::events::Contracts {
+                escrow: d.escrow,
+                fee_collector: d.fee_collector,
+            },
+        });
         // The tests' webhook receivers listen on loopback, over plain http.
         state.webhook_destinations = pactum_api::webhooks::Destinations {
             allow_http: true,
@@ -175,6 +186,7 @@ impl Fixture {
             stop,
             worker: None,
             plain,
+            receipt_key,
         })
     }
 

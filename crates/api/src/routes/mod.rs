@@ -6,6 +6,7 @@ pub mod approvals;
 pub mod health;
 pub mod keys;
 pub mod owners;
+pub mod receipts;
 pub mod settlement;
 pub mod status;
 pub mod webhooks;

@@ -8,7 +8,7 @@ use alloy::{
 use pactum_bindings::{
     Agreement,
     eip712::{
-        Activation, AgentRegistration, BuyerWithdraw, InitiateClose, Permit,
+        Activation, AgentRegistration, BuyerWithdraw, InitiateClose, Permit, Receipt,
         ReceiveWithAuthorization, SellerClaim, Voucher,
     },
 };
@@ -172,6 +172,31 @@ pub fn agent_registration(
     (
         typed::<AgentRegistration>(domain, json),
         message.eip712_signing_hash(domain),
+    )
+}
+
+/// A `Receipt`, as typed data any EIP-712 library hashes to the digest the service signed.
+pub fn receipt(domain: &Eip712Domain, r: &Receipt) -> (Value, B256) {
+    let json = json!({
+        "receiptId": r.receiptId,
+        "agreementId": r.agreementId.to_string(),
+        "apiAgreementId": r.apiAgreementId,
+        "kind": r.kind,
+        "payer": r.payer.to_string(),
+        "payee": r.payee.to_string(),
+        "token": r.token.to_string(),
+        "amount": r.amount.to_string(),
+        "chainId": r.chainId.to_string(),
+        "emitter": r.emitter.to_string(),
+        "txHash": r.txHash.to_string(),
+        "logIndex": r.logIndex.to_string(),
+        "blockNumber": r.blockNumber.to_string(),
+        "blockHash": r.blockHash.to_string(),
+        "blockTime": r.blockTime.to_string(),
+    });
+    (
+        typed::<Receipt>(domain, json),
+        r.eip712_signing_hash(domain),
     )
 }
 
