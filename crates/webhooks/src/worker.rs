@@ -6,8 +6,10 @@
 //!   lease ends) and counted as attempted, so a worker killed mid-attempt loses nothing. Each
 //!   claim takes a few deliveries per endpoint, and none of an endpoint that already has
 //!   `per_endpoint` attempts in flight here: a slow or hanging receiver cannot take every slot.
-//! - **Waking**: the worker polls the queue (every `poll_interval`, at once again after a full
-//!   claim). The announcing transactions do not `NOTIFY`: that would serialise their commits.
+//! - **Waking**: the worker claims again at once after a claim that took something, and when an
+//!   attempt finishes (its endpoint may have room again); otherwise it polls the queue every
+//!   `poll_interval`. The announcing transactions do not `NOTIFY`: that would serialise their
+//!   commits.
 //! - **Attempting**: at most `concurrency` at once; each POSTs the message's exact body with
 //!   `webhook-id`, `webhook-timestamp` and `webhook-signature` (one entry per secret in force),
 //!   through the guarded client: no proxy, no redirects followed, connect and overall timeouts,
@@ -70,7 +72,7 @@ impl Default for Settings {
         Self {
             concurrency: 64,
             batch: 100,
-            per_endpoint: 8,
+            per_endpoint: 16,
             lease: Duration::from_secs(60),
             poll_interval: Duration::from_millis(100),
             connect_timeout: Duration::from_secs(5),
@@ -117,6 +119,8 @@ pub struct Worker {
     metrics: Arc<Metrics>,
     /// Attempts in flight, by endpoint.
     in_flight: Arc<Mutex<HashMap<String, usize>>>,
+    /// Signalled when an attempt finishes (an endpoint may have room again).
+    finished: Arc<tokio::sync::Notify>,
 }
 
 impl Worker {
@@ -138,6 +142,7 @@ impl Worker {
             settings,
             metrics: Arc::new(Metrics::default()),
             in_flight: Arc::default(),
+            finished: Arc::default(),
         })
     }
 
@@ -179,7 +184,7 @@ impl Worker {
                     continue;
                 }
             };
-            let full = claimed.len() == asked as usize;
+            let idle = claimed.is_empty();
             let mut first = Some(first);
             for c in claimed {
                 let permit = match first.take() {
@@ -195,6 +200,7 @@ impl Worker {
                     let endpoint = c.endpoint_id.clone();
                     let outcome = worker.attempt(c).await;
                     worker.track(&endpoint, false);
+                    worker.finished.notify_one();
                     // The writer outlives every attempt; a send fails only if it died, and
                     // then the lease brings the delivery back.
                     let _ = tx.send(outcome).await;
@@ -202,8 +208,15 @@ impl Worker {
                 });
             }
             drop(first);
-            if !full {
-                pause(&mut stop, self.settings.poll_interval).await;
+            if idle {
+                // Nothing due, or every endpoint with something due has its share in flight:
+                // wait for an attempt to finish, the poll interval, or stop.
+                tokio::select! {
+                    // A few milliseconds more, so that one claim serves several completions.
+                    () = self.finished.notified() => tokio::time::sleep(Duration::from_millis(5)).await,
+                    () = tokio::time::sleep(self.settings.poll_interval) => {}
+                    _ = stop.changed() => {}
+                }
             }
         }
         // Let the attempts in flight finish, then the writer drain.

@@ -1,7 +1,7 @@
 //! Webhook delivery, measured and printed as a table (PostgreSQL, the delivery worker and a
 //! receiver on loopback, all on this machine's two cores):
 //! - throughput: deliveries queued while no worker runs, then drained by one worker until every
-//!   one succeeded, at two concurrencies;
+//!   one succeeded, to one endpoint and to eight (each event fanned out to all);
 //! - latency from an event's commit to its arrival at the receiver, at 200 events a second for
 //!   30 seconds (open loop: each event is committed at its scheduled time), after a 2 s warm-up.
 //!
@@ -116,9 +116,23 @@ async fn main() -> eyre::Result<()> {
     println!("| measurement | result | notes |");
     println!("|---|---|---|");
     let mut next = 0u64;
-    for concurrency in [64, 128] {
-        // Queue the deliveries with no worker running, a hundred per transaction.
-        for _ in 0..THROUGHPUT_DELIVERIES / 100 {
+    for endpoints in [1usize, 8] {
+        // More endpoints of the same agent: each event is delivered to each.
+        let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_endpoints")
+            .fetch_one(&pool)
+            .await?;
+        for i in existing..i64::try_from(endpoints)? {
+            sqlx::query(
+                "INSERT INTO webhook_endpoints (id, agent_id, url, secret, created_by)
+                 VALUES ($1, 'bench-agent', $2, 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'owner:bench')",
+            )
+            .bind(format!("whk_{}{}", "q".repeat(19), char::from(b'a' + u8::try_from(i)?)))
+            .bind(&url)
+            .execute(&pool)
+            .await?;
+        }
+        // Queue the deliveries with no worker running, a hundred events per transaction.
+        for _ in 0..THROUGHPUT_DELIVERIES / 100 / endpoints {
             let mut tx = pool.begin().await?;
             for _ in 0..100 {
                 sqlx::query(
@@ -131,7 +145,7 @@ async fn main() -> eyre::Result<()> {
             }
             tx.commit().await?;
         }
-        let (w, stop) = worker(&db, concurrency)?;
+        let (w, stop) = worker(&db, 64)?;
         let started = Instant::now();
         let running = tokio::spawn(w.run(stop.subscribe()));
         while pending(&pool).await? > 0 {
@@ -141,14 +155,19 @@ async fn main() -> eyre::Result<()> {
         let _ = stop.send(true);
         running.await??;
         println!(
-            "| deliveries drained, {concurrency} in flight | {} /s | {} queued deliveries, each signed, POSTed to a loopback receiver and recorded with its attempt, in {:.1} s |",
+            "| deliveries drained by one worker (64 slots, 16 per endpoint), {endpoints} endpoint(s) | {} /s | {} queued deliveries, each signed, POSTed to a loopback receiver and recorded with its attempt, in {:.1} s |",
             thousands(THROUGHPUT_DELIVERIES as f64 / elapsed.as_secs_f64()),
             thousands(THROUGHPUT_DELIVERIES as f64),
             elapsed.as_secs_f64()
         );
     }
 
-    // Latency at a fixed rate: each event committed at its scheduled time.
+    // Latency at a fixed rate, to one endpoint: each event committed at its scheduled time.
+    sqlx::query(
+        "UPDATE webhook_endpoints SET deleted_at = now() WHERE id <> 'whk_benchbenchbenchbench'",
+    )
+    .execute(&pool)
+    .await?;
     let (w, stop) = worker(&db, 64)?;
     let running = tokio::spawn(w.run(stop.subscribe()));
     let committed: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
