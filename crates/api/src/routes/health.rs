@@ -107,3 +107,54 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(crate::ApiDoc::openapi())
 }
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    /// The OpenAPI document lists each state's wire spelling, exactly what the API sends (a
+    /// schema-driven client or fuzzer must accept the answers).
+    #[test]
+    fn documented_enums_are_spelled_as_on_the_wire() {
+        let doc = serde_json::to_value(crate::ApiDoc::openapi()).unwrap_or_default();
+        let schemas = &doc["components"]["schemas"];
+        let values = |name: &str| -> Vec<String> {
+            schemas[name]["enum"]
+                .as_array()
+                .map(|v| {
+                    v.iter()
+                        .filter_map(|s| s.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let spelled = |all: Vec<&str>| all.into_iter().map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(
+            values("ApprovalStatus"),
+            spelled(
+                pactum_core::approval::ApprovalStatus::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect()
+            )
+        );
+        assert_eq!(
+            values("LifecycleStatus"),
+            spelled(
+                pactum_core::agreement::LifecycleStatus::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect()
+            )
+        );
+        assert_eq!(
+            values("EventType"),
+            spelled(
+                pactum_core::webhook::EventType::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect()
+            )
+        );
+    }
+}
