@@ -172,18 +172,6 @@ pub async fn load(
         .transpose()
 }
 
-/// The request of agreement `agreement_id`, if it has one.
-pub async fn of_agreement(
-    conn: &mut PgConnection,
-    agreement_id: &str,
-) -> Result<Option<ApprovalRequest>> {
-    select_requests!("WHERE r.agreement_id = $1", agreement_id)
-        .fetch_optional(conn)
-        .await?
-        .map(ApprovalRequest::try_from)
-        .transpose()
-}
-
 /// Records `decision` on request `id` (its agreement locked by the caller, the request still
 /// pending), by `by` with `reason` (rejections).
 pub async fn decide(
