@@ -47,7 +47,8 @@ pub const TTL: Duration = Duration::from_secs(24 * 3600);
 pub const WAIT: Duration = Duration::from_secs(10);
 /// Duplicates waiting for their original at once, in one process.
 pub const MAX_WAITING: usize = 256;
-/// How long a claimed key stays taken if its request never completes (the process died).
+/// How long a claimed key stays taken if its request never completes (the process died), by
+/// default ([`crate::AppState::idempotency_lease`]).
 pub const LEASE: Duration = Duration::from_secs(60);
 /// Largest request body accepted on an idempotent write.
 pub const MAX_BODY: usize = 1 << 20;
@@ -206,7 +207,7 @@ async fn claim(state: &AppState, request: store::Request<'_>) -> Result<Option<R
     let mut waiting = None;
     let mut pause = Duration::from_millis(20);
     loop {
-        match store::claim(state.db.pool(), request, LEASE).await? {
+        match store::claim(state.db.pool(), request, state.idempotency_lease).await? {
             Claim::Claimed => return Ok(None),
             Claim::Existing(record) => {
                 if record.request_hash != *request.request_hash {
@@ -256,18 +257,18 @@ async fn run_claimed(
     request: store::Request<'_>,
     handler: impl Future<Output = Response>,
 ) -> Result<Response, Problem> {
-    let pool = state.db.pool();
+    let (pool, lease) = (state.db.pool(), state.idempotency_lease);
     // Renews the lease until the handler finishes (the select below drops it then). Never
     // completes on its own: a lost claim is logged and the handler still runs to the end.
     let renew = async {
         loop {
-            tokio::time::sleep(LEASE / 3).await;
+            tokio::time::sleep(lease / 3).await;
             match store::renew_lease(
                 pool,
                 request.principal,
                 request.key,
                 request.claim_token,
-                LEASE,
+                lease,
             )
             .await
             {

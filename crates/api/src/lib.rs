@@ -70,6 +70,9 @@ pub struct AppState {
     /// Whether [`router`] serves `/metrics` (false when [`serve_metrics`] serves it on an
     /// address of its own).
     pub metrics_on_api: bool,
+    /// How long an idempotency key stays taken by a request whose process died (renewed every
+    /// third of it while the request runs); [`idempotency::LEASE`] by default.
+    pub idempotency_lease: std::time::Duration,
     /// Permits of the duplicates waiting for their original ([`idempotency::MAX_WAITING`]).
     pub idempotency_waiters: Arc<Semaphore>,
     /// The tokens the operator vouches for; every agreement view says whether its token is one.
@@ -97,6 +100,7 @@ impl AppState {
             http_metrics: metrics::HttpMetrics::default(),
             relayer: None,
             metrics_on_api: true,
+            idempotency_lease: idempotency::LEASE,
             idempotency_waiters: Arc::new(Semaphore::new(idempotency::MAX_WAITING)),
             trusted_tokens: pactum_core::TrustedTokens::Any,
             readiness: routes::health::Readiness::default(),

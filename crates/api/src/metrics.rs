@@ -218,6 +218,18 @@ pub async fn render(state: &AppState) -> String {
         );
         gauge(
             &mut out,
+            "pactum_indexer_leader",
+            "1 while this process writes the index (holds the index lock); 0 on a standby.",
+            u8::from(s.leader),
+        );
+        counter(
+            &mut out,
+            "pactum_indexer_leader_terms_total",
+            "Times this process took the index lock.",
+            s.leader_terms,
+        );
+        gauge(
+            &mut out,
             "pactum_indexer_db_failing",
             "1 while the indexer's last attempt failed on an unreachable database.",
             u8::from(s.db_failing),

@@ -31,6 +31,7 @@
 //! | JWKS refresh interval (s) | `api.jwks_refresh_secs` | `PACTUM_API_JWKS_REFRESH_SECS` | 600 |
 //! | least interval between refetches for an unknown `kid` (s) | `api.jwks_unknown_kid_refetch_secs` | `PACTUM_API_JWKS_UNKNOWN_KID_REFETCH_SECS` | 30 |
 //! | `/ready` lag limit (blocks) | `api.max_lag_blocks` | `PACTUM_API_MAX_LAG_BLOCKS` | 64 |
+//! | how long an idempotency key stays taken by a request whose process died (s, at least 3) | `api.idempotency_lease_secs` | `PACTUM_API_IDEMPOTENCY_LEASE_SECS` | 60 |
 //! | relayer signer keys (hex, comma-separated in the environment) | `relayer.keys` | `PACTUM_RELAYER_KEYS` | none: no relayer |
 //! | confirmations before `confirmed` | `relayer.confirmations` | `PACTUM_RELAYER_CONFIRMATIONS` | 1 |
 //! | worker poll interval | `relayer.poll_interval_ms` | `PACTUM_RELAYER_POLL_INTERVAL_MS` | 200 |
@@ -268,6 +269,7 @@ pub(crate) struct Api {
     pub(crate) jwks_refresh_secs: u64,
     pub(crate) jwks_unknown_kid_refetch_secs: u64,
     pub(crate) max_lag_blocks: u64,
+    pub(crate) idempotency_lease_secs: u64,
 }
 
 impl Default for Api {
@@ -285,6 +287,7 @@ impl Default for Api {
             jwks_refresh_secs: 600,
             jwks_unknown_kid_refetch_secs: 30,
             max_lag_blocks: 64,
+            idempotency_lease_secs: 60,
         }
     }
 }
@@ -431,6 +434,7 @@ impl std::fmt::Debug for Api {
                 &self.jwks_unknown_kid_refetch_secs,
             )
             .field("max_lag_blocks", &self.max_lag_blocks)
+            .field("idempotency_lease_secs", &self.idempotency_lease_secs)
             .finish()
     }
 }
@@ -695,6 +699,10 @@ impl Config {
             "PACTUM_API_JWKS_UNKNOWN_KID_REFETCH_SECS",
         )?;
         set(&mut self.api.max_lag_blocks, "PACTUM_API_MAX_LAG_BLOCKS")?;
+        set(
+            &mut self.api.idempotency_lease_secs,
+            "PACTUM_API_IDEMPOTENCY_LEASE_SECS",
+        )?;
         if let Some(keys) = env::<String>("PACTUM_RELAYER_KEYS")? {
             self.relayer.keys = keys
                 .split(',')
@@ -903,6 +911,17 @@ impl Config {
                 self.api.listen
             )
         })
+    }
+
+    /// How long an idempotency key stays taken by a request whose process died.
+    pub(crate) fn idempotency_lease(&self) -> eyre::Result<std::time::Duration> {
+        let secs = self.api.idempotency_lease_secs;
+        if secs < 3 {
+            bail!(
+                "api.idempotency_lease_secs ({secs}) must be at least 3 (it is renewed every third of it)"
+            );
+        }
+        Ok(std::time::Duration::from_secs(secs))
     }
 
     /// The address `/metrics` is served on alone, if it is kept off the API's address.

@@ -75,7 +75,7 @@ pub(crate) async fn run(args: ServiceArgs) -> eyre::Result<()> {
     validate_indexer(&config)?;
     let db = connect(&config, Pool::Indexer).await?;
     let indexer = build(&config, db, Metrics::default()).await?;
-    indexer.run(shutdown_signal()).await?;
+    indexer.run_elected(shutdown_signal()).await?;
     Ok(())
 }
 

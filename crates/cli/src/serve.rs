@@ -30,6 +30,7 @@ async fn api_state(
     let mut state = AppState::new(db, chain_id, None);
     state.owner_tokens = config.owner_tokens()?;
     state.max_lag_blocks = config.api.max_lag_blocks;
+    state.idempotency_lease = config.idempotency_lease()?;
     state.indexer_metrics = metrics;
     state.trusted_tokens = config.trusted_tokens();
     if state.trusted_tokens == pactum_core::TrustedTokens::Only(Vec::new()) {
@@ -217,6 +218,7 @@ fn validate(config: &Config) -> eyre::Result<()> {
     config.chain_id()?;
     config.owner_tokens()?;
     config.listen()?;
+    config.idempotency_lease()?;
     config.metrics_listen()?;
     if config.relayer()?.is_some() {
         config.rpc_url()?;
@@ -297,7 +299,7 @@ pub(crate) async fn serve(args: ServiceArgs) -> eyre::Result<()> {
         metrics_listener,
         shutdown.clone(),
     ));
-    let indexed = indexer.run(shutdown).await;
+    let indexed = indexer.run_elected(shutdown).await;
     // The indexer only returns on shutdown or on an error that stops the service.
     if let Err(err) = &indexed {
         tracing::error!(%err, "indexer stopped");

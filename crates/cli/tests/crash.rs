@@ -7,7 +7,7 @@ mod common;
 
 use std::{
     process::{Child, Command, Stdio},
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use alloy::{
@@ -15,7 +15,6 @@ use alloy::{
     primitives::{U256, keccak256},
     providers::{DynProvider, Provider},
 };
-use common::Rng;
 use pactum_bindings::{Agreement, LocalUSDC};
 use pactum_db::{Db, index, testing::TestDatabase};
 use pactum_devnet::{
@@ -120,12 +119,7 @@ async fn kill_after(child: &mut Child, ms: u64) -> eyre::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_loses_and_repeats_nothing() -> eyre::Result<()> {
-    let seed = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)?
-        .as_nanos() as u64
-        | 1;
-    eprintln!("crash test seed {seed}");
-    let mut rng = Rng(seed);
+    let (seed, mut rng) = common::seeded("crash test");
 
     let anvil = pactum_devnet::spawn_anvil()?;
     let deployer = dev_signer(0);

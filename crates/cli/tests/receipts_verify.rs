@@ -12,7 +12,7 @@ use alloy::{
     signers::{SignerSync, local::PrivateKeySigner},
     sol_types::SolStruct,
 };
-use pactum_bindings::{Agreement, LocalUSDC, eip712::receipts_domain};
+use pactum_bindings::{Agreement, eip712::receipts_domain};
 use pactum_core::receipt::{ReceiptKind, receipt_id};
 use pactum_db::receipts::StoredReceipt;
 use pactum_devnet::{dev_signer, scenario};
@@ -46,19 +46,8 @@ async fn the_cli_verifies_a_receipt_against_the_node() -> eyre::Result<()> {
     let mut wallet = EthereumWallet::new(deployer.clone());
     wallet.register_signer(buyer.clone());
     let provider = pactum_devnet::connect(anvil.endpoint_url(), wallet);
-    let d = pactum_devnet::deploy(
-        &provider,
-        deployer.address(),
-        deployer.address(),
-        dev_signer(4).address(),
-    )
-    .await?;
-    pactum_devnet::confirm(
-        LocalUSDC::new(d.token, &provider)
-            .mint(buyer.address(), U256::from(100 * USDC))
-            .from(deployer.address()),
-    )
-    .await?;
+    let d = pactum_devnet::deploy_funded(&provider, &[(buyer.address(), U256::from(100 * USDC))])
+        .await?;
     let now = scenario::latest_timestamp(&provider).await?;
     let terms = Agreement {
         buyer: buyer.address(),

@@ -11,7 +11,7 @@ mod common;
 use std::{
     collections::{BTreeSet, HashMap},
     process::{Child, Command, Stdio},
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use alloy::{
@@ -21,7 +21,6 @@ use alloy::{
     rpc::types::Filter,
     sol_types::SolEvent,
 };
-use common::Rng;
 use pactum_bindings::{Agreement, AgreementEscrow, LocalUSDC, eip712::InitiateClose, sign};
 use pactum_core::{AgreementStatus, JobState};
 use pactum_db::{relay, testing::TestDatabase};
@@ -71,12 +70,7 @@ async fn rpc(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_authorization_lands_exactly_once_through_crashes() -> eyre::Result<()> {
-    let seed = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)?
-        .as_nanos() as u64
-        | 1;
-    eprintln!("relayer crash test seed {seed}");
-    let mut rng = Rng(seed);
+    let (seed, mut rng) = common::seeded("relayer crash test");
 
     // A chain with JOBS active agreements (activated while automining, quickly).
     let anvil = pactum_devnet::spawn_anvil()?;

@@ -7,35 +7,13 @@
 mod common;
 
 use std::{
-    collections::HashMap,
     process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
-use axum::{Router, extract::State, http::HeaderMap, routing::post};
-use common::Rng;
 use pactum_db::testing::TestDatabase;
 
 const MESSAGES: usize = 600;
-
-type Seen = Arc<Mutex<HashMap<String, usize>>>;
-
-/// Records each `webhook-id` received, then answers 200 after 100 ms.
-async fn receive(State(seen): State<Seen>, headers: HeaderMap) -> &'static str {
-    let id = headers
-        .get("webhook-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    *seen
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .entry(id)
-        .or_default() += 1;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    "ok"
-}
 
 fn spawn_worker(db_url: &str, log: &std::path::Path) -> eyre::Result<Child> {
     let stderr = std::fs::OpenOptions::new()
@@ -62,22 +40,10 @@ async fn count(pool: &sqlx::PgPool, sql: &'static str) -> eyre::Result<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_message_is_delivered_through_worker_crashes() -> eyre::Result<()> {
-    let seed = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)?
-        .as_nanos() as u64
-        | 1;
-    eprintln!("webhook crash test seed {seed}");
-    let mut rng = Rng(seed);
+    let (seed, mut rng) = common::seeded("webhook crash test");
 
-    let seen: Seen = Arc::default();
-    let app = Router::new()
-        .route("/hook", post(receive))
-        .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/hook", listener.local_addr()?);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    // Answers after 100 ms: a batch is in flight whenever the worker dies.
+    let (url, seen) = common::webhook_receiver(Duration::from_millis(100)).await?;
 
     let test_db = TestDatabase::create().await?;
     let pool = test_db.db().pool().clone();

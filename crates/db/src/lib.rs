@@ -9,6 +9,8 @@
 //!   state.
 //! - [`identity`]: owners, agents and their API keys and revocations.
 //! - [`idempotency`]: the idempotency records of write requests.
+//! - [`locks`]: the advisory locks that make one process the writer of the index or of a
+//!   relayer key.
 //! - [`receipts`]: the signed receipts of money movements, and the indexed logs they cite.
 //! - [`relay`]: the relayer's signer keys and nonces, jobs and signed attempts.
 //! - [`webhooks`]: owners' webhook endpoints, the messages announcing events, their deliveries
@@ -25,6 +27,7 @@ mod error;
 pub mod idempotency;
 pub mod identity;
 pub mod index;
+pub mod locks;
 pub mod policies;
 pub mod receipts;
 pub mod relay;

@@ -56,6 +56,26 @@ impl Deployment {
     }
 }
 
+/// The tests' usual deployment on a development chain: dev account 0 ([`crate::dev_signer`])
+/// deploys and administers the fee collector, dev account 4 is the treasury, and each of
+/// `funded` is minted its amount of the token. `provider` must sign for dev account 0.
+pub async fn deploy_funded<P: Provider>(
+    provider: &P,
+    funded: &[(Address, alloy::primitives::U256)],
+) -> Result<Deployment> {
+    let deployer = crate::dev_signer(0).address();
+    let d = deploy(provider, deployer, deployer, crate::dev_signer(4).address()).await?;
+    for (to, amount) in funded {
+        confirm(
+            LocalUSDC::new(d.token, provider)
+                .mint(*to, *amount)
+                .from(deployer),
+        )
+        .await?;
+    }
+    Ok(d)
+}
+
 /// Deploys the local token and oracle stand-ins, the fee collector, and the escrow bound to it.
 ///
 /// The fee collector must know the escrow's address and the escrow verifies, in its constructor,

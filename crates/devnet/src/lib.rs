@@ -13,5 +13,5 @@ pub use anvil::{
     DEV_PRIVATE_KEYS, anvil_binary, connect, dev_signer, spawn_anvil, spawn_anvil_at,
     spawn_anvil_with,
 };
-pub use deploy::{DeployedContract, Deployment, confirm, deploy};
+pub use deploy::{DeployedContract, Deployment, confirm, deploy, deploy_funded};
 pub use error::{Error, Result};

@@ -24,6 +24,9 @@ use crate::{
     source::{Backoff, Source},
 };
 
+mod elect;
+pub use elect::STANDBY_POLL;
+
 /// What the indexer follows and how.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -239,12 +242,27 @@ impl Indexer {
     /// The database going away is not such an error: the indexer waits (backing off from the
     /// poll interval to [`MAX_DB_BACKOFF`]), reloads its checkpoint, which the database kept
     /// with the last committed batch, and goes on from there; [`Metrics`] say so meanwhile.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+    ///
+    /// With other indexers over the same database, use [`Indexer::run_elected`] instead.
+    pub async fn run(mut self, shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+        self.metrics.lead(true);
+        let result = self.follow(shutdown, false).await;
+        self.metrics.lead(false);
+        result
+    }
+
+    /// The loop of [`Indexer::run`]; with `reload`, the checkpoint is read back first (another
+    /// writer may have moved it since this one last looked).
+    pub(crate) async fn follow(
+        &mut self,
+        mut shutdown: watch::Receiver<bool>,
+        reload: bool,
+    ) -> Result<(), Error> {
         let mut backfilled = false;
         let mut failures = 0u32;
         // After a failure, nothing runs until the checkpoint is read back: a commit whose answer
         // was lost may have moved it, and the in-memory one would then be stale.
-        let mut reload = false;
+        let mut reload = reload;
         loop {
             if *shutdown.borrow() {
                 tracing::info!(indexed = self.cursor.block_number, "indexer stopping");

@@ -12,6 +12,9 @@
 //!   transaction, deletes everything above it and recomputes the affected agreements. A reorg
 //!   deeper than the window, or below the final block, and a node whose head goes backwards
 //!   without a mismatch, stop it with an error and no write.
+//! - **One writer among replicas.** [`Indexer::run_elected`] lets any number of processes run an
+//!   indexer over one database: the holder of a PostgreSQL advisory lock writes, the others
+//!   stand by and take over within seconds of its death.
 //! - **Derived state** ([`derive`]) is a pure function of an agreement's events; [`verify`]
 //!   recomputes all of it and compares.
 
@@ -23,6 +26,6 @@ pub mod source;
 pub mod verify;
 
 pub use error::Error;
-pub use indexer::{Batch, Config, Indexer, MAX_DB_BACKOFF, Step, write_batch};
+pub use indexer::{Batch, Config, Indexer, MAX_DB_BACKOFF, STANDBY_POLL, Step, write_batch};
 pub use metrics::Metrics;
 pub use pactum_core::escrow::derive;

@@ -18,6 +18,8 @@ struct Counters {
     range_splits: AtomicU64,
     db_retries: AtomicU64,
     db_failing: AtomicU64,
+    leader: AtomicU64,
+    terms: AtomicU64,
 }
 
 /// Shared, cheap-to-clone indexer counters.
@@ -49,6 +51,11 @@ pub struct Snapshot {
     pub db_retries: u64,
     /// Whether its last attempt failed because the database was unreachable.
     pub db_failing: bool,
+    /// Whether this process writes the index now (it holds the index lock); always true for an
+    /// indexer run alone ([`crate::Indexer::run`]).
+    pub leader: bool,
+    /// How many times this process took the index lock.
+    pub leader_terms: u64,
 }
 
 impl Metrics {
@@ -67,6 +74,13 @@ impl Metrics {
 
     pub(crate) fn db_recovered(&self) {
         self.0.db_failing.store(0, Ordering::Relaxed);
+    }
+
+    pub(crate) fn lead(&self, leading: bool) {
+        self.0.leader.store(u64::from(leading), Ordering::Relaxed);
+        if leading {
+            self.0.terms.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn set_head(&self, head: u64) {
@@ -101,6 +115,8 @@ impl Metrics {
             range_splits: c.range_splits.load(Ordering::Relaxed),
             db_retries: c.db_retries.load(Ordering::Relaxed),
             db_failing: c.db_failing.load(Ordering::Relaxed) != 0,
+            leader: c.leader.load(Ordering::Relaxed) != 0,
+            leader_terms: c.terms.load(Ordering::Relaxed),
         }
     }
 }

@@ -370,13 +370,19 @@ impl Relayer {
         // connection, cannot together reach them), exclusive when they are close. An exclusive
         // holder therefore never counts beside an acceptance that read before it and commits
         // after it. A near-limit acceptance starts over under the exclusive lock (upgrading a
-        // shared lock in place could deadlock two of them).
-        let concurrent = u64::from(self.inner.db.pool().options().get_max_connections());
+        // shared lock in place could deadlock two of them). A shared holder first takes one of
+        // the chain's acceptance slots, so that "concurrent" is exact over every API process
+        // sharing the database, not this process's pool.
+        let concurrent = relay::ACCEPTANCE_SLOTS;
+        let slot = u64::from(pactum_db::random_bytes()[0]);
         let mut exclusive = false;
         let mut attempts = 0;
         let (tx, outcome) = loop {
             attempts += 1;
             let mut tx = self.inner.db.pool().begin().await?;
+            if !exclusive {
+                relay::take_acceptance_slot(&mut tx, settings.chain_id, slot).await?;
+            }
             relay::lock_agreement(&mut tx, settings.chain_id, id).await?;
             relay::lock_acceptance(&mut tx, settings.chain_id, exclusive).await?;
             let usage = relay::usage(&mut tx, settings.chain_id, id, signer, requester).await?;

@@ -301,6 +301,43 @@ pub async fn lock_agreement(
     Ok(())
 }
 
+/// How many acceptances may count at once in shared mode over every process sharing the
+/// database (see [`take_acceptance_slot`]): what a near-limit check assumes may run beside it.
+pub const ACCEPTANCE_SLOTS: u64 = 32;
+
+/// Takes one of the chain's [`ACCEPTANCE_SLOTS`] acceptance slots until the end of the current
+/// transaction, trying them from `start` on and waiting for slot `start` if every one is taken.
+/// Whatever the number of API processes, at most that many acceptances hold a slot at once, so
+/// that their quota checks can be exact across processes. Take it before any other acceptance
+/// lock (a slot holder may wait for the others; nothing waits for a slot while holding them).
+pub async fn take_acceptance_slot(
+    conn: &mut PgConnection,
+    chain_id: u64,
+    start: u64,
+) -> Result<()> {
+    for i in 0..ACCEPTANCE_SLOTS {
+        let slot = int((start + i) % ACCEPTANCE_SLOTS);
+        let taken = sqlx::query_scalar!(
+            r#"SELECT pg_try_advisory_xact_lock(hashtextextended('pactum.relay.accept.slot:' || $2::bigint, $1)) AS "taken!""#,
+            int(chain_id),
+            slot
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        if taken {
+            return Ok(());
+        }
+    }
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended('pactum.relay.accept.slot:' || $2::bigint, $1))",
+        int(chain_id),
+        int(start % ACCEPTANCE_SLOTS)
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Takes the chain's acceptance lock until the end of the current transaction: shared by the
 /// acceptances far from every quota, exclusive (alone, after every shared holder committed) for
 /// one close to a quota or the daily budget, so that concurrent acceptances cannot together

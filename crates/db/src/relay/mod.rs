@@ -16,9 +16,9 @@ pub use attempts::{
     latest_broadcast, mark_broadcast, open_attempts, release_foreign_nonce, resolve_mined,
 };
 pub use jobs::{
-    Inserted, Job, NewJob, claim_accepted, fail_unsubmitted, in_flight_job, insert_job,
-    job_by_authorization, job_by_id, jobs_by_state, latest_job, lock_acceptance, lock_agreement,
-    set_cancelling, usage,
+    ACCEPTANCE_SLOTS, Inserted, Job, NewJob, claim_accepted, fail_unsubmitted, in_flight_job,
+    insert_job, job_by_authorization, job_by_id, jobs_by_state, latest_job, lock_acceptance,
+    lock_agreement, set_cancelling, take_acceptance_slot, usage,
 };
 pub use pactum_core::{
     ActionKind, AttemptKind, AttemptOutcome, JobFailure, JobState, RefusalCode, sponsor::Usage,

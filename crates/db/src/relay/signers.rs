@@ -119,18 +119,19 @@ pub async fn next_nonce(pool: &PgPool, chain_id: u64, relayer: Address) -> Resul
 
 /// Tries to become the one writer for `relayer` on `chain_id`: a session-level advisory lock,
 /// held until `conn` closes (a crashed writer's lock goes with its connection). `conn` must not
-/// go back to a pool while held.
+/// go back to a pool while held. See [`crate::locks`].
 pub async fn try_lock_signer(
     conn: &mut PgConnection,
     chain_id: u64,
     relayer: Address,
 ) -> Result<bool> {
-    let key = format!("pactum.relay.signer:{chain_id}:{relayer:#x}");
-    let locked = sqlx::query_scalar!(
-        r#"SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS "locked!""#,
-        key
+    let address = format!("{relayer:#x}");
+    crate::locks::try_lock(
+        conn,
+        crate::locks::Lock::Signer {
+            chain_id,
+            address: &address,
+        },
     )
-    .fetch_one(conn)
-    .await?;
-    Ok(locked)
+    .await
 }
