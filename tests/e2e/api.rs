@@ -457,6 +457,10 @@ async fn operations_endpoints() -> eyre::Result<()> {
         "pactum_indexer_lag_blocks 0",
         "pactum_http_requests_total{method=\"GET\",route=\"/usage-agreements/{agreement_id}/escrow-status\",status=\"200\"} 1",
         "pactum_http_request_duration_seconds_bucket{",
+        // The webhook queue is read from the database in every process.
+        "pactum_webhook_deliveries_pending 0",
+        "pactum_webhook_deliveries_due 0",
+        "pactum_webhook_oldest_due_seconds 0.000",
     ] {
         assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
     }

@@ -59,6 +59,8 @@ pub struct AppState {
     pub chain_id: u64,
     /// Owner JWT verification (owner JWTs are refused when absent).
     pub owner_tokens: Option<auth::OwnerTokens>,
+    /// The in-process webhook worker's counters, when the API and a worker share a process.
+    pub webhook_metrics: Option<Arc<pactum_webhooks::Metrics>>,
     /// The in-process indexer's counters, when the API and the indexer share a process.
     pub indexer_metrics: Option<pactum_indexer::Metrics>,
     /// `/ready` fails when the index trails the node by more blocks than this.
@@ -96,6 +98,7 @@ impl AppState {
             chain_id,
             owner_tokens: jwt.map(auth::OwnerTokens::Local),
             indexer_metrics: None,
+            webhook_metrics: None,
             max_lag_blocks: 64,
             http_metrics: metrics::HttpMetrics::default(),
             relayer: None,

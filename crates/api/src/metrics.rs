@@ -241,6 +241,69 @@ pub async fn render(state: &AppState) -> String {
             .unwrap_or_default();
         relayer.metrics().render(&mut out, &queue);
     }
+    webhooks(state, &mut out).await;
     state.http_metrics.render(&mut out);
     out
+}
+
+/// The delivery queue (shared by every process: the same figures on each) and this process's
+/// worker's counters.
+async fn webhooks(state: &AppState, out: &mut String) {
+    if let Ok(q) = pactum_db::webhooks::queue_stats(state.db.pool()).await {
+        gauge(
+            out,
+            "pactum_webhook_deliveries_pending",
+            "Webhook deliveries still to be made (due or waiting for a retry), in all processes.",
+            q.pending,
+        );
+        gauge(
+            out,
+            "pactum_webhook_deliveries_due",
+            "Pending webhook deliveries due now.",
+            q.due,
+        );
+        gauge(
+            out,
+            "pactum_webhook_oldest_due_seconds",
+            "How long the oldest due webhook delivery has waited.",
+            format!("{:.3}", q.oldest_due_secs),
+        );
+    }
+    let Some(m) = &state.webhook_metrics else {
+        return;
+    };
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "# HELP pactum_webhook_attempts_total Delivery attempts by this process's worker, by outcome."
+    );
+    let _ = writeln!(out, "# TYPE pactum_webhook_attempts_total counter");
+    let _ = writeln!(
+        out,
+        "pactum_webhook_attempts_total{{outcome=\"delivered\"}} {}",
+        load(&m.delivered)
+    );
+    let _ = writeln!(
+        out,
+        "pactum_webhook_attempts_total{{outcome=\"failed\"}} {}",
+        load(&m.failed_attempts)
+    );
+    counter(
+        out,
+        "pactum_webhook_deliveries_given_up_total",
+        "Deliveries whose retry schedule this process's worker spent (now failed).",
+        load(&m.given_up),
+    );
+    counter(
+        out,
+        "pactum_webhook_endpoints_disabled_total",
+        "Endpoints this process's worker disabled after days of failures.",
+        load(&m.endpoints_disabled),
+    );
+    counter(
+        out,
+        "pactum_webhook_outcomes_dropped_total",
+        "Attempt outcomes the database did not take (the delivery is retried after its lease).",
+        load(&m.outcomes_dropped),
+    );
 }

@@ -161,21 +161,23 @@ async fn start_relayer(
     Ok(Some((relayer, handles)))
 }
 
-/// A webhook delivery worker over its own pool, running until `shutdown`.
+/// A webhook delivery worker over its own pool, running until `shutdown`; and its counters.
 async fn start_webhooks(
     config: &Config,
     shutdown: &watch::Receiver<bool>,
-) -> eyre::Result<JoinHandle<()>> {
+) -> eyre::Result<(JoinHandle<()>, std::sync::Arc<pactum_webhooks::Metrics>)> {
     let settings = config.webhook_settings()?;
     let db = connect(config, Pool::Webhooks).await?;
     let worker =
         pactum_webhooks::Worker::new(db, settings).wrap_err("cannot start the webhook worker")?;
+    let metrics = worker.metrics();
     let shutdown = shutdown.clone();
-    Ok(tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         if let Err(err) = worker.run(shutdown).await {
             tracing::error!(%err, "webhook worker stopped");
         }
-    }))
+    });
+    Ok((task, metrics))
 }
 
 /// The receipt issuer (with `receipts.key` configured), over `db`, until `shutdown`.
@@ -203,7 +205,7 @@ pub(crate) async fn webhooks(args: ServiceArgs) -> eyre::Result<()> {
     config.database_url()?;
     config.webhook_settings()?;
     let shutdown = shutdown_signal();
-    let worker = start_webhooks(&config, &shutdown).await?;
+    let (worker, _) = start_webhooks(&config, &shutdown).await?;
     println!("pactum webhook worker running");
     let _ = worker.await;
     Ok(())
@@ -288,7 +290,9 @@ pub(crate) async fn serve(args: ServiceArgs) -> eyre::Result<()> {
     };
     let indexer = build(&config, indexer_db, metrics).await?;
     let webhooks = if config.webhooks.workers {
-        Some(start_webhooks(&config, &shutdown).await?)
+        let (task, counters) = start_webhooks(&config, &shutdown).await?;
+        state.webhook_metrics = Some(counters);
+        Some(task)
     } else {
         None
     };

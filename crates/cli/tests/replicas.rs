@@ -52,10 +52,19 @@ const JWT_SECRET: &str = "replicas-test-secret-of-at-least-32-bytes";
 /// How long any one step may take, retries included.
 const STEP: Duration = Duration::from_secs(120);
 
-/// One `pactum serve` process.
+/// One `pactum serve` process, killed when dropped (also when the test fails).
 struct Replica {
     port: u16,
     child: Option<Child>,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 struct Stack {
@@ -74,18 +83,11 @@ impl Stack {
             .open(&self.log)?;
         Ok(Command::new(env!("CARGO_BIN_EXE_pactum"))
             .arg("serve")
-            .env("PACTUM_DATABASE_URL", &self.db_url)
+            .envs(d.process_env(&self.rpc_url, &self.db_url))
             .env("PACTUM_DATABASE_API_CONNECTIONS", "6")
             .env("PACTUM_DATABASE_INDEXER_CONNECTIONS", "3")
             .env("PACTUM_DATABASE_RELAYER_CONNECTIONS", "3")
             .env("PACTUM_DATABASE_WEBHOOKS_CONNECTIONS", "3")
-            .env("PACTUM_CHAIN_RPC_URL", &self.rpc_url)
-            .env("PACTUM_CHAIN_ID", d.chain_id.to_string())
-            .env("PACTUM_CHAIN_ESCROW", d.escrow.to_string())
-            .env("PACTUM_CHAIN_FEE_COLLECTOR", d.fee_collector.to_string())
-            .env("PACTUM_CHAIN_START_BLOCK", d.start_block.to_string())
-            .env("PACTUM_CHAIN_TOKENS", d.token.to_string())
-            .env("PACTUM_AGREEMENTS_TOKEN", d.token.to_string())
             .env("PACTUM_API_LISTEN", format!("127.0.0.1:{port}"))
             .env("PACTUM_API_JWT_SECRET", JWT_SECRET)
             // A request killed with its process frees its idempotency key soon.
@@ -670,12 +672,7 @@ async fn three_processes_with_one_killed_again_and_again_agree_with_the_chain() 
     check_actions_mined_once(&plain, &pool, &ids, dev_signer(5).address()).await?;
     check_webhooks(&pool, &seen).await?;
 
-    for r in &mut replicas {
-        if let Some(mut child) = r.child.take() {
-            child.kill()?;
-            child.wait()?;
-        }
-    }
+    drop(replicas);
     Ok(())
 }
 

@@ -785,6 +785,35 @@ pub async fn complete(conn: &mut PgConnection, outcomes: &[Outcome]) -> Result<u
     Ok(u64::try_from(recorded).unwrap_or(0))
 }
 
+/// The delivery queue at a glance, for monitoring (over the pending deliveries' index).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct QueueStats {
+    /// Deliveries still to be made (due or waiting for a retry).
+    pub pending: u64,
+    /// Pending deliveries due now (not waiting for a retry or a lease).
+    pub due: u64,
+    /// How long the oldest due delivery has been due, in seconds (0 when none is).
+    pub oldest_due_secs: f64,
+}
+
+/// [`QueueStats`] now.
+pub async fn queue_stats(pool: &sqlx::PgPool) -> Result<QueueStats> {
+    let row = sqlx::query!(
+        r#"SELECT count(*) AS "pending!",
+                  count(*) FILTER (WHERE next_attempt_at <= now()) AS "due!",
+                  COALESCE(EXTRACT(EPOCH FROM now() - min(next_attempt_at)
+                                   FILTER (WHERE next_attempt_at <= now()))::float8, 0) AS "oldest!"
+           FROM webhook_deliveries WHERE status = 'pending'"#
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(QueueStats {
+        pending: u64::try_from(row.pending).unwrap_or(0),
+        due: u64::try_from(row.due).unwrap_or(0),
+        oldest_due_secs: row.oldest,
+    })
+}
+
 /// Disables those of `endpoints` whose every attempt has failed for `after` (a streak without a
 /// day's gap) and fails their pending deliveries, in one statement; returns the ids disabled.
 /// (Should a pending delivery escape, the next claim fails it rather than sending it.)

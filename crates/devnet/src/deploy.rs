@@ -44,6 +44,22 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    /// The environment that points a `pactum` process at this deployment on the node at
+    /// `rpc_url` and at the database at `db_url`, with the local token trusted and used for
+    /// new usage agreements (the process tests and benchmarks add their own tuning).
+    pub fn process_env(&self, rpc_url: &str, db_url: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("PACTUM_DATABASE_URL", db_url.to_owned()),
+            ("PACTUM_CHAIN_RPC_URL", rpc_url.to_owned()),
+            ("PACTUM_CHAIN_ID", self.chain_id.to_string()),
+            ("PACTUM_CHAIN_ESCROW", self.escrow.to_string()),
+            ("PACTUM_CHAIN_FEE_COLLECTOR", self.fee_collector.to_string()),
+            ("PACTUM_CHAIN_START_BLOCK", self.start_block.to_string()),
+            ("PACTUM_CHAIN_TOKENS", self.token.to_string()),
+            ("PACTUM_AGREEMENTS_TOKEN", self.token.to_string()),
+        ]
+    }
+
     /// What a buyer signs its activation package against (the local token has USDC's domain).
     pub fn activation_context(&self) -> ActivationContext {
         ActivationContext {

@@ -1,6 +1,7 @@
 //! The indexer against a real Anvil and a real PostgreSQL: lifecycles indexed and compared with
 //! the contract's own view, reorgs of every depth compared with a fresh index of the final chain.
 
+mod election;
 pub(crate) mod lifecycle;
 mod node_faults;
 mod reorg;
