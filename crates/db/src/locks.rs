@@ -13,7 +13,8 @@ use crate::Result;
 
 /// Roughly how long the server takes to notice that the host holding a lock vanished without
 /// closing its connection: keepalive probes start after 5 idle seconds and 3 unanswered probes,
-/// 2 seconds apart, end the session (and its locks).
+/// 2 seconds apart, end the session (and its locks); data left unacknowledged for 11 seconds
+/// (`tcp_user_timeout`, which also covers the holder's own lock checks) ends it too.
 pub const DEAD_PEER_SECS: u64 = 11;
 
 /// What a lock protects; each names one key space.
@@ -54,7 +55,8 @@ pub async fn try_lock(conn: &mut PgConnection, lock: Lock<'_>) -> Result<bool> {
     sqlx::query(
         "SELECT set_config('tcp_keepalives_idle', '5', false),
                 set_config('tcp_keepalives_interval', '2', false),
-                set_config('tcp_keepalives_count', '3', false)",
+                set_config('tcp_keepalives_count', '3', false),
+                set_config('tcp_user_timeout', '11000', false)",
     )
     .execute(&mut *conn)
     .await?;

@@ -147,6 +147,9 @@ pub struct Indexer {
     cursor: Cursor,
     /// Blocks per batch, adapted to the event density.
     span: u64,
+    /// While [`Indexer::run`] or a term of [`Indexer::run_elected`] runs: when it turns true,
+    /// no further batch is committed (a backfill stops between batches).
+    stop: Option<watch::Receiver<bool>>,
 }
 
 impl Indexer {
@@ -218,6 +221,7 @@ impl Indexer {
                 fee_collector: config.fee_collector,
             },
             span: config.batch_blocks.min(16),
+            stop: None,
             config,
             db,
             source,
@@ -258,6 +262,7 @@ impl Indexer {
         mut shutdown: watch::Receiver<bool>,
         reload: bool,
     ) -> Result<(), Error> {
+        self.stop = Some(shutdown.clone());
         let mut backfilled = false;
         let mut failures = 0u32;
         // After a failure, nothing runs until the checkpoint is read back: a commit whose answer
@@ -341,6 +346,11 @@ impl Indexer {
                 return Ok(steps);
             }
         }
+    }
+
+    /// Whether the run or term in progress was asked to stop.
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| *s.borrow())
     }
 
     fn indexed(&self) -> u64 {
@@ -552,6 +562,10 @@ impl Indexer {
         let consumer = async move {
             let mut steps = Vec::new();
             while let Some(b) = receiver.recv().await {
+                if this.stopping() {
+                    // Dropping the receiver stops the reader too.
+                    break;
+                }
                 let from = u64::try_from(this.cursor.block_number + 1).unwrap_or(0);
                 this.commit(
                     &b.records,
@@ -634,7 +648,7 @@ impl Indexer {
         write_batch(
             &self.db,
             self.config.chain_id,
-            self.cursor.block_number,
+            (self.cursor.block_number, self.cursor.block_hash),
             self.config.reorg_window,
             &batch,
         )
@@ -684,6 +698,12 @@ impl Indexer {
         };
 
         let mut tx = conn.begin().await.map_err(pactum_db::Error::from)?;
+        index::lock_cursor(
+            &mut tx,
+            chain_id,
+            (self.cursor.block_number, self.cursor.block_hash),
+        )
+        .await?;
         let touched = index::agreements_touched_above(&mut tx, chain_id, fork.number).await?;
         let deleted = index::delete_above(&mut tx, chain_id, fork.number).await?;
         let remaining = index::events_of(&mut tx, chain_id, &touched).await?;
@@ -790,7 +810,7 @@ pub struct Batch<'a> {
 pub async fn write_batch(
     db: &Db,
     chain_id: u64,
-    expected: i64,
+    expected: (i64, B256),
     reorg_window: u64,
     batch: &Batch<'_>,
 ) -> Result<(), Error> {
@@ -800,6 +820,9 @@ pub async fn write_batch(
     // the same transaction, so the indexer simply reads those blocks again. Not waiting for the
     // WAL flush on every batch is therefore safe, and exactly-once is kept.
     index::relax_commit_durability(&mut tx).await?;
+    // The checkpoint first: a writer that is not (or no longer) the only one waits here for the
+    // other's commit and stops before writing anything.
+    index::lock_cursor(&mut tx, chain_id, expected).await?;
 
     let touched: Vec<B256> = {
         let mut ids: Vec<B256> = batch
@@ -846,7 +869,7 @@ pub async fn write_batch(
     index::move_cursor(
         &mut tx,
         chain_id,
-        expected,
+        expected.0,
         (to, batch.last.hash),
         batch.finalized,
         batch.head,

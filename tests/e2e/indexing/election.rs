@@ -139,3 +139,45 @@ async fn one_writer_at_a_time_and_a_standby_takes_over() -> eyre::Result<()> {
     assert_equals_fresh_index(&chain, db).await?;
     Ok(())
 }
+
+/// Two writers at once, without the lock (as a writer that lost it still finishing a batch):
+/// the checkpoint, locked first in every write, lets one commit and stops the other before it
+/// writes anything, with `CursorMoved` (not a duplicate-event error, which would stop a process
+/// for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_at_once_one_commits_the_other_finds_the_checkpoint_moved() -> eyre::Result<()>
+{
+    let chain = Chain::start().await?;
+    populate(&chain, "race").await?;
+    let test_db = TestDatabase::create().await?;
+    let db = test_db.db();
+    let make = || async {
+        let d = &chain.deployment;
+        let mut config = Config::new(d.chain_id, d.escrow, d.fee_collector, d.start_block);
+        config.batch_blocks = 1;
+        config.use_finalized_tag = false;
+        config.confirmations = 0;
+        Indexer::new(
+            config,
+            Db::connect(test_db.url(), 2).await?,
+            chain.provider.clone(),
+            Metrics::default(),
+        )
+        .await
+        .map_err(eyre::Report::from)
+    };
+    let (mut a, mut b) = (make().await?, make().await?);
+    let (ra, rb) = tokio::join!(a.catch_up(), b.catch_up());
+    let mut moved = 0;
+    for result in [ra.map(|_| ()), rb.map(|_| ())] {
+        match result {
+            Ok(()) => {}
+            Err(pactum_indexer::Error::Db(pactum_db::Error::CursorMoved { .. })) => moved += 1,
+            Err(other) => eyre::bail!("a racing writer failed otherwise: {other}"),
+        }
+    }
+    assert_eq!(moved, 1, "exactly one of the two writers was stopped");
+    assert_matches_chain(&chain, db).await?;
+    assert_equals_fresh_index(&chain, db).await?;
+    Ok(())
+}

@@ -152,7 +152,7 @@ async fn main() -> eyre::Result<()> {
     .await?;
     drop(conn);
     let started = Instant::now();
-    let mut expected = i64::try_from(d.start_block)? - 1;
+    let mut expected = (i64::try_from(d.start_block)? - 1, Default::default());
     let mut i = 0;
     while i < records.len() {
         // Whole blocks, about 10,000 events per transaction (the indexer's target).
@@ -181,7 +181,7 @@ async fn main() -> eyre::Result<()> {
             },
         )
         .await?;
-        expected = i64::try_from(block.number)?;
+        expected = (i64::try_from(block.number)?, block.hash);
         i = j;
     }
     let write_rate = records.len() as f64 / started.elapsed().as_secs_f64();

@@ -98,6 +98,31 @@ pub async fn init_cursor(conn: &mut PgConnection, initial: &Cursor) -> Result<Cu
     Ok(stored)
 }
 
+/// Locks the checkpoint row for the current transaction and checks that it is still at
+/// `expected` (block number and hash); [`Error::CursorMoved`] if another writer moved it. Taken
+/// first in every transaction that writes the index: a second writer then waits for the first
+/// one's commit and finds the checkpoint moved before it writes anything.
+pub async fn lock_cursor(
+    conn: &mut PgConnection,
+    chain_id: u64,
+    expected: (i64, B256),
+) -> Result<()> {
+    let row = sqlx::query!(
+        "SELECT block_number, block_hash FROM indexer_cursor WHERE chain_id = $1 FOR UPDATE",
+        int(chain_id)
+    )
+    .fetch_optional(conn)
+    .await?;
+    match row {
+        Some(r) if r.block_number == expected.0 && r.block_hash == expected.1.as_slice() => Ok(()),
+        other => Err(Error::CursorMoved {
+            chain_id,
+            expected: expected.0,
+            found: other.map_or(i64::MIN, |r| r.block_number),
+        }),
+    }
+}
+
 /// Moves the checkpoint from `expected` (the block number this writer read) to `to`. Fails with
 /// [`Error::CursorMoved`] if another writer moved it meanwhile.
 pub async fn move_cursor(

@@ -12,8 +12,8 @@ mod events;
 
 pub use agreements::{all_agreements, delete_agreements, load_agreements, upsert_agreements};
 pub use checkpoint::{
-    BlockRef, Cursor, init_cursor, insert_blocks, load_cursor, move_cursor, prune_blocks,
-    recent_blocks,
+    BlockRef, Cursor, init_cursor, insert_blocks, load_cursor, lock_cursor, move_cursor,
+    prune_blocks, recent_blocks,
 };
 pub use events::{
     EventRecord, agreements_touched_above, all_events, delete_above, events_of, insert_events,

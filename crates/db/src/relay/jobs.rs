@@ -303,7 +303,11 @@ pub async fn lock_agreement(
 
 /// How many acceptances may count at once in shared mode over every process sharing the
 /// database (see [`take_acceptance_slot`]): what a near-limit check assumes may run beside it.
-pub const ACCEPTANCE_SLOTS: u64 = 32;
+/// The default API pool's size, as the bound was when it was one process's pool: quotas switch
+/// to the exclusive path at the same point as before (e.g. a principal's gas quota of 25 M with
+/// 400 k per action: past 18.6 M used), and acceptances take milliseconds, so 16 at once are
+/// thousands a second.
+pub const ACCEPTANCE_SLOTS: u64 = 16;
 
 /// Takes one of the chain's [`ACCEPTANCE_SLOTS`] acceptance slots until the end of the current
 /// transaction, trying them from `start` on and waiting for slot `start` if every one is taken.

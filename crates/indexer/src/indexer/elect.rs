@@ -31,7 +31,8 @@ impl Indexer {
     /// Runs as one of any number of indexers over the same database until `shutdown` turns
     /// true: indexes while this process holds the chain's index lock, stands by otherwise (see
     /// the module's documentation). Returns only on shutdown or on an error that retrying cannot
-    /// fix, as [`Indexer::run`].
+    /// fix, as [`Indexer::run`]; a node behind the index (another process's node may have been
+    /// ahead) is waited out instead.
     pub async fn run_elected(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
         let lock = Lock::Indexer {
             chain_id: self.config.chain_id,
@@ -39,24 +40,31 @@ impl Indexer {
         // The standby's connection, kept between its attempts.
         let mut standby: Option<PgConnection> = None;
         let mut announced = false;
+        let mut pause = STANDBY_POLL;
         loop {
-            if *shutdown.borrow() {
+            if stopped(&shutdown) {
                 return Ok(());
             }
-            let Some(conn) = self.try_lead(&mut standby, lock).await else {
-                if !announced {
-                    tracing::info!(
-                        chain_id = self.config.chain_id,
-                        "another process writes the index; standing by"
-                    );
-                    announced = true;
+            let conn = match self.try_lead(&mut standby, lock).await {
+                Ok(Some(conn)) => conn,
+                Ok(None) => {
+                    if !announced {
+                        tracing::info!(
+                            chain_id = self.config.chain_id,
+                            "another process writes the index; standing by"
+                        );
+                        announced = true;
+                    }
+                    self.observe_head().await;
+                    wait(&mut shutdown, pause).await;
+                    pause = STANDBY_POLL;
+                    continue;
                 }
-                self.observe_head().await;
-                tokio::select! {
-                    () = tokio::time::sleep(STANDBY_POLL) => {}
-                    _ = shutdown.changed() => {}
+                Err(err) => {
+                    tracing::warn!(%err, "cannot reach the database to take the index lock");
+                    wait(&mut shutdown, pause).await;
+                    continue;
                 }
-                continue;
             };
             announced = false;
             self.metrics.lead(true);
@@ -64,15 +72,16 @@ impl Indexer {
                 chain_id = self.config.chain_id,
                 "took the index writer lock; indexing"
             );
-            let (stop, stopped) = watch::channel(false);
-            let watch_lock = tokio::spawn(keep(conn, lock, stop, shutdown.clone()));
-            let term = self.follow(stopped, true).await;
-            // Dropping the task drops its connection, which releases the lock.
-            watch_lock.abort();
-            let _ = watch_lock.await;
+            let (stop, stopped_rx) = watch::channel(false);
+            let watch_lock = Guard(tokio::spawn(keep(conn, lock, stop, shutdown.clone())));
+            let term = self.follow(stopped_rx, true).await;
+            // Only now, with nothing more to commit, the lock goes (with its connection).
+            drop(watch_lock);
             self.metrics.lead(false);
+            // Whatever failed during the term is this writer's to report, not the standby's.
+            self.metrics.db_recovered();
             match term {
-                Ok(()) if *shutdown.borrow() => return Ok(()),
+                Ok(()) if stopped(&shutdown) => return Ok(()),
                 Ok(()) => tracing::warn!(
                     chain_id = self.config.chain_id,
                     "lost the index writer lock; stopped writing and standing by"
@@ -85,38 +94,52 @@ impl Indexer {
                     found,
                     "another writer moved the checkpoint; standing by"
                 ),
+                Err(Error::NodeWentBackwards { head, indexed, .. }) => {
+                    // Another process's node was further ahead: let it (or this node, once it
+                    // catches up) take over.
+                    tracing::error!(
+                        chain_id = self.config.chain_id,
+                        head,
+                        indexed,
+                        "this process's node is behind the index; standing by until it catches up"
+                    );
+                    pause = NODE_BEHIND_PAUSE;
+                }
                 Err(err) => return Err(err),
             }
         }
     }
 
     /// Takes the lock on the standby connection (opening one if needed): the connection if it
-    /// is now this process's, `None` if another process holds the lock or the database fails.
+    /// is now this process's, `None` if another process holds the lock. Database failures are
+    /// counted (they make `/ready` fail) until an attempt gets an answer.
     async fn try_lead(
         &self,
         standby: &mut Option<PgConnection>,
         lock: Lock<'_>,
-    ) -> Option<PgConnection> {
-        let mut conn = match standby.take() {
-            Some(conn) => conn,
-            None => match self.db.pool().acquire().await {
-                Ok(conn) => conn.detach(),
-                Err(err) => {
-                    tracing::warn!(%err, "cannot reach the database to take the index lock");
-                    return None;
-                }
-            },
+    ) -> Result<Option<PgConnection>, pactum_db::Error> {
+        let attempt = async {
+            let mut conn = match standby.take() {
+                Some(conn) => conn,
+                None => self.db.pool().acquire().await?.detach(),
+            };
+            // On an error the connection is dropped: the next attempt opens another.
+            let locked = locks::try_lock(&mut conn, lock).await?;
+            Ok::<_, pactum_db::Error>((locked, conn))
         };
-        match locks::try_lock(&mut conn, lock).await {
-            Ok(true) => Some(conn),
-            Ok(false) => {
+        match attempt.await {
+            Ok((true, conn)) => {
+                self.metrics.db_recovered();
+                Ok(Some(conn))
+            }
+            Ok((false, conn)) => {
+                self.metrics.db_recovered();
                 *standby = Some(conn);
-                None
+                Ok(None)
             }
             Err(err) => {
-                // The connection is dropped: the next attempt opens another.
-                tracing::warn!(%err, "cannot take the index lock");
-                None
+                self.metrics.db_failed();
+                Err(err)
             }
         }
     }
@@ -129,9 +152,35 @@ impl Indexer {
     }
 }
 
+/// How long a process whose node is behind the index waits before it tries the lock again.
+const NODE_BEHIND_PAUSE: Duration = Duration::from_secs(10);
+
+/// Whether `shutdown` says stop (or its sender is gone).
+fn stopped(shutdown: &watch::Receiver<bool>) -> bool {
+    *shutdown.borrow() || shutdown.has_changed().is_err()
+}
+
+/// Sleeps `pause`, or less if `shutdown` changes (or its sender goes).
+async fn wait(shutdown: &mut watch::Receiver<bool>, pause: Duration) {
+    tokio::select! {
+        () = tokio::time::sleep(pause) => {}
+        _ = shutdown.changed() => {}
+    }
+}
+
+/// Aborts the lock-keeping task (and so closes its connection) when dropped, also when the
+/// `run_elected` future itself is dropped.
+struct Guard(tokio::task::JoinHandle<()>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Checks every [`STANDBY_POLL`] that `conn` still holds `lock`, and turns `stop` true when it
 /// does not (or does not answer in time) or when `shutdown` does. Holds the connection, and
-/// with it the lock, until dropped.
+/// with it the lock, until aborted: the writer releases it only once it has stopped writing.
 async fn keep(
     mut conn: PgConnection,
     lock: Lock<'static>,
@@ -139,21 +188,18 @@ async fn keep(
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        tokio::select! {
-            () = tokio::time::sleep(STANDBY_POLL) => {}
-            _ = shutdown.changed() => {}
-        }
-        if *shutdown.borrow() {
-            let _ = stop.send(true);
-            return;
+        wait(&mut shutdown, STANDBY_POLL).await;
+        if stopped(&shutdown) {
+            break;
         }
         let held = tokio::time::timeout(CHECK_TIMEOUT, locks::holds(&mut conn, lock))
             .await
             .unwrap_or(false);
         if !held {
-            let _ = stop.send(true);
-            // Keep the (now useless) connection until the writer has stopped and drops us.
-            std::future::pending::<()>().await;
+            break;
         }
     }
+    let _ = stop.send(true);
+    // Keep the connection (and the lock, if still held) until the writer has stopped.
+    std::future::pending::<()>().await;
 }
