@@ -4,7 +4,8 @@
 #   script/test.sh            everything: contracts, Rust lints and unit tests, end-to-end tests
 #   script/test.sh contracts  slither, forge fmt, forge unit/fuzz/invariant tests, gas snapshot
 #   script/test.sh rust       cargo fmt, clippy, the .sqlx/ check, unit tests beside the code
-#   script/test.sh e2e        the end-to-end tests on Anvil and PostgreSQL
+#   script/test.sh e2e        the end-to-end tests on Anvil and PostgreSQL, then schemathesis
+#                             over the API's OpenAPI document (script/schemathesis.sh)
 #   script/test.sh <filter>   the Rust tests (unit and end-to-end) whose name contains <filter>
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -58,6 +59,8 @@ e2e() {
   forge build
   log "cargo test: end-to-end tests on Anvil and PostgreSQL"
   cargo test --workspace --locked --test '*'
+  log "schemathesis: the API fuzzed from its OpenAPI document, with an agent key and an owner JWT"
+  bash script/schemathesis.sh
 }
 
 "$PACTUM_ROOT/script/setup.sh"

@@ -475,3 +475,87 @@ async fn operations_endpoints() -> eyre::Result<()> {
     f.db.drop_database().await?;
     Ok(())
 }
+
+/// What schemathesis found, fixed, over HTTP: every error is a problem with a code (axum's own
+/// rejections included), credentials are checked before the Idempotency-Key, a method a path
+/// does not have is a 405 naming the allowed ones, and text with a NUL is refused, not a 500.
+#[tokio::test]
+async fn every_error_is_a_problem_in_a_sensible_order() -> eyre::Result<()> {
+    let f = fixture().await?;
+    let buyer = f.as_(&f.buyer_key);
+    let problem = |a: &RawAnswer| -> eyre::Result<(u16, String)> {
+        let content_type = a
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        eyre::ensure!(
+            content_type.starts_with("application/problem+json"),
+            "{} answered {content_type}: {}",
+            a.status,
+            String::from_utf8_lossy(&a.body)
+        );
+        let p: pactum_client::types::Problem = serde_json::from_slice(&a.body)?;
+        Ok((p.status, p.code))
+    };
+
+    // A query axum cannot read.
+    let a = buyer
+        .send_raw(
+            Method::GET,
+            "usage-agreements/agents/acme-buyer/agreements?limit=-1",
+            &[],
+            None,
+        )
+        .await?;
+    assert_eq!(problem(&a)?.0, 400);
+    // A method the path does not have: 405 with Allow, whatever the Idempotency-Key.
+    let a = buyer
+        .send_raw(
+            Method::PUT,
+            "usage-agreements",
+            &[("idempotency-key", "")],
+            None,
+        )
+        .await?;
+    assert_eq!(problem(&a)?, (405, "method_not_allowed".to_owned()));
+    assert!(a.headers.get("allow").is_some(), "{:?}", a.headers);
+    // No credentials and a malformed key: the credentials are what is missing.
+    let a = f
+        .api
+        .send_raw(
+            Method::POST,
+            "usage-agreements",
+            &[("idempotency-key", "")],
+            Some(b"{}".to_vec()),
+        )
+        .await?;
+    assert_eq!(problem(&a)?, (401, "unauthenticated".to_owned()));
+    // With credentials, the malformed key is refused.
+    let a = buyer
+        .send_raw(
+            Method::POST,
+            "usage-agreements",
+            &[("idempotency-key", "")],
+            Some(b"{}".to_vec()),
+        )
+        .await?;
+    assert_eq!(problem(&a)?, (400, "invalid_idempotency_key".to_owned()));
+    // A NUL in a body or a path: refused as text no column can hold.
+    let body = br#"{"seller_agent_id": "\u0000"}"#.to_vec();
+    let a = buyer
+        .send_raw(Method::POST, "usage-agreements", &[], Some(body))
+        .await?;
+    assert_eq!(problem(&a)?, (422, "invalid_text".to_owned()));
+    let a = buyer
+        .send_raw(Method::GET, "usage-agreements/agr_%00", &[], None)
+        .await?;
+    assert_eq!(problem(&a)?, (422, "invalid_text".to_owned()));
+    // An unknown path.
+    let a = buyer
+        .send_raw(Method::GET, "no-such-thing", &[], None)
+        .await?;
+    assert_eq!(problem(&a)?, (404, "route_not_found".to_owned()));
+    f.db.drop_database().await?;
+    Ok(())
+}

@@ -42,6 +42,7 @@ pub struct ProposeAgreement {
     /// `v2`.
     pub activation_version: String,
     /// The buyer agent's registered wallet.
+    #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
     pub buyer_wallet_address: String,
     /// Seconds the seller has to claim after a close (60 to 2,592,000; default 3,600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -60,6 +61,7 @@ pub struct ProposeAgreement {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RejectAgreement {
     /// Why (1 to 500 characters), shown to the buyer.
+    #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
 }
 
@@ -192,8 +194,12 @@ pub struct ListAgreements {
     /// Only agreements with this status.
     pub status: Option<LifecycleStatus>,
     /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    #[schema(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The previous page's `next_cursor`.
+    #[schema(pattern = "^c[1-9a-f][0-9a-f]{0,14}$")]
+    #[param(pattern = "^c[1-9a-f][0-9a-f]{0,14}$")]
     pub cursor: Option<String>,
 }
 
@@ -262,10 +268,12 @@ pub struct ActivateEscrow {
     /// EIP-3009: the buyer wallet's signature of the deposit authorization (65-byte ECDSA, or
     /// what its ERC-1271 wallet accepts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^0x([0-9a-fA-F]{2})+$")]
     pub deposit_signature: Option<String>,
     /// EIP-3009: its signature of the fee authorization: required when `infra_fee.status` is
     /// `pending`, refused when `waived`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^0x([0-9a-fA-F]{2})+$")]
     pub fee_signature: Option<String>,
     /// The permit variant's signatures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -278,13 +286,17 @@ pub struct PermitSignatures {
     /// The package's `permit.deadline`, as given.
     pub deadline: u64,
     /// The package's `permit.nonce` (the deposit permit's token nonce; the fee's is the next).
+    #[schema(pattern = "^0x[0-9a-fA-F]{64}$")]
     pub nonce: String,
     /// The buyer wallet's signature of the `Activation`.
+    #[schema(pattern = "^0x([0-9a-fA-F]{2})+$")]
     pub activation_signature: String,
     /// Its signature of the deposit permit.
+    #[schema(pattern = "^0x([0-9a-fA-F]{2})+$")]
     pub deposit_signature: String,
     /// Its signature of the fee permit (required when the fee is pending, refused when waived).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^0x([0-9a-fA-F]{2})+$")]
     pub fee_signature: Option<String>,
 }
 
@@ -334,5 +346,6 @@ pub struct RecordUsage {
     /// Cumulative units consumed so far (never less than recorded, at most the agreed quantity).
     pub cumulative_quantity: u64,
     /// The buyer wallet's signature of the `Voucher` for `cumulative_quantity × price`.
+    #[schema(pattern = "^0x([0-9a-fA-F]{2})+$")]
     pub voucher_signature: String,
 }

@@ -59,8 +59,12 @@ pub struct ListApprovals {
     /// Only requests with this status (`pending`: still decidable).
     pub status: Option<ApprovalStatus>,
     /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    #[schema(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The previous page's `next_cursor`.
+    #[schema(pattern = "^c[1-9a-f][0-9a-f]{0,14}$")]
+    #[param(pattern = "^c[1-9a-f][0-9a-f]{0,14}$")]
     pub cursor: Option<String>,
 }
 

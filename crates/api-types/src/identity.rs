@@ -25,6 +25,8 @@ pub struct RegistrationParams {
     /// The agent id the owner chooses.
     pub agent_id: String,
     /// The wallet the agent acts from.
+    #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
+    #[param(pattern = "^0x[0-9a-fA-F]{40}$")]
     pub wallet_address: String,
     /// Until when the proof may be used (unix seconds; at most an hour ahead). Default: in 15
     /// minutes.
@@ -56,9 +58,11 @@ pub struct RegisterAgent {
     /// Display name.
     pub name: String,
     /// The wallet the agent acts from (one agent per wallet).
+    #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
     pub wallet_address: String,
     /// The wallet's signature of the `AgentRegistration` (ECDSA, or accepted by the wallet's
     /// ERC-1271 `isValidSignature`).
+    #[schema(pattern = "^0x([0-9a-fA-F]{2})+$")]
     pub wallet_signature: String,
     /// The registration's deadline, as signed.
     pub deadline: u64,
@@ -91,9 +95,13 @@ pub struct AgentView {
 pub struct ListAgents {
     /// At most this many (1 to 100, default 50).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
+    #[schema(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (the last agent id it listed).
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$")]
+    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$")]
     pub cursor: Option<String>,
 }
 

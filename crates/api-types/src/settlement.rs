@@ -11,19 +11,24 @@ use utoipa::{IntoParams, ToSchema};
 
 /// Query of the settlement-options endpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OptionsParams {
     /// `initiate_close`, `seller_claim` or `buyer_withdraw`.
+    #[param(pattern = "^(initiate_close|seller_claim|buyer_withdraw)$")]
     pub action: String,
     /// `initiate_close`: the signing party (default: the caller's wallet if a party, else the buyer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(pattern = "^0x[0-9a-fA-F]{40}$")]
     pub party: Option<String>,
     /// Where the payout goes (default: the party itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(pattern = "^0x[0-9a-fA-F]{40}$")]
     pub recipient: Option<String>,
     /// `seller_claim`: the voucher amount to sign for (default: the recorded entitlement on a
     /// retry, else the maximum as a placeholder).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(pattern = "^[0-9]{1,77}$")]
     pub amount: Option<String>,
     /// The authorization's deadline, unix seconds (default: block time + 15 minutes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,19 +154,24 @@ impl From<calls::DirectCall> for DirectCall {
 
 /// Query of the claim-instructions endpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimParams {
     /// `seller_claim` or `buyer_withdraw` (default: by the caller's role).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(pattern = "^(seller_claim|buyer_withdraw)$")]
     pub action: Option<String>,
     /// `seller_claim`: the voucher's cumulative amount (not needed to retry a deferred payout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(pattern = "^[0-9]{1,77}$")]
     pub amount: Option<String>,
     /// `seller_claim`: the buyer's voucher signature (not needed to retry a deferred payout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(pattern = "^0x([0-9a-fA-F]{2})+$")]
     pub voucher_signature: Option<String>,
     /// Where to pay (default: the party itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(pattern = "^0x[0-9a-fA-F]{40}$")]
     pub recipient: Option<String>,
 }
 
@@ -180,6 +190,7 @@ pub struct DomainBody {
     pub chain_id: Option<u64>,
     /// The verifying contract.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
     pub verifying_contract: Option<String>,
 }
 
@@ -188,10 +199,12 @@ pub struct DomainBody {
 #[serde(deny_unknown_fields)]
 pub struct InitiateCloseBody {
     /// The signing party (buyer or seller).
+    #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
     pub party: String,
     /// The signed deadline (unix seconds).
     pub deadline: u64,
     /// The party's signature (65-byte ECDSA, or anything its ERC-1271 wallet accepts).
+    #[schema(pattern = "^0x([0-9a-fA-F]{2})+$")]
     pub signature: String,
     /// The domain the client signed under (optional; a mismatch is refused as `wrong_domain`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,14 +216,18 @@ pub struct InitiateCloseBody {
 #[serde(deny_unknown_fields)]
 pub struct SellerClaimBody {
     /// The voucher's cumulative amount (token base units, decimal).
+    #[schema(pattern = "^[0-9]{1,77}$")]
     pub amount: String,
     /// The buyer's voucher signature (ignored on chain when retrying a deferred payout).
+    #[schema(pattern = "^0x([0-9a-fA-F]{2})+$")]
     pub voucher_signature: String,
     /// Where to pay.
+    #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
     pub recipient: String,
     /// The signed deadline.
     pub deadline: u64,
     /// The seller's signature.
+    #[schema(pattern = "^0x([0-9a-fA-F]{2})+$")]
     pub signature: String,
     /// See [`InitiateCloseBody::domain`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -222,10 +239,12 @@ pub struct SellerClaimBody {
 #[serde(deny_unknown_fields)]
 pub struct BuyerWithdrawBody {
     /// Where to pay.
+    #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
     pub recipient: String,
     /// The signed deadline.
     pub deadline: u64,
     /// The buyer's signature.
+    #[schema(pattern = "^0x([0-9a-fA-F]{2})+$")]
     pub signature: String,
     /// See [`InitiateCloseBody::domain`].
     #[serde(default, skip_serializing_if = "Option::is_none")]

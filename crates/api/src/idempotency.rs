@@ -109,17 +109,19 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
     if !is_write(request.method()) {
         return next.run(request).await;
     }
-    let key = match key_of(request.headers()) {
-        Ok(Some(key)) => key,
-        Ok(None) => return next.run(request).await,
-        Err(problem) => return problem.into_response(),
-    };
+    // Credentials first: an anonymous request is refused as such (401) by its handler, whatever
+    // its key.
     let Some(scope) = request
         .extensions()
         .get::<Principal>()
         .map(Principal::scope)
     else {
         return next.run(request).await;
+    };
+    let key = match key_of(request.headers()) {
+        Ok(Some(key)) => key,
+        Ok(None) => return next.run(request).await,
+        Err(problem) => return problem.into_response(),
     };
     let (parts, body) = request.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_BODY).await else {

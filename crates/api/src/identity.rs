@@ -326,6 +326,14 @@ pub(crate) async fn list(
 ) -> Result<AgentPage, Problem> {
     let owner = owner_of(principal)?;
     let limit = crate::paging::limit(limit)?;
+    if let Some(raw) = cursor
+        && pactum_core::identity::agent_id(raw).is_err()
+    {
+        return Err(crate::input::bad_request(
+            "invalid_cursor",
+            format!("{raw:?} is not a cursor this API gave"),
+        ));
+    }
     let mut records =
         store::agents_of(state.db.pool(), owner, cursor, i64::from(limit) + 1).await?;
     let next_cursor = (records.len() > limit as usize).then(|| {

@@ -31,7 +31,7 @@ use axum::{
     Router,
     extract::DefaultBodyLimit,
     middleware::{from_fn, from_fn_with_state},
-    routing::{get, post, put},
+    routing::{MethodRouter, get, post, put},
 };
 use pactum_db::Db;
 use tokio::{
@@ -40,7 +40,7 @@ use tokio::{
 };
 use utoipa::{
     Modify, OpenApi,
-    openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
 pub use input::parse_agreement_id;
@@ -141,10 +141,116 @@ impl Modify for SecuritySchemes {
                     .build(),
             ),
         );
-        components.add_security_scheme(
-            "idempotency_key",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("Idempotency-Key"))),
-        );
+        idempotency_key_schema(openapi);
+        common_responses(openapi);
+    }
+}
+
+/// The answers every operation of a kind can give, documented where its handler's own list
+/// leaves them out: `401` on every operation that needs credentials, `422` on every one that
+/// takes text (a NUL in it, see [`problem::uniform_errors`]), and on every write that
+/// takes an `Idempotency-Key` the key's own refusals (`400` malformed, `409` its original still
+/// running, `422` reused for another request).
+fn common_responses(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{
+        ContentBuilder, Ref, ResponseBuilder,
+        path::{Operation, ParameterIn},
+    };
+    let problem = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build()
+    };
+    let complete = |op: &mut Option<Operation>| {
+        let Some(op) = op else { return };
+        let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+        let idempotent = op.parameters.iter().flatten().any(|p| {
+            p.parameter_in == ParameterIn::Header
+                && p.name.eq_ignore_ascii_case(idempotency::HEADER)
+        });
+        let mut add = |status: &str, description: &str| {
+            op.responses
+                .responses
+                .entry(status.to_owned())
+                .or_insert_with(|| problem(description).into());
+        };
+        if secured {
+            add("401", "Missing or invalid credentials (`unauthenticated`)");
+        }
+        if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) || op.request_body.is_some() {
+            add(
+                "422",
+                "Text carrying the NUL character, which nothing can store (`invalid_text`)",
+            );
+        }
+        if idempotent {
+            add(
+                "400",
+                "Malformed Idempotency-Key (`invalid_idempotency_key`)",
+            );
+            add(
+                "409",
+                "The request first sent with this Idempotency-Key is still running (`idempotency_request_in_progress`)",
+            );
+            add(
+                "422",
+                "The Idempotency-Key was used for another request (`idempotency_key_reused`)",
+            );
+        }
+    };
+    for item in openapi.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ] {
+            complete(op);
+        }
+    }
+}
+
+/// Every `Idempotency-Key` header parameter documented with what the server accepts: 1 to 255
+/// visible ASCII characters.
+fn idempotency_key_schema(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{
+        ObjectBuilder, Type,
+        path::{Operation, ParameterIn},
+    };
+    let schema: utoipa::openapi::RefOr<utoipa::openapi::Schema> = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(255))
+        .pattern(Some("^[!-~]+$"))
+        .into();
+    let constrain = |op: &mut Option<Operation>| {
+        for p in op
+            .iter_mut()
+            .flat_map(|o| o.parameters.iter_mut().flatten())
+        {
+            if p.parameter_in == ParameterIn::Header
+                && p.name.eq_ignore_ascii_case(idempotency::HEADER)
+            {
+                p.schema = Some(schema.clone());
+            }
+        }
+    };
+    for item in openapi.paths.paths.values_mut() {
+        for op in [
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ] {
+            constrain(op);
+        }
     }
 }
 
@@ -281,139 +387,153 @@ pub struct ApiDoc;
 /// operational endpoints and the fallback sit outside authentication: they need no credentials,
 /// and a made-up key sent to them costs no database lookup.
 pub fn router(state: AppState) -> Router {
+    // Authentication, then idempotency, then the handler, layered on each route's methods: a
+    // method the path does not have is a 405 (and an unknown path a 404) whatever the
+    // credentials and headers.
+    let guard = |methods: MethodRouter<AppState>| {
+        methods
+            .route_layer(from_fn_with_state(state.clone(), idempotency::idempotency))
+            .route_layer(from_fn_with_state(state.clone(), auth::authenticate))
+    };
     let authenticated = Router::new()
-        .route("/owners/me", get(routes::owners::me))
+        .route("/owners/me", guard(get(routes::owners::me)))
         .route(
             "/agents",
-            get(routes::agents::list).post(routes::agents::register),
+            guard(get(routes::agents::list).post(routes::agents::register)),
         )
         .route(
             "/agents/registration-message",
-            get(routes::agents::registration_message),
+            guard(get(routes::agents::registration_message)),
         )
-        .route("/agents/{agent_id}", get(routes::agents::get))
+        .route("/agents/{agent_id}", guard(get(routes::agents::get)))
         .route(
             "/agents/{agent_id}/api-keys",
-            get(routes::agents::keys).post(routes::agents::create_key),
+            guard(get(routes::agents::keys).post(routes::agents::create_key)),
         )
         .route(
             "/agents/{agent_id}/policies",
-            get(routes::agents::get_policy).put(routes::agents::put_policy),
+            guard(get(routes::agents::get_policy).put(routes::agents::put_policy)),
         )
-        .route("/agents/{agent_id}/approvals", get(routes::approvals::list))
+        .route(
+            "/agents/{agent_id}/approvals",
+            guard(get(routes::approvals::list)),
+        )
         .route(
             "/agents/{agent_id}/approvals/{request_id}/approve",
-            post(routes::approvals::approve),
+            guard(post(routes::approvals::approve)),
         )
         .route(
             "/agents/{agent_id}/approvals/{request_id}/reject",
-            post(routes::approvals::reject),
+            guard(post(routes::approvals::reject)),
         )
         .route(
             "/agents/{agent_id}/webhooks",
-            get(routes::webhooks::list).post(routes::webhooks::create),
+            guard(get(routes::webhooks::list).post(routes::webhooks::create)),
         )
         .route(
             "/agents/{agent_id}/webhooks/deliveries",
-            get(routes::webhooks::deliveries),
+            guard(get(routes::webhooks::deliveries)),
         )
         .route(
             "/agents/{agent_id}/webhooks/deliveries/{delivery_id}",
-            get(routes::webhooks::delivery),
+            guard(get(routes::webhooks::delivery)),
         )
         .route(
             "/agents/{agent_id}/webhooks/deliveries/{delivery_id}/replay",
-            post(routes::webhooks::replay),
+            guard(post(routes::webhooks::replay)),
         )
         .route(
             "/agents/{agent_id}/webhooks/{webhook_id}",
-            get(routes::webhooks::get)
-                .patch(routes::webhooks::update)
-                .delete(routes::webhooks::delete),
+            guard(
+                get(routes::webhooks::get)
+                    .patch(routes::webhooks::update)
+                    .delete(routes::webhooks::delete),
+            ),
         )
         .route(
             "/agents/{agent_id}/webhooks/{webhook_id}/rotate-secret",
-            post(routes::webhooks::rotate_secret),
+            guard(post(routes::webhooks::rotate_secret)),
         )
-        .route("/receipts", get(routes::receipts::list))
-        .route("/receipts/signer", get(routes::receipts::signer))
+        .route("/receipts", guard(get(routes::receipts::list)))
+        .route("/receipts/signer", guard(get(routes::receipts::signer)))
         .route(
             "/receipts/verify/{receipt_id}",
-            get(routes::receipts::verify),
+            guard(get(routes::receipts::verify)),
         )
-        .route("/receipts/{receipt_id}", get(routes::receipts::get))
-        .route("/usage-agreements", post(routes::agreements::propose))
+        .route("/receipts/{receipt_id}", guard(get(routes::receipts::get)))
+        .route(
+            "/usage-agreements",
+            guard(post(routes::agreements::propose)),
+        )
         .route(
             "/usage-agreements/{agreement_id}",
-            get(routes::agreements::get),
+            guard(get(routes::agreements::get)),
         )
         .route(
             "/usage-agreements/agents/{agent_id}/agreements",
-            get(routes::agreements::list),
+            guard(get(routes::agreements::list)),
         )
         .route(
             "/usage-agreements/{agreement_id}/accept",
-            put(routes::agreements::accept),
+            guard(put(routes::agreements::accept)),
         )
         .route(
             "/usage-agreements/{agreement_id}/reject",
-            put(routes::agreements::reject),
+            guard(put(routes::agreements::reject)),
         )
         .route(
             "/usage-agreements/{agreement_id}/activation-package",
-            get(routes::agreements::activation_package),
+            guard(get(routes::agreements::activation_package)),
         )
         .route(
             "/usage-agreements/{agreement_id}/activate-escrow",
-            post(routes::agreements::activate_escrow),
+            guard(post(routes::agreements::activate_escrow)),
         )
         .route(
             "/usage-agreements/{agreement_id}/usage-voucher",
-            get(routes::agreements::usage_voucher),
+            guard(get(routes::agreements::usage_voucher)),
         )
         .route(
             "/usage-agreements/{agreement_id}/record-usage",
-            post(routes::agreements::record_usage),
+            guard(post(routes::agreements::record_usage)),
         )
         .route(
             "/usage-agreements/{agreement_id}/escrow-status",
-            get(routes::status::escrow_status),
+            guard(get(routes::status::escrow_status)),
         )
         .route(
             "/usage-agreements/{agreement_id}/settlement-action-options",
-            get(routes::settlement::settlement_action_options),
+            guard(get(routes::settlement::settlement_action_options)),
         )
         .route(
             "/usage-agreements/{agreement_id}/initiate-close-calldata",
-            get(routes::settlement::initiate_close_calldata),
+            guard(get(routes::settlement::initiate_close_calldata)),
         )
         .route(
             "/usage-agreements/{agreement_id}/claim-instructions",
-            get(routes::settlement::claim_instructions),
+            guard(get(routes::settlement::claim_instructions)),
         )
         .route(
             "/usage-agreements/{agreement_id}/sponsored-actions/initiate-close",
-            post(routes::settlement::sponsor_initiate_close),
+            guard(post(routes::settlement::sponsor_initiate_close)),
         )
         .route(
             "/usage-agreements/{agreement_id}/sponsored-actions/seller-claim",
-            post(routes::settlement::sponsor_seller_claim),
+            guard(post(routes::settlement::sponsor_seller_claim)),
         )
         .route(
             "/usage-agreements/{agreement_id}/sponsored-actions/buyer-withdraw",
-            post(routes::settlement::sponsor_buyer_withdraw),
+            guard(post(routes::settlement::sponsor_buyer_withdraw)),
         )
         .route(
             "/usage-agreements/{agreement_id}/sponsored-actions/{relay_id}",
-            get(routes::settlement::sponsored_action_status),
+            guard(get(routes::settlement::sponsored_action_status)),
         )
         .route(
             "/agents/{agent_id}/api-keys/{key_id}/revoke",
-            post(routes::keys::revoke),
-        )
-        // Layers run outside in: authentication, then idempotency, then the handler.
-        .layer(from_fn_with_state(state.clone(), idempotency::idempotency))
-        .layer(from_fn_with_state(state.clone(), auth::authenticate));
+            guard(post(routes::keys::revoke)),
+        );
+
     let mut operations = Router::new()
         .route(
             "/health",
@@ -445,6 +565,7 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(idempotency::MAX_BODY))
+        .layer(from_fn(problem::uniform_errors))
         .layer(from_fn(trace))
         .with_state(state)
 }

@@ -95,6 +95,8 @@ pub(crate) async fn put(
 ) -> Result<PolicyView, Problem> {
     let owner = owner_of(principal)?.to_owned();
     let agent = visible_agent(state, principal, agent_id).await?;
+    // The body first: a malformed request is refused as such whatever its precondition.
+    let policy = Policy::parse(body)?;
     let expected = match if_match {
         None => {
             return Err(Problem::policy(
@@ -109,7 +111,6 @@ pub(crate) async fn put(
             )
         })?,
     };
-    let policy = Policy::parse(body)?;
     let rules = serde_json::to_string(&policy).map_err(|_| Problem::internal())?;
     let mut conn = state.db.acquire().await?;
     let by = format!("owner:{owner}");

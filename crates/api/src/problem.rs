@@ -343,6 +343,62 @@ impl From<LifecycleError> for Problem {
     }
 }
 
+/// Middleware: an error answer that is not already JSON (axum's own rejections of a path, query
+/// or body it cannot extract, `405` for a method a path does not have, `413` and `415`) becomes a
+/// problem with a stable code, keeping its status and headers (`Allow` on a `405`); and a path or
+/// query carrying an encoded NUL, which no text column can hold, is refused before routing.
+pub async fn uniform_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let uri = request.uri();
+    let nul = |s: &str| {
+        s.as_bytes()
+            .windows(3)
+            .any(|w| w.eq_ignore_ascii_case(b"%00"))
+    };
+    if nul(uri.path()) || uri.query().is_some_and(nul) {
+        return Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_text",
+            "Invalid text",
+            "the path and query may not contain the NUL character (%00)",
+        )
+        .into_response();
+    }
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with(PROBLEM_JSON));
+    if !(status.is_client_error() || status.is_server_error()) || json {
+        return response;
+    }
+    let (code, title) = match status {
+        StatusCode::NOT_FOUND => ("route_not_found", "No such endpoint"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "Method not allowed"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("body_too_large", "Request body too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "Unsupported media type"),
+        s if s.is_server_error() => ("internal_error", "Internal error"),
+        _ => ("invalid_request", "Invalid request"),
+    };
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let detail = match std::str::from_utf8(&text).map(str::trim) {
+        Ok(t) if !t.is_empty() && !status.is_server_error() => t.to_owned(),
+        _ => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let problem = Problem::new(status, code, title, detail).into_response();
+    let (problem_parts, problem_body) = problem.into_parts();
+    for (name, value) in &problem_parts.headers {
+        parts.headers.insert(name.clone(), value.clone());
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, problem_body)
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status =

@@ -124,7 +124,7 @@ pub async fn get(
         ("agent_id" = String, Path, description = "The agent"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe"),
     ),
-    request_body = CreateApiKey,
+    request_body(content = Option<CreateApiKey>, description = "Optional: without a body the key has no label"),
     responses(
         (status = 201, description = "The key (its secret shown this once)", body = NewApiKey),
         (status = 400, description = "Malformed body (`invalid_body`)", body = Problem, content_type = "application/problem+json"),
@@ -142,10 +142,11 @@ pub async fn create_key(
     Path(agent_id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<NewApiKey>), Problem> {
+    // No body, or `null`, is a key without a label.
     let body: CreateApiKey = if body.is_empty() {
         CreateApiKey::default()
     } else {
-        parse_body(&body)?
+        parse_body::<Option<CreateApiKey>>(&body)?.unwrap_or_default()
     };
     Ok((
         StatusCode::CREATED,
@@ -213,7 +214,7 @@ pub async fn get_policy(
     path = "/agents/{agent_id}/policies",
     params(
         ("agent_id" = String, Path, description = "The agent"),
-        ("If-Match" = String, Header, description = "The ETag of the policy replaced"),
+        ("If-Match" = String, Header, description = "The ETag of the policy replaced", pattern = r#"^"p[0-9]{1,18}"$"#),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe"),
     ),
     request_body = pactum_api_types::Policy,
