@@ -91,4 +91,6 @@ done
 
 echo
 echo "Still running: Anvil at $rpc_url, the pactum API at http://127.0.0.1:8080 (try /openapi.json, /metrics)."
+echo "The owner dashboard: http://127.0.0.1:8080/dashboard, signed in with the demo owner's token:"
+echo "  target/debug/pactum admin --config .run/pactum.toml token --owner demo-owner --ttl 3600"
 echo "Stop them with: kill \$(cat .run/serve.pid) \$(cat .run/anvil.pid)"

@@ -13,47 +13,10 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$PACTUM_ROOT"
 
-cargo build --locked --quiet --bin pactum
-pactum="$PACTUM_ROOT/target/debug/pactum"
 st="$PACTUM_ROOT/.venv/bin/st"
 [[ -x "$st" ]] || { echo "schemathesis is missing: run script/setup.sh" >&2; exit 1; }
-
-dir=".run/schemathesis"
-rm -rf "$dir"
-mkdir -p "$dir"
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-chain_port="$(free_port)"
-api_port="$(free_port)"
-rpc_url="http://127.0.0.1:$chain_port"
-api="http://127.0.0.1:$api_port"
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-anvil --host 127.0.0.1 --port "$chain_port" >"$dir/anvil.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do cast chain-id --rpc-url "$rpc_url" >/dev/null 2>&1 && break; sleep 0.1; done
-
-db="pactum_schemathesis"
-PGOPTIONS="-c client_min_messages=warning" psql "$PACTUM_PG_URL/postgres" -qX -v ON_ERROR_STOP=1 \
-  -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
-sql() { psql "$PACTUM_PG_URL/$db" -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
-
-"$pactum" deploy --rpc-url "$rpc_url" --config-out "$dir/pactum.toml" \
-  --database-url "$PACTUM_PG_URL/$db" --listen "127.0.0.1:$api_port" >"$dir/deploy.log"
-RUST_LOG=warn "$pactum" serve --config "$dir/pactum.toml" >"$dir/serve.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 200); do curl -fsS "$api/health" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -fsS "$api/health" >/dev/null || { echo "pactum serve did not start; see $dir/serve.log" >&2; exit 1; }
-
-admin() { "$pactum" admin --config "$dir/pactum.toml" "$@"; }
-admin create-owner --id st-owner --name "Schemathesis owner" --email st@pactum.local >/dev/null
-owner_token="$(admin token --owner st-owner --ttl 3600)"
-log "seeding the stack with pactum demo (log: $dir/demo.log)"
-PACTUM_OWNER_TOKEN="$owner_token" "$pactum" demo --rpc-url "$rpc_url" --config "$dir/pactum.toml" \
-  --api-url "$api" --owner st-owner --buyer-agent st-buyer --seller-agent st-seller \
-  --receipts-out "$dir/receipts" >"$dir/demo.log" 2>&1 \
-  || { tail -20 "$dir/demo.log" >&2; exit 1; }
+source "$PACTUM_ROOT/script/seeded-stack.sh"
+start_seeded_stack .run/schemathesis pactum_schemathesis
 
 # Two keys of the buyer's agent: one the agent run uses, one the owner run may revoke.
 new_key() {

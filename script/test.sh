@@ -5,7 +5,8 @@
 #   script/test.sh contracts  slither, forge fmt, forge unit/fuzz/invariant tests, gas snapshot
 #   script/test.sh rust       cargo fmt, clippy, the .sqlx/ check, unit tests beside the code
 #   script/test.sh e2e        the end-to-end tests on Anvil and PostgreSQL, then schemathesis
-#                             over the API's OpenAPI document (script/schemathesis.sh)
+#                             over the API's OpenAPI document (script/schemathesis.sh) and the
+#                             owner dashboard in headless Chromium (script/dashboard.sh)
 #   script/test.sh <filter>   the Rust tests (unit and end-to-end) whose name contains <filter>
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -61,6 +62,8 @@ e2e() {
   cargo test --workspace --locked --test '*'
   log "schemathesis: the API fuzzed from its OpenAPI document, with an agent key and an owner JWT"
   bash script/schemathesis.sh
+  log "the owner dashboard in headless Chromium"
+  bash script/dashboard.sh
 }
 
 "$PACTUM_ROOT/script/setup.sh"

@@ -11,6 +11,7 @@
 pub mod agreements;
 pub mod approvals;
 pub mod auth;
+mod dashboard;
 pub mod idempotency;
 pub mod identity;
 mod input;
@@ -555,6 +556,7 @@ pub fn router(state: AppState) -> Router {
     }
     authenticated
         .merge(operations)
+        .merge(dashboard::routes())
         .fallback(|| async {
             problem::Problem::new(
                 axum::http::StatusCode::NOT_FOUND,

@@ -99,7 +99,8 @@ async fn serve_api(
     metrics_listener: Option<TcpListener>,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    println!("pactum API listening on http://{}", listener.local_addr()?);
+    let addr = listener.local_addr()?;
+    println!("pactum API listening on http://{addr} (owner dashboard: http://{addr}/dashboard)");
     let metrics = metrics_listener.map(|l| {
         if let Ok(addr) = l.local_addr() {
             println!("pactum metrics on http://{addr}/metrics");
