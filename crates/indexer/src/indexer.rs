@@ -274,12 +274,27 @@ impl Indexer {
                 return Ok(());
             }
             let reloading = reload;
-            let worked = if reloading {
-                self.reload_cursor().await.map(|()| None)
-            } else if backfilled {
-                self.step().await.map(Some)
-            } else {
-                self.backfill().await.map(|_| None)
+            // The work races the stop signal: a node or database that is down is retried without
+            // end below, and a stop must not wait for it. Work dropped mid-way loses nothing (its
+            // transaction, with the checkpoint, is rolled back or was committed whole).
+            let work = async {
+                if reloading {
+                    self.reload_cursor().await.map(|()| None)
+                } else if backfilled {
+                    self.step().await.map(Some)
+                } else {
+                    self.backfill().await.map(|_| None)
+                }
+            };
+            let worked = tokio::select! {
+                worked = work => worked,
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        tracing::info!(indexed = self.cursor.block_number, "indexer stopping");
+                        return Ok(());
+                    }
+                    continue;
+                }
             };
             let pause = match worked {
                 Ok(step) => {

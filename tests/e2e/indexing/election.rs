@@ -140,6 +140,26 @@ async fn one_writer_at_a_time_and_a_standby_takes_over() -> eyre::Result<()> {
     Ok(())
 }
 
+/// A writer told to stop while its node is down (every call retried without end) stops at once,
+/// releasing the lock, instead of hanging the process's shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_stops_at_once_even_while_its_node_is_down() -> eyre::Result<()> {
+    let chain = Chain::start().await?;
+    let test_db = TestDatabase::create().await?;
+    let writer = replica(&chain, test_db.url()).await?;
+    settled(&chain, test_db.db(), std::slice::from_ref(&writer)).await?;
+    drop(chain); // the node is gone (the writer keeps its own provider, which now fails)
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    writer.stop.send(true)?;
+    let stopped = tokio::time::timeout(Duration::from_secs(5), writer.task).await;
+    assert!(
+        stopped.is_ok(),
+        "the writer did not stop within 5 s of being told to"
+    );
+    stopped???;
+    Ok(())
+}
+
 /// Two writers at once, without the lock (as a writer that lost it still finishing a batch):
 /// the checkpoint, locked first in every write, lets one commit and stops the other before it
 /// writes anything, with `CursorMoved` (not a duplicate-event error, which would stop a process
