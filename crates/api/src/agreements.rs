@@ -18,6 +18,7 @@ use pactum_core::{
     agreement::{
         EventKind, LifecycleCode, LifecycleError, LifecycleStatus, Request, Role, activation,
         proposal::{self, Draft, Parties},
+        repeats_answer,
         terms::{self, FeeSchedule, OnChainTerms},
         transition, usage,
     },
@@ -93,6 +94,7 @@ pub(crate) async fn propose(
     state: &AppState,
     principal: &Principal,
     body: &ProposeAgreement,
+    idempotency_key: Option<&str>,
 ) -> Result<UsageAgreementView, Problem> {
     let settings = settings(state)?;
     let Principal::Agent {
@@ -150,14 +152,30 @@ pub(crate) async fn propose(
         close_window: p.close_window,
         metadata: &metadata,
         status: LifecycleStatus::Proposed,
+        proposal_key: None,
     };
     let actor = principal.scope();
+    // Kept with the proposal: a retry whose first attempt committed but lost its answer (the
+    // process died before the idempotency record was written) finds it.
+    let proposal_key = idempotency_key.map(|key| format!("{actor} {key}"));
+    new.proposal_key = proposal_key.as_deref();
     let mut tx = state
         .db
         .pool()
         .begin()
         .await
         .map_err(pactum_db::Error::from)?;
+    if let Some(key) = &proposal_key
+        && let Some(existing) = agreements::by_proposal_key(&mut tx, key).await?
+    {
+        let written = agreements::load(&mut tx, &existing)
+            .await?
+            .ok_or_else(|| not_found(&existing))?;
+        let view = view_on(&mut tx, state, &written, vec![Role::Buyer]).await?;
+        tx.commit().await.map_err(pactum_db::Error::from)?;
+        tracing::info!(agreement = %existing, "proposal retried under its key: answered as made");
+        return Ok(view);
+    }
     // The buyer's owner's policy, on the transaction's connection.
     let terms = PolicyTerms {
         counterparty: &body.seller_agent_id,
@@ -268,6 +286,19 @@ pub(crate) async fn answer(
         .contains(&request.party())
         .then_some(request.party())
         .or(mine.first().copied());
+    let reason = match answer {
+        Answer::Reject(reason) => Some(reason),
+        Answer::Accept => None,
+    };
+    if caller == Some(request.party())
+        && repeats_answer(a.status, request, a.rejection_reason.as_deref(), reason)
+    {
+        drop(tx);
+        drop(conn);
+        return view(state, principal, id)
+            .await?
+            .ok_or_else(|| not_found(id));
+    }
     let to = transition(a.status, request, caller, now(), a.expiry, false)?;
     let cause = Cause {
         actor: &actor,

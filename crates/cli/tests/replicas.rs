@@ -125,7 +125,16 @@ fn retryable(err: &pactum_client::Error) -> bool {
     match err {
         pactum_client::Error::Transport(_) => true,
         _ => match err.status() {
-            Some(status) => status >= 500 || err.code() == Some("idempotency_request_in_progress"),
+            // "Not now" answers: the same key still running elsewhere, or another sponsored
+            // action of the agreement (its activation, whose worker may just have died) still
+            // in flight.
+            Some(status) => {
+                status >= 500
+                    || matches!(
+                        err.code(),
+                        Some("idempotency_request_in_progress" | "competing_action_in_flight")
+                    )
+            }
             None => false,
         },
     }
@@ -266,14 +275,36 @@ async fn lifecycle(n: usize, d: &Deployment, buyer: &Party, seller: &Party) -> e
     };
     let signed =
         sign_activation(&buyer.signer, buyer.signer.address(), &package, &expected).await?;
+    // An attempt whose process died after it submitted (or while it held the agreement's
+    // activation claim) is answered 409 on retry: the activation is in flight, or the agreement
+    // has moved on. The client then follows the agreement, as the API tells it to.
     let k = key("activate", n);
-    buyer
-        .api
-        .call("activate", |c| {
-            let (id, k, signed) = (id.clone(), k.clone(), signed.clone());
-            async move { c.activate_escrow(&id, &signed, &k).await }
-        })
-        .await?;
+    let started = Instant::now();
+    loop {
+        let tried = buyer
+            .api
+            .call("activate", |c| {
+                let (id, k, signed) = (id.clone(), k.clone(), signed.clone());
+                async move { c.activate_escrow(&id, &signed, &k).await }
+            })
+            .await;
+        let Err(err) = tried else { break };
+        let moved_on = buyer
+            .api
+            .call("agreement", |c| {
+                let id = id.clone();
+                async move { c.usage_agreement(&id).await.map(|v| v.status) }
+            })
+            .await?;
+        if matches!(
+            moved_on,
+            LifecycleStatus::Activating | LifecycleStatus::Active
+        ) {
+            break;
+        }
+        eyre::ensure!(started.elapsed() < STEP, "activate: {err}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     buyer
         .api
         .wait(

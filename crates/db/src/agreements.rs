@@ -158,6 +158,9 @@ pub struct NewAgreement<'a> {
     pub close_window: u32,
     /// JSON object text.
     pub metadata: &'a str,
+    /// The principal and Idempotency-Key the proposal was made under, if any (see
+    /// [`by_proposal_key`]).
+    pub proposal_key: Option<&'a str>,
     /// `proposed`, or `pending_approval` when the buyer's owner must approve it first.
     pub status: LifecycleStatus,
 }
@@ -288,9 +291,10 @@ pub async fn insert(
         r#"INSERT INTO usage_agreements
              (id, chain_id, buyer_agent_id, seller_agent_id, buyer_wallet, seller_wallet, service_id,
               quantity, unit, price_per_unit_cents, rail, provider, settlement_model,
-              activation_version, token, max_amount, infra_fee, expiry, close_window, metadata, status)
+              activation_version, token, max_amount, infra_fee, expiry, close_window, metadata, status,
+              proposal_key)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::text::numeric,
-                   $17::text::numeric, $18, $19, $20::text::jsonb, $21)"#,
+                   $17::text::numeric, $18, $19, $20::text::jsonb, $21, $22)"#,
         new.id,
         int(new.chain_id),
         new.buyer_agent_id,
@@ -312,10 +316,24 @@ pub async fn insert(
         i32::try_from(new.close_window).unwrap_or(i32::MAX),
         new.metadata,
         new.status.as_str(),
+        new.proposal_key,
     )
     .execute(&mut *conn)
     .await?;
     record(conn, new.id, EventKind::Proposed, new.status, cause, None).await
+}
+
+/// The agreement proposed under `proposal_key` (principal and Idempotency-Key), if one was.
+pub async fn by_proposal_key(
+    conn: &mut PgConnection,
+    proposal_key: &str,
+) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar!(
+        "SELECT id FROM usage_agreements WHERE proposal_key = $1",
+        proposal_key
+    )
+    .fetch_optional(conn)
+    .await?)
 }
 
 /// The agreement `id`.

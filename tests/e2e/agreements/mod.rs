@@ -131,10 +131,17 @@ async fn a_proposal_accepted_fixes_its_escrow_and_the_view_follows_the_chain() -
     assert_eq!(terms.token, f.chain.deployment.token);
     let onchain = eip712::agreement_id(&terms, &f.domain());
     assert_eq!(accepted.onchain_agreement_id, Some(onchain.to_string()));
-    // Replayed, and then answered again under another key: 409.
+    // Replayed; accepted again under another key (a retry whose first answer was lost with its
+    // process): answered with the agreement as it is, nothing written; the other answer: 409.
     assert!(f.seller_api.accept(id, "accept-1").await?.replayed);
+    let again = f.seller_api.accept(id, "accept-2").await?;
+    assert_eq!((again.status, again.body.history.len()), (200, 2));
     assert_eq!(
-        problem(f.seller_api.accept(id, "accept-2").await)?,
+        problem(
+            f.seller_api
+                .reject(id, "changed my mind", "reject-after")
+                .await
+        )?,
         (409, "invalid_transition".into())
     );
 
@@ -172,6 +179,57 @@ async fn a_proposal_accepted_fixes_its_escrow_and_the_view_follows_the_chain() -
     assert_eq!(by_api_id.status.as_u16(), 200, "{}", by_api_id.text());
     let by_api_id: pactum_client::types::EscrowStatus = by_api_id.json()?;
     assert_eq!(by_api_id.agreement_id, onchain.to_string());
+    Ok(())
+}
+
+/// The process dies after a write committed but before its idempotency record was stored (the
+/// record is removed here to stand for that): the retry under the same key proposes nothing
+/// new and answers with the agreement made; the seller's accept, retried the same way, answers
+/// with the agreement as accepted instead of a 409.
+#[tokio::test]
+async fn a_retry_after_a_lost_answer_repeats_nothing() -> eyre::Result<()> {
+    let f = Fixture::new(|_| {}).await?;
+    let first = propose(&f, "lost-1").await?;
+    let forget = |key: &'static str| {
+        let pool = f.db().pool().clone();
+        async move {
+            sqlx::query("DELETE FROM idempotency_keys WHERE key = $1")
+                .bind(key)
+                .execute(&pool)
+                .await
+        }
+    };
+    forget("lost-1").await?;
+    let before = stored(&f).await?;
+    let again = f.buyer_api.propose(&proposal(&f), "lost-1").await?;
+    assert!(
+        !again.replayed,
+        "the idempotency record was gone: this ran again"
+    );
+    assert_eq!(again.body.agreement_id, first.agreement_id);
+    assert_eq!(stored(&f).await?, before, "no second proposal");
+    // Another key is another proposal.
+    assert_ne!(
+        propose(&f, "lost-2").await?.agreement_id,
+        first.agreement_id
+    );
+
+    let accepted = f
+        .seller_api
+        .accept(&first.agreement_id, "acc-1")
+        .await?
+        .body;
+    forget("acc-1").await?;
+    let again = f.seller_api.accept(&first.agreement_id, "acc-1").await?;
+    assert_eq!(
+        (again.status, again.body.status),
+        (200, LifecycleStatus::Accepted)
+    );
+    assert_eq!(
+        again.body.history.len(),
+        accepted.history.len(),
+        "nothing written twice"
+    );
     Ok(())
 }
 

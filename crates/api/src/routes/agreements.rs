@@ -45,10 +45,12 @@ use crate::{
 pub async fn propose(
     State(state): State<AppState>,
     principal: Principal,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<UsageAgreementView>), Problem> {
     let body: ProposeAgreement = parse_body(&body)?;
-    let view = agreements::propose(&state, &principal, &body).await?;
+    let key = crate::idempotency::key_of(&headers)?;
+    let view = agreements::propose(&state, &principal, &body, key.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 

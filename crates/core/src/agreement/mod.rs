@@ -391,11 +391,84 @@ pub fn transition(
     })
 }
 
+/// Whether `request` repeats the answer the agreement already carries: accepting an agreement
+/// that was accepted (whatever it became since), or rejecting again with the reason it was
+/// rejected with. The seller's answers are `PUT`s: a repeat (a retry whose first attempt took
+/// effect but whose answer was lost with its process) is answered with the agreement as it is
+/// and changes nothing. A different answer is still refused by [`transition`].
+pub fn repeats_answer(
+    from: LifecycleStatus,
+    request: Request,
+    rejected_with: Option<&str>,
+    reason: Option<&str>,
+) -> bool {
+    use LifecycleStatus as S;
+    match request {
+        Request::Accept => matches!(
+            from,
+            S::Accepted | S::Activating | S::Active | S::Closing | S::SellerClaimed | S::Settled
+        ),
+        Request::Reject => {
+            from == S::Rejected && rejected_with.is_some() && rejected_with == reason
+        }
+        Request::SubmitActivation => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const NOW: u64 = 1_000;
+
+    #[test]
+    fn a_repeated_answer_is_recognised_and_a_different_one_is_not() {
+        use LifecycleStatus as S;
+        for from in [
+            S::Accepted,
+            S::Activating,
+            S::Active,
+            S::Closing,
+            S::SellerClaimed,
+            S::Settled,
+        ] {
+            assert!(repeats_answer(from, Request::Accept, None, None), "{from}");
+            assert!(
+                !repeats_answer(from, Request::Reject, None, Some("no")),
+                "{from}"
+            );
+        }
+        for from in [S::PendingApproval, S::Proposed, S::Rejected, S::Expired] {
+            assert!(
+                !repeats_answer(from, Request::Accept, Some("no"), None),
+                "{from}"
+            );
+        }
+        assert!(repeats_answer(
+            S::Rejected,
+            Request::Reject,
+            Some("busy"),
+            Some("busy")
+        ));
+        assert!(!repeats_answer(
+            S::Rejected,
+            Request::Reject,
+            Some("busy"),
+            Some("other")
+        ));
+        assert!(!repeats_answer(
+            S::Rejected,
+            Request::Reject,
+            None,
+            Some("busy")
+        ));
+        assert!(!repeats_answer(
+            S::Accepted,
+            Request::SubmitActivation,
+            None,
+            None
+        ));
+    }
     const LATER: u64 = 2_000;
 
     fn go(
