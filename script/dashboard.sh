@@ -19,6 +19,9 @@ start_seeded_stack .run/dashboard pactum_dashboard
 "$pactum" admin --config "$dir/pactum.toml" create-owner --id other-owner --name "Other owner" \
   --email other@pactum.local >/dev/null
 other_token="$("$pactum" admin --config "$dir/pactum.toml" token --owner other-owner --ttl 3600)"
+PACTUM_ADMIN_WALLET_KEY="0x$(python3 -c 'import secrets; print(secrets.token_hex(32))')" \
+  "$pactum" admin --config "$dir/pactum.toml" create-agent --id other-agent --owner other-owner \
+  --name "Other agent" >/dev/null
 
 log "the dashboard in headless Chromium (tests/browser/dashboard.py)"
 PACTUM_API="$api" PACTUM_OWNER_TOKEN="$owner_token" PACTUM_OTHER_TOKEN="$other_token" \

@@ -23,7 +23,16 @@ start_seeded_stack() {
   rpc_url="http://127.0.0.1:$chain_port"
   api="http://127.0.0.1:$api_port"
   pids=()
-  cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+  # Stops what was started, the services first; what ignores SIGTERM for 5 s is killed.
+  cleanup() {
+    local pid
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+      pid="${pids[i]}"
+      kill "$pid" 2>/dev/null || continue
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$pid" 2>/dev/null || true
+    done
+  }
   trap cleanup EXIT
 
   anvil --host 127.0.0.1 --port "$chain_port" >"$dir/anvil.log" 2>&1 &

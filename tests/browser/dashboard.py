@@ -159,6 +159,15 @@ class Browser:
             self.driver.wait(timeout=10)
 
 
+def keys(browser, text):
+    """Types `text` into whatever has the focus, key by key."""
+    browser.cmd("POST", "/actions", {"actions": [{
+        "type": "key", "id": "keyboard",
+        "actions": [a for ch in text for a in
+                    ({"type": "keyDown", "value": ch}, {"type": "keyUp", "value": ch})],
+    }]})
+
+
 class Receiver(http.server.BaseHTTPRequestHandler):
     """A webhook receiver: records each message id it gets."""
 
@@ -207,7 +216,13 @@ def seed():
     for p in proposals:
         assert p["status"] == "pending_approval", p
     api("PATCH", f"/agents/st-buyer/webhooks/{hook['webhook_id']}", {"enabled": True})
-    return [p["agreement_id"] for p in proposals]
+    failed = [
+        d["delivery_id"]
+        for d in api("GET", "/agents/st-buyer/webhooks/deliveries?status=failed&limit=100")["deliveries"]
+        if d["webhook_id"] == hook["webhook_id"]
+    ]
+    assert failed, "the disabled endpoint recorded no failed delivery"
+    return [p["agreement_id"] for p in proposals], failed
 
 
 def main():
@@ -219,7 +234,7 @@ def main():
     assert "script-src 'self'" in headers["content-security-policy"], headers
     assert headers["x-content-type-options"] == "nosniff", headers
 
-    agreement_ids = seed()
+    agreement_ids, failed_deliveries = seed()
     pending = api("GET", "/agents/st-buyer/approvals?status=pending")["approvals"]
     by_agreement = {a["agreement_id"]: a["request_id"] for a in pending}
     approve_id, reject_id = by_agreement[agreement_ids[0]], by_agreement[agreement_ids[1]]
@@ -227,6 +242,9 @@ def main():
     browser = Browser()
     try:
         browser.go(API + "/dashboard")
+        # Any Content-Security-Policy violation from here on is a failure.
+        browser.js("window.__csp = []; document.addEventListener('securitypolicyviolation',"
+                   " e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));")
         browser.type("#token", OWNER)
         browser.click("#sign-in button[type=submit]")
         wait("the owner signed in", lambda: "Stack owner" in browser.text("#who"))
@@ -252,14 +270,15 @@ def main():
         assert approve_id in [a["request_id"] for a in approved], approved
         assert api("GET", f"/usage-agreements/{agreement_ids[0]}")["status"] == "proposed"
 
-        # Reject the other by keyboard: focus the reason, type, press Enter.
-        reason_field = f'form[data-request-id="{reject_id}"] input[name=reason]'
-        browser.js("arguments[0].focus();", {ELEMENT: browser.find(reason_field)})
-        browser.cmd("POST", "/actions", {"actions": [{
-            "type": "key", "id": "keyboard",
-            "actions": [a for ch in "over this week's budget" + ENTER for a in
-                        ({"type": "keyDown", "value": ch}, {"type": "keyUp", "value": ch})],
-        }]})
+        # Reject the other by keyboard: from its Approve button, Tab reaches the reason; type it
+        # and press Enter.
+        approve_button = browser.find(f'article[data-request-id="{reject_id}"] button.approve')
+        browser.js("arguments[0].focus();", {ELEMENT: approve_button})
+        keys(browser, "\ue004")  # Tab
+        focused = browser.js("return document.activeElement.getAttribute('name') + '@'"
+                             " + document.activeElement.closest('form').dataset.requestId;")
+        assert focused == f"reason@{reject_id}", focused
+        keys(browser, "over this week's budget" + ENTER)
         wait("the rejected request to leave", lambda: not browser.find_all(f'article[data-request-id="{reject_id}"]'))
         rejected = api("GET", "/agents/st-buyer/approvals?status=rejected")["approvals"]
         mine = [a for a in rejected if a["request_id"] == reject_id]
@@ -267,10 +286,12 @@ def main():
         assert api("GET", f"/usage-agreements/{agreement_ids[1]}")["status"] == "rejected"
         wait("the empty inbox", lambda: "Nothing waits" in browser.text("#approvals-body"))
 
-        # Deliveries: failures first; replay the first one.
-        first = wait("a failed delivery first", lambda: browser.find_all("#deliveries-body tbody tr"))[0]
-        delivery_id = browser.cmd("GET", f"/element/{first}/attribute/data-delivery-id")
-        assert browser.cmd("GET", f"/element/{first}/text").split("\n")[0] is not None
+        # Deliveries: every failed one listed before any other; replay one the seed made fail.
+        wait("the deliveries", lambda: browser.find_all("#deliveries-body tbody tr"))
+        statuses = browser.js("return [...document.querySelectorAll('#deliveries-body .delivery-status')]"
+                              ".map(e => e.textContent);")
+        assert "failed" in statuses and statuses == sorted(statuses, key=lambda s: s != "failed"), statuses
+        delivery_id = failed_deliveries[0]
         assert "failed" in browser.text(f'tr[data-delivery-id="{delivery_id}"] .delivery-status')
         browser.click(f'tr[data-delivery-id="{delivery_id}"] button.replay')
         wait("the replay to show", lambda: "failed" not in browser.text(f'tr[data-delivery-id="{delivery_id}"] .delivery-status'))
@@ -286,6 +307,7 @@ def main():
         assert api("GET", f"/receipts/verify/{receipt_id}")["valid"] is True
 
         # A settled agreement's timeline, with its transactions.
+        assert browser.js("return document.getElementById('agreement-agent').value;") == "st-buyer"
         settled = wait(
             "a settled agreement",
             lambda: [
@@ -301,20 +323,25 @@ def main():
         history = api("GET", f"/usage-agreements/{settled_id}")["history"]
         assert tx in [e["tx_hash"] for e in history], history
 
-        # Another owner sees none of it.
+        violations = browser.js("return window.__csp;")
+        assert violations == [], violations
+
+        # Another owner sees only its own agent, and none of this owner's data.
         browser.click("#sign-out")
         wait("signed out", lambda: browser.js("return !document.getElementById('sign-in-section').hidden;"))
         browser.type("#token", OTHER)
         browser.click("#sign-in button[type=submit]")
         wait("the other owner signed in", lambda: "Other owner" in browser.text("#who"))
-        wait("no agents", lambda: "No agents yet." in browser.text("#agents-body"))
-        assert not browser.find_all("[data-agent-id], [data-agreement-id], [data-delivery-id], [data-receipt-id]")
+        wait("its agent", lambda: browser.find_all('[data-agent-id="other-agent"]'))
+        shown = browser.js("return [...document.querySelectorAll('[data-agent-id]')].map(e => e.dataset.agentId);")
+        assert shown == ["other-agent"], shown
+        assert not browser.find_all("[data-agreement-id], [data-delivery-id], [data-receipt-id], article.approval")
         status, _, _ = call("GET", API + "/agents/st-buyer", token=OTHER)
         assert status == 404, status
     finally:
         browser.close()
     print("dashboard: signed in, approved and rejected (by keyboard), replayed a delivery, "
-          "verified a receipt, read a timeline; another owner saw nothing")
+          "verified a receipt, read a timeline; another owner saw only its own agent")
 
 
 if __name__ == "__main__":

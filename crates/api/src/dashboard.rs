@@ -22,7 +22,7 @@ const STYLE: &str = include_str!("dashboard/app.css");
 
 /// What every dashboard file is sent with.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
-                   img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+                   img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 fn file(content_type: &'static str, body: &'static str) -> Response {
     let mut response = body.into_response();
@@ -82,6 +82,14 @@ mod tests {
         }
         // The token is never put in a cookie or in local (persistent) storage.
         assert!(!SCRIPT.contains("document.cookie") && !SCRIPT.contains("localStorage"));
+    }
+
+    #[test]
+    fn the_sign_in_form_cannot_put_the_token_in_a_url() {
+        // Posted, not a GET query string, should it ever be submitted without the script; and
+        // the CSP lets no form submit anywhere (the script sends the token itself).
+        assert!(INDEX.contains(r#"<form id="sign-in" method="post""#));
+        assert!(CSP.contains("form-action 'none'"));
     }
 
     #[test]

@@ -68,7 +68,14 @@ pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<
         Err(e) if e.to_string().starts_with("invalid type: floating point") => {
             let mut value: serde_json::Value =
                 serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))?;
-            integral_floats_as_integers(&mut value);
+            // The client's own free-form data (`metadata`) is kept exactly as sent.
+            match &mut value {
+                serde_json::Value::Object(fields) => fields
+                    .iter_mut()
+                    .filter(|(k, _)| k.as_str() != "metadata")
+                    .for_each(|(_, v)| integral_floats_as_integers(v)),
+                other => integral_floats_as_integers(other),
+            }
             serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
         }
         Err(e) => Err(invalid(e.to_string())),
@@ -81,9 +88,10 @@ fn integral_floats_as_integers(value: &mut serde_json::Value) {
     use serde_json::Value;
     match value {
         Value::Number(n) if n.is_f64() => {
-            // Within ±2^53 every whole float is exact; beyond, it is not the client's integer.
+            // Below 2^53 every whole float is exact; from there on it may not be the client's
+            // integer (9007199254740993.0 reads as ...992).
             const EXACT: f64 = 9_007_199_254_740_992.0;
-            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= EXACT) {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < EXACT) {
                 *value = Value::from(f as i64);
             }
         }
@@ -176,12 +184,28 @@ mod numbers {
         );
     }
 
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    struct WithMetadata {
+        quantity: u64,
+        metadata: serde_json::Value,
+    }
+
+    #[test]
+    fn free_form_metadata_is_kept_as_sent() {
+        let parsed: WithMetadata =
+            parse_body(br#"{"quantity": 3.0, "metadata": {"ratio": 2.0}}"#).unwrap();
+        assert_eq!(parsed.quantity, 3);
+        assert_eq!(parsed.metadata, serde_json::json!({"ratio": 2.0}));
+        assert!(parsed.metadata["ratio"].is_f64());
+    }
+
     #[test]
     fn fractions_and_inexact_floats_stay_refused() {
         for body in [
             r#"{"deadline": 1.5, "nested": []}"#,
             r#"{"deadline": 1e300, "nested": []}"#,
             r#"{"deadline": -1.0, "nested": []}"#,
+            r#"{"deadline": 9007199254740993.0, "nested": []}"#,
         ] {
             let refused = parse_body::<Body>(body.as_bytes()).unwrap_err();
             assert_eq!(refused.0.code, "invalid_body", "{body}");

@@ -175,11 +175,20 @@ fn common_responses(openapi: &mut utoipa::openapi::OpenApi) {
             p.parameter_in == ParameterIn::Header
                 && p.name.eq_ignore_ascii_case(idempotency::HEADER)
         });
+        // A status the operation documents already gets the new reason appended.
         let mut add = |status: &str, description: &str| {
-            op.responses
-                .responses
-                .entry(status.to_owned())
-                .or_insert_with(|| problem(description).into());
+            use utoipa::openapi::RefOr;
+            match op.responses.responses.get_mut(status) {
+                Some(RefOr::T(response)) if !response.description.contains(description) => {
+                    response.description = format!("{}; or {description}", response.description);
+                }
+                Some(_) => {}
+                None => {
+                    op.responses
+                        .responses
+                        .insert(status.to_owned(), problem(description).into());
+                }
+            }
         };
         if secured {
             add("401", "Missing or invalid credentials (`unauthenticated`)");

@@ -226,10 +226,10 @@ impl Policy {
                 return Err(invalid(rule, format!("at most {MAX_LIST} entries")));
             }
             for (i, entry) in list.iter().enumerate() {
-                if entry.trim().is_empty() || entry.len() > 128 {
+                if entry.trim().is_empty() || entry.len() > 128 || entry.contains('\0') {
                     return Err(invalid(
                         rule,
-                        format!("entry {i} is blank or over 128 bytes"),
+                        format!("entry {i} is blank, over 128 bytes or holds a NUL character"),
                     ));
                 }
                 if list[..i].contains(entry) {
@@ -514,6 +514,13 @@ mod tests {
         assert_eq!(p, Policy::default());
         assert!(p.validate().is_ok());
         assert_eq!(serde_json::to_string(&p).unwrap(), "{}");
+    }
+
+    #[test]
+    fn a_nul_in_a_list_entry_is_refused_by_its_rule() {
+        // No text column (nor jsonb) can store U+0000: refused here, not as a database error.
+        let err = Policy::parse(br#"{"allowed_services": ["a\u0000b"]}"#).unwrap_err();
+        assert_eq!(err.rule, "allowed_services");
     }
 
     #[test]

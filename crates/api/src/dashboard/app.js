@@ -27,10 +27,10 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
+/** Reports progress politely; errors go to the assertive alert region instead. */
 function say(message, error) {
-  const s = $('status');
-  s.textContent = message;
-  s.classList.toggle('error', Boolean(error));
+  $('status').textContent = error ? '' : message;
+  $('alert').textContent = error ? message : '';
 }
 
 class ApiError extends Error {
@@ -85,29 +85,34 @@ function empty(text) {
 
 async function signIn(candidate) {
   token = candidate;
+  let me;
   try {
-    const me = await api('GET', '/owners/me');
-    sessionStorage.setItem(TOKEN, token);
-    $('who').textContent = `Signed in as ${me.name} (${me.owner_id})`;
-    $('sign-in-section').hidden = true;
-    $('app').hidden = false;
-    $('sign-out').hidden = false;
-    await loadAll();
-    say(`Signed in as ${me.name}.`);
-    $('approvals-title').focus();
+    me = await api('GET', '/owners/me');
   } catch (err) {
     token = null;
     sessionStorage.removeItem(TOKEN);
     say(`That token was refused: ${err.message}`, true);
     $('token').focus();
+    return;
   }
+  sessionStorage.setItem(TOKEN, token);
+  $('token').value = '';
+  $('who').textContent = `Signed in as ${me.name} (${me.owner_id})`;
+  $('sign-in-section').hidden = true;
+  $('app').hidden = false;
+  $('sign-out').hidden = false;
+  // A section that fails to load says so in place; the others still show.
+  await loadAll();
+  say(`Signed in as ${me.name}.`);
+  $('approvals-title').focus();
 }
 
 function signOut() {
   token = null;
   sessionStorage.removeItem(TOKEN);
-  for (const id of ['agents-body', 'approvals-body', 'agreements-body', 'agreement-detail',
-    'deliveries-body', 'receipts-body', 'agreement-agent', 'who', 'approvals-count']) {
+  for (const id of ['agents-body', 'approvals-body', 'agreements-body', 'agreements-more',
+    'agreement-detail', 'deliveries-body', 'receipts-body', 'agreement-agent', 'who',
+    'approvals-count']) {
     $(id).replaceChildren();
   }
   $('app').hidden = true;
@@ -118,11 +123,41 @@ function signOut() {
   $('token').focus();
 }
 
+/** Every item of a paged list (following `next_cursor`). */
+async function every(path, field) {
+  const items = [];
+  let cursor = null;
+  do {
+    const sep = path.includes('?') ? '&' : '?';
+    const page = await api('GET', `${path}${sep}limit=100${cursor ? `&cursor=${q(cursor)}` : ''}`);
+    items.push(...page[field]);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return items;
+}
+
+/** Runs a section's loader; a failure is shown in the section, not left to stop the page. */
+async function section(body, load) {
+  try {
+    await load();
+  } catch (err) {
+    $(body).replaceChildren(el('p', { class: 'invalid' }, `Could not load this section: ${err.message}`));
+  }
+}
+
 async function loadAll() {
-  agents = (await api('GET', '/agents?limit=100')).agents;
+  await section('agents-body', async () => {
+    agents = await every('/agents', 'agents');
+  });
   const select = $('agreement-agent');
   select.replaceChildren(...agents.map((a) => el('option', { value: a.agent_id }, `${a.name} (${a.agent_id})`)));
-  await Promise.all([loadAgents(), loadApprovals(), loadAgreements(), loadDeliveries(), loadReceipts()]);
+  await Promise.all([
+    section('agents-body', loadAgents),
+    section('approvals-body', loadApprovals),
+    section('agreements-body', loadAgreements),
+    section('deliveries-body', loadDeliveries),
+    section('receipts-body', loadReceipts),
+  ]);
 }
 
 /** Runs `action` for a button, disabling it meanwhile; errors go to the status line. */
@@ -169,8 +204,7 @@ async function loadAgents() {
 async function loadApprovals() {
   const pending = [];
   for (const a of agents) {
-    const page = await api('GET', `/agents/${q(a.agent_id)}/approvals?status=pending&limit=100`);
-    pending.push(...page.approvals);
+    pending.push(...await every(`/agents/${q(a.agent_id)}/approvals?status=pending`, 'approvals'));
   }
   $('approvals-count').textContent = pending.length ? String(pending.length) : '';
   $('approvals-body').replaceChildren(...(pending.length
@@ -180,12 +214,15 @@ async function loadApprovals() {
 
 function approvalItem(r) {
   const reasonId = `reason-${r.request_id}`;
-  const approve = el('button', { type: 'button', class: 'approve', 'data-request-id': r.request_id },
-    'Approve');
+  const approve = el('button', {
+    type: 'button', class: 'approve', 'data-request-id': r.request_id,
+    'aria-label': `Approve ${cents(r.amount_cents)} for ${r.service_id} (${r.request_id})`,
+  }, 'Approve');
   approve.addEventListener('click', () => act(approve, async () => {
     await api('POST', `/agents/${q(r.agent_id)}/approvals/${q(r.request_id)}/approve`);
     say(`Approved ${r.request_id}: the proposal goes on to ${r.counterparty_agent_id}.`);
     await Promise.all([loadApprovals(), loadAgreements()]);
+    $('approvals-title').focus();
   }));
   const reason = el('input', { type: 'text', id: reasonId, name: 'reason', required: true, maxlength: 500 });
   const reject = el('form', { class: 'reject', 'data-request-id': r.request_id },
@@ -199,6 +236,7 @@ function approvalItem(r) {
       await api('POST', `/agents/${q(r.agent_id)}/approvals/${q(r.request_id)}/reject?reason=${q(why)}`);
       say(`Rejected ${r.request_id}: ${why}`);
       await Promise.all([loadApprovals(), loadAgreements()]);
+      $('approvals-title').focus();
     });
   });
   return el('article', { class: 'approval', 'data-request-id': r.request_id, 'aria-label': `Approval ${r.request_id}` },
@@ -211,13 +249,19 @@ function approvalItem(r) {
 
 // ---- agreements ---------------------------------------------------------------------------
 
-async function loadAgreements() {
+let agreementsShown = 0;
+
+async function loadAgreements(more) {
   const agent = $('agreement-agent').value;
+  const asked = ++agreementsShown;
   if (!agent) {
     $('agreements-body').replaceChildren(empty('No agents yet.'));
     return;
   }
-  const page = await api('GET', `/usage-agreements/agents/${q(agent)}/agreements?limit=50`);
+  const cursor = more ? `&cursor=${q(more.cursor)}` : '';
+  const page = await api('GET', `/usage-agreements/agents/${q(agent)}/agreements?limit=50${cursor}`);
+  // A later choice of agent wins over an answer that arrives late.
+  if (asked !== agreementsShown) return;
   const rows = page.agreements.map((g) => {
     const open = el('button', { type: 'button', class: 'secondary', 'aria-label': `Details of ${g.agreement_id}` },
       'Details');
@@ -230,10 +274,21 @@ async function loadAgreements() {
       el('td', {}, cents(g.quantity * g.price_per_unit_cents)),
       el('td', {}, `${g.usage.cumulative_quantity} of ${g.quantity} ${g.unit}`), el('td', {}, open));
   });
-  $('agreements-body').replaceChildren(rows.length
-    ? table(['Agreement', 'Role', 'Counterparty', 'Service', 'Status', 'Amount', 'Used', ''], rows,
-      `Agreements of ${agent}`)
-    : empty('No agreements yet.'));
+  if (more) {
+    more.tbody.append(...rows);
+  } else {
+    $('agreements-body').replaceChildren(rows.length
+      ? table(['Agreement', 'Role', 'Counterparty', 'Service', 'Status', 'Amount', 'Used', ''], rows,
+        `Agreements of ${agent}`)
+      : empty('No agreements yet.'));
+  }
+  $('agreements-more').replaceChildren();
+  if (page.next_cursor) {
+    const next = el('button', { type: 'button', class: 'secondary' }, 'Show older agreements');
+    const tbody = $('agreements-body').querySelector('tbody');
+    next.addEventListener('click', () => act(next, () => loadAgreements({ cursor: page.next_cursor, tbody })));
+    $('agreements-more').replaceChildren(next);
+  }
 }
 
 async function showAgreement(id) {
@@ -277,6 +332,7 @@ function deliveryRow(agent, d) {
       await api('POST', `/agents/${q(agent)}/webhooks/deliveries/${q(d.delivery_id)}/replay`);
       say(`Replay of ${d.delivery_id} queued.`);
       await loadDeliveries();
+      $('deliveries-title').focus();
     }));
   }
   const attempt = d.attempt_log.length ? d.attempt_log[d.attempt_log.length - 1] : null;
@@ -325,6 +381,6 @@ document.addEventListener('DOMContentLoaded', () => {
     if (candidate) signIn(candidate);
   });
   $('sign-out').addEventListener('click', signOut);
-  $('agreement-agent').addEventListener('change', () => loadAgreements().catch((err) => say(err.message, true)));
+  $('agreement-agent').addEventListener('change', () => section('agreements-body', () => loadAgreements()));
   if (token) signIn(token);
 });
