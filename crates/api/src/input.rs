@@ -175,6 +175,13 @@ mod numbers {
     #[test]
     fn whole_numbers_written_as_floats_are_read_as_integers() {
         let parsed: Body = parse_body(br#"{"deadline": 1659.0, "nested": [1e3, -2.0]}"#).unwrap();
+        assert_eq!(parsed.deadline, 1659);
+        // Large ones too: the float is parsed exactly (serde_json's `float_roundtrip`), not to
+        // the nearest quarter.
+        let parsed: Body =
+            parse_body(br#"{"deadline": 1929059507987343.0, "nested": []}"#).unwrap();
+        assert_eq!(parsed.deadline, 1_929_059_507_987_343);
+        let parsed: Body = parse_body(br#"{"deadline": 1659.0, "nested": [1e3, -2.0]}"#).unwrap();
         assert_eq!(
             parsed,
             Body {
