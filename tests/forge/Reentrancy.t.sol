@@ -10,7 +10,7 @@ import {
     ReceiveAuthorization,
     PermitSignature
 } from "../../contracts/interfaces/ITokenAuthorizations.sol";
-import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {TransientReentrancyGuard} from "../../contracts/utils/TransientReentrancyGuard.sol";
 
 /// @notice A token that calls back into the escrow in the middle of a transfer (deposit pull, fee pull,
 ///         seller payout, buyer payout) cannot get a second escrow operation through: the reentrant
@@ -30,7 +30,7 @@ contract ReentrancyTest is SecurityFixture {
         rt = new ReentrantToken();
         vm.label(address(rt), "reentrantToken");
         rt.mint(buyer, BUYER_FUNDS);
-        guardError = abi.encodeWithSelector(ReentrancyGuardTransient.ReentrancyGuardReentrantCall.selector);
+        guardError = abi.encodeWithSelector(TransientReentrancyGuard.ReentrancyGuardReentrantCall.selector);
     }
 
     // ---------------------------------------------------------------------------------------------
