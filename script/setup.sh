@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything pactum needs, project-locally and pinned, from the package registries only:
 #   - anvil, forge, cast 1.7.1, solc-js 0.8.30, OpenZeppelin Contracts 5.7.0 (npm; tools/package-lock.json)
-#   - slither, standardwebhooks and schemathesis (PyPI, into .venv; every package pinned in tools/requirements.txt)
+#   - slither, standardwebhooks, schemathesis and halmos (PyPI, into .venv; every package pinned in tools/requirements.txt)
 # Nothing is installed outside the project folder. Idempotent: a second run only checks stamps.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -23,7 +23,7 @@ fi
 
 py_hash=$(sha256sum tools/requirements.txt | cut -d' ' -f1)
 if ! stamp_ok .venv/.pactum-stamp "$py_hash"; then
-  log "installing slither, standardwebhooks and schemathesis into .venv"
+  log "installing slither, standardwebhooks, schemathesis and halmos into .venv"
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
   echo "$py_hash" > .venv/.pactum-stamp

@@ -21,7 +21,7 @@ contracts() {
   slither . --config-file slither.config.json --disallow-partial
 
   log "forge fmt --check"
-  forge fmt --check contracts tests/forge
+  forge fmt --check contracts tests/forge tests/halmos
 
   log "forge build"
   forge build
@@ -32,6 +32,12 @@ contracts() {
   local started=$SECONDS
   forge test --no-match-contract GasBenchmark
   echo "forge test took $((SECONDS - started)) s (profile ${FOUNDRY_PROFILE:-default})"
+
+  # Symbolic checks (tests/halmos): proven for every input within the stated bounds
+  # (docs/design.md, "What is proven"); built on their own profile and output.
+  log "halmos (symbolic checks of the contracts)"
+  FOUNDRY_PROFILE=halmos halmos --root . --forge-build-out out-halmos --function check_ \
+    --loop 2 --solver-threads 1
 
   log "gas benchmark (isolated transactions) against snapshots/escrow.json"
   # Each measured call runs as its own transaction; any change in gas fails the check. After an
