@@ -4,7 +4,6 @@
 //! are all confirmed, and the index ends equal to a fresh index of the chain.
 
 use std::{
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -136,16 +135,11 @@ impl Chain {
 
     fn serve(&self, database_url: &str, log: &Path) -> eyre::Result<Child> {
         let d = &self.deployment;
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = pactum_devnet::free_port()?;
         let file = std::fs::File::create(log)?;
         Ok(Command::new(env!("CARGO_BIN_EXE_pactum"))
             .arg("serve")
-            .env("PACTUM_DATABASE_URL", database_url)
-            .env("PACTUM_CHAIN_RPC_URL", &self.url)
-            .env("PACTUM_CHAIN_ID", d.chain_id.to_string())
-            .env("PACTUM_CHAIN_ESCROW", d.escrow.to_string())
-            .env("PACTUM_CHAIN_FEE_COLLECTOR", d.fee_collector.to_string())
-            .env("PACTUM_CHAIN_START_BLOCK", d.start_block.to_string())
+            .envs(d.process_env(&self.url, database_url))
             .env("PACTUM_INDEXER_CONFIRMATIONS", "0")
             .env("PACTUM_INDEXER_USE_FINALIZED_TAG", "false")
             .env("PACTUM_INDEXER_POLL_INTERVAL_MS", "50")
@@ -376,7 +370,7 @@ impl PrivateServer {
         if is_root() {
             run(Command::new("chown").arg("postgres").arg(&data))?;
         }
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = pactum_devnet::free_port()?;
         let server = Self { bin, data, port };
         run(server.pg("initdb").arg("-D").arg(&server.data).args([
             "-U",

@@ -480,12 +480,6 @@ async fn index_writer(replicas: &[Replica]) -> Option<usize> {
     None
 }
 
-fn free_port() -> eyre::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 async fn wait_healthy(replica: &mut Replica, log: &std::path::Path) -> eyre::Result<()> {
     let port = replica.port;
     let url = format!("http://127.0.0.1:{port}/health");
@@ -591,7 +585,7 @@ async fn three_processes_with_one_killed_again_and_again_agree_with_the_chain() 
     };
     let mut replicas = Vec::new();
     for _ in 0..REPLICAS {
-        let port = free_port()?;
+        let port = pactum_devnet::free_port()?;
         replicas.push(Replica {
             port,
             child: Some(stack.spawn(port)?),

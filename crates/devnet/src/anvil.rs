@@ -39,6 +39,13 @@ pub fn anvil_binary() -> PathBuf {
         .join("../../tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
 }
 
+/// A loopback TCP port free at the time of asking (for a process the caller is about to start).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
 /// Spawns a throw-away Anvil on a free port; it is killed when the instance is dropped.
 pub fn spawn_anvil() -> Result<AnvilInstance> {
     spawn_anvil_with(&[])

@@ -10,7 +10,7 @@ mod error;
 pub mod scenario;
 
 pub use anvil::{
-    DEV_PRIVATE_KEYS, anvil_binary, connect, dev_signer, spawn_anvil, spawn_anvil_at,
+    DEV_PRIVATE_KEYS, anvil_binary, connect, dev_signer, free_port, spawn_anvil, spawn_anvil_at,
     spawn_anvil_with,
 };
 pub use deploy::{DeployedContract, Deployment, confirm, deploy, deploy_funded};

@@ -102,10 +102,19 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// The OpenAPI document, generated (with its modifiers) and serialized once per process.
+static OPENAPI_JSON: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    serde_json::to_string(&crate::ApiDoc::openapi()).unwrap_or_else(|_| "{}".to_owned())
+});
+
 /// This API's OpenAPI document.
 #[utoipa::path(get, path = "/openapi.json", responses((status = 200, content_type = "application/json")), tag = "operations")]
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(crate::ApiDoc::openapi())
+pub async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        OPENAPI_JSON.as_str(),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

@@ -75,12 +75,6 @@ impl Drop for Process {
     }
 }
 
-fn free_port() -> eyre::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 async fn healthy(http: &Client, port: u16) -> eyre::Result<()> {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(60) {
@@ -314,7 +308,7 @@ async fn main() -> eyre::Result<()> {
     let mut rows = Vec::new();
     for processes in [1usize, 3] {
         while children.len() < processes {
-            let port = free_port()?;
+            let port = pactum_devnet::free_port()?;
             children.push(Process(port, stack.spawn(port)?));
             healthy(&http, port).await?;
         }
